@@ -1,0 +1,137 @@
+"""The walk-forward backtest configuration: typed, validated at load, errors name the key."""
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from strategies.risk import RiskRules
+
+
+class ConfigError(ValueError):
+    """A configuration file that cannot be used; the message names the file and the key."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+
+
+class GenerateConfig(_Strict):
+    """How to build the embedded default catalog when the configured one does not exist."""
+
+    symbols: int = Field(12, ge=1)
+    days: int = Field(120, ge=5)
+    seed: int = 7
+    signal_strength: float = Field(0.0, ge=0.0, lt=1.0)
+
+
+class CatalogConfig(_Strict):
+    path: Path = Path("data/catalog")
+    generate: GenerateConfig = GenerateConfig()
+
+
+class LabelConfig(_Strict):
+    horizon: int = Field(15, ge=1, description="bars ahead the label looks")
+    cost: float = Field(0.001, ge=0.0, description="round-trip cost a move must beat")
+
+
+class WalkForwardConfig(_Strict):
+    folds: int = Field(4, ge=1)
+    train_days: int = Field(35, ge=2)
+    test_days: int = Field(20, ge=1)
+    embargo_days: int = Field(1, ge=0)
+    anchored: bool = False
+
+
+class ModelConfig(_Strict):
+    weight: float = Field(1.0, ge=0.0)
+    params: dict[str, Any] = {}
+
+
+class StrategyConfig(_Strict):
+    entry_threshold: float = Field(0.6, gt=0.5, lt=1.0)
+    allow_short: bool = True
+    risk: RiskRules = RiskRules()
+
+    @field_validator("risk", mode="before")
+    @classmethod
+    def _risk(cls, value: Any) -> RiskRules:
+        """RiskRules is the strategy's own msgspec config: validate with it, not a twin."""
+        if isinstance(value, RiskRules):
+            return value
+        try:
+            return msgspec.convert(value, RiskRules)
+        except msgspec.ValidationError as e:
+            raise ValueError(str(e).replace("$.", "risk.")) from e
+
+
+class VenueConfig(_Strict):
+    starting_cash: float = Field(1_000_000.0, gt=0)
+    commission_per_share: float = Field(0.005, ge=0)
+    min_commission: float = Field(1.0, ge=0)
+    slippage_probability: float = Field(0.5, ge=0, le=1, description="chance a fill slips a tick")
+
+
+class BacktestConfig(_Strict):
+    name: str = "walkforward"
+    seed: int = 7
+    catalog: CatalogConfig = CatalogConfig()
+    universe: list[str] | None = None
+    labels: LabelConfig = LabelConfig()
+    walk_forward: WalkForwardConfig = WalkForwardConfig()
+    models: dict[str, ModelConfig] = Field(default_factory=lambda: {
+        "lightgbm": ModelConfig(), "xgboost": ModelConfig(), "lstm": ModelConfig()})
+    strategy: StrategyConfig = StrategyConfig()
+    venue: VenueConfig = VenueConfig()
+    workers: int = Field(1, ge=1, description="parallel backtest windows")
+
+    @model_validator(mode="after")
+    def _weights(self) -> "BacktestConfig":
+        if not self.models:
+            raise ValueError("models: at least one model is required")
+        if sum(m.weight for m in self.models.values()) <= 0:
+            raise ValueError("models: at least one model needs a positive weight")
+        return self
+
+    def weights(self) -> dict[str, float]:
+        return {name: m.weight for name, m in self.models.items()}
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> BacktestConfig:
+    """Read and validate a YAML config; relative catalog paths stay relative to the cwd."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text())
+    except FileNotFoundError as e:
+        raise ConfigError(f"{path}: file not found") from e
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}") from e
+    if raw is None:
+        raw = {}
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(raw).__name__}")
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    try:
+        return BacktestConfig.model_validate(raw)
+    except ValidationError as e:
+        raise ConfigError(f"{path}: " + "; ".join(_describe(err) for err in e.errors())) from e
+
+
+def _describe(err: dict) -> str:
+    key = ".".join(str(p) for p in err["loc"]) or "<root>"
+    if err["type"] == "extra_forbidden":
+        return f"unknown key '{key}'"
+    return f"'{key}': {err['msg']} (got {err.get('input')!r})"
+
+
+def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
+    node = raw
+    *parents, leaf = dotted.split(".")
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[leaf] = value

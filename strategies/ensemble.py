@@ -1,0 +1,197 @@
+"""EnsembleStrategy: trade the weighted vote of the models' probabilities under the risk rules.
+
+The trading idea in one paragraph: when a fresh MLSignal arrives for a stock with no position,
+combine the models' probabilities with the configured weights; go long when the ensemble is at
+least ``entry_threshold`` sure the price rises, short when it is as sure it falls; enter with a
+bracket (2% stop, 4% target) sized to risk 1% of equity; be flat before the session's real
+close; stop for the day when the day's loss reaches the limit.
+
+The same class runs in backtests (signals replayed from the catalog) and live (signals
+published by the SignalActor).
+"""
+
+import pandas as pd
+from nautilus_trader.config import StrategyConfig
+from nautilus_trader.model.currencies import USD
+from nautilus_trader.model.data import BarType, DataType
+from nautilus_trader.model.enums import OrderSide, TradingState
+from nautilus_trader.model.events import OrderRejected, PositionClosed
+from nautilus_trader.model.identifiers import InstrumentId, Venue
+from nautilus_trader.trading.strategy import Strategy
+
+from catalog.instruments import BAR_SPEC, sector_of
+from catalog.sessions import session_bounds
+from models.ensemble import ensemble_probability
+from strategies.risk import (
+    TRADING_STATE_ENDPOINT,
+    RiskRules,
+    capped_by_sector,
+    position_size,
+)
+from strategies.signals import MLSignal
+
+FLATTEN_ALERT = "flatten-before-close"
+
+
+class EnsembleStrategyConfig(StrategyConfig, frozen=True, kw_only=True):
+    instrument_ids: list[str]
+    weights: dict[str, float]
+    entry_threshold: float = 0.65
+    allow_short: bool = True
+    risk: RiskRules = RiskRules()
+
+
+class EnsembleStrategy(Strategy):
+    def __init__(self, config: EnsembleStrategyConfig) -> None:
+        super().__init__(config)
+        self.instrument_ids = [InstrumentId.from_str(i) for i in config.instrument_ids]
+        self.rules = config.risk
+        self.threshold = config.entry_threshold
+        self.venue = Venue(self.instrument_ids[0].venue.value)
+        self._weights_by_models: dict[str, tuple[float, ...]] = {}
+        self._sectors: dict[InstrumentId, str] = {}
+        self._session_open = 0
+        self._session_close = 0
+        self._entry_cutoff = 0
+        self._day_start_equity = 0.0
+        self._halted = False
+        self._last_check_ns = 0
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    def on_start(self) -> None:
+        for iid in self.instrument_ids:
+            instrument = self.cache.instrument(iid)
+            if instrument is None:
+                raise RuntimeError(f"instrument {iid} is not in the cache")
+            self._sectors[iid] = sector_of(instrument)
+            self.subscribe_bars(BarType.from_str(f"{iid}-{BAR_SPEC}"))
+        self.subscribe_data(DataType(MLSignal))
+
+    def on_stop(self) -> None:
+        self.cancel_all_orders_everywhere()
+        self.flatten("strategy stop")
+
+    # -- events --------------------------------------------------------------------------------
+
+    def on_data(self, data) -> None:
+        if not isinstance(data, MLSignal):
+            return
+        ts = data.ts_event
+        if ts > self._session_close:
+            self._roll_session(ts)
+        if ts != self._last_check_ns:
+            self._last_check_ns = ts
+            self._check_daily_loss()
+        if self._halted or not (self._session_open < ts <= self._entry_cutoff):
+            return
+        p = self._ensemble(data)
+        if p >= self.threshold:
+            side = OrderSide.BUY
+        elif self.config.allow_short and p <= 1.0 - self.threshold:
+            side = OrderSide.SELL
+        else:
+            return
+        self._enter(data.instrument_id, side)
+
+    def on_order_rejected(self, event: OrderRejected) -> None:
+        self.log.warning(f"order {event.client_order_id} rejected: {event.reason}; carrying on")
+
+    def on_position_closed(self, event: PositionClosed) -> None:
+        self._check_daily_loss()
+
+    # -- the trading idea ----------------------------------------------------------------------
+
+    def _ensemble(self, signal: MLSignal) -> float:
+        weights = self._weights_by_models.get(signal.models)
+        if weights is None:
+            names = signal.model_names()
+            missing = [m for m in self.config.weights if m not in names]
+            if missing:
+                raise ValueError(f"MLSignal lacks weighted models {missing} (has {names})")
+            weights = tuple(self.config.weights.get(m, 0.0) for m in names)
+            self._weights_by_models[signal.models] = weights
+        return ensemble_probability(dict(zip(signal.model_names(), signal.probabilities.tolist())), dict(zip(signal.model_names(), weights)))
+
+    def _enter(self, iid: InstrumentId, side: OrderSide) -> None:
+        if not self.portfolio.is_flat(iid) or self.cache.orders_open_count(instrument_id=iid):
+            return
+        open_positions = self.cache.positions_open_count(venue=self.venue)
+        if open_positions >= self.rules.max_positions:
+            return
+        bar = self.cache.bar(BarType.from_str(f"{iid}-{BAR_SPEC}"))
+        if bar is None:
+            return
+        price = bar.close.as_double()
+        equity = self._equity()
+        quantity = position_size(equity, price, self.rules)
+        quantity = capped_by_sector(quantity, price, self._sector_exposure(self._sectors[iid]), equity, self.rules)
+        if quantity < 1:
+            return
+        instrument = self.cache.instrument(iid)
+        sign = 1.0 if side == OrderSide.BUY else -1.0
+        bracket = self.order_factory.bracket(
+            instrument_id=iid,
+            order_side=side,
+            quantity=instrument.make_qty(quantity),
+            sl_trigger_price=instrument.make_price(price * (1.0 - sign * self.rules.stop_loss)),
+            tp_price=instrument.make_price(price * (1.0 + sign * self.rules.take_profit)),
+            tp_post_only=False,
+        )
+        self.submit_order_list(bracket)
+
+    # -- risk ----------------------------------------------------------------------------------
+
+    def _roll_session(self, ts: int) -> None:
+        bounds = session_bounds(pd.Timestamp(ts, tz="UTC"))
+        if bounds is None:
+            return
+        self._session_open, self._session_close = (b.value for b in bounds)
+        minute = 60_000_000_000
+        self._entry_cutoff = self._session_close - self.rules.no_entry_minutes_before_close * minute
+        if self._halted:
+            self.msgbus.send(TRADING_STATE_ENDPOINT, TradingState.ACTIVE)
+            self._halted = False
+        # Anything still open here survived a session end without a bar to trigger the alert.
+        self.flatten("position carried over a session boundary")
+        self._day_start_equity = self._equity()
+        self.clock.cancel_timers()
+        flatten_at = self._session_close - self.rules.flatten_minutes_before_close * minute
+        if flatten_at > self.clock.timestamp_ns():
+            self.clock.set_time_alert_ns(FLATTEN_ALERT, flatten_at, lambda _: self.flatten("session close"))
+
+    def _check_daily_loss(self) -> None:
+        if self._halted or self._day_start_equity <= 0:
+            return
+        loss = 1.0 - self._equity() / self._day_start_equity
+        if loss >= self.rules.daily_loss_limit:
+            self.log.warning(f"daily loss {loss:.2%} reached the limit: flattening and halting")
+            self.flatten("daily loss limit")
+            self.msgbus.send(TRADING_STATE_ENDPOINT, TradingState.HALTED)
+            self._halted = True
+
+    def flatten(self, reason: str) -> None:
+        if self.cache.positions_open_count(venue=self.venue) == 0 and not self.cache.orders_open_count(venue=self.venue):
+            return
+        self.log.info(f"flattening: {reason}")
+        self.cancel_all_orders_everywhere()
+        for iid in self.instrument_ids:
+            self.close_all_positions(iid)
+
+    def cancel_all_orders_everywhere(self) -> None:
+        for iid in self.instrument_ids:
+            self.cancel_all_orders(iid)
+
+    def _equity(self) -> float:
+        account = self.portfolio.account(self.venue)
+        if account is None:
+            return 0.0
+        unrealized = self.portfolio.unrealized_pnls(self.venue).get(USD)
+        return account.balance_total(USD).as_double() + (unrealized.as_double() if unrealized else 0.0)
+
+    def _sector_exposure(self, sector: str) -> float:
+        total = 0.0
+        for position in self.cache.positions_open(venue=self.venue):
+            if self._sectors.get(position.instrument_id) == sector:
+                total += abs(position.quantity.as_double() * position.avg_px_open)
+        return total

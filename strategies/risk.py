@@ -1,0 +1,65 @@
+"""Risk rules of the product brief: sizing, caps and the trading-state switch.
+
+Sizing and caps are pure functions so they can be tested without an engine; the strategy only
+feeds them equity, prices and current exposure.
+"""
+
+from typing import Annotated
+
+from msgspec import Meta
+from nautilus_trader.common.component import MessageBus
+from nautilus_trader.config import NautilusConfig
+from nautilus_trader.model.enums import TradingState
+
+TRADING_STATE_ENDPOINT = "Sextant.set_trading_state"
+
+
+Fraction = Annotated[float, Meta(gt=0.0, le=1.0)]
+Minutes = Annotated[int, Meta(ge=1, le=120)]
+
+
+class RiskRules(NautilusConfig, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """Defaults from DESIGN.md; every field is configurable from YAML."""
+
+    risk_per_trade: Fraction = 0.01
+    stop_loss: Fraction = 0.02
+    take_profit: Annotated[float, Meta(gt=0.0)] = 0.04
+    max_position_pct: Fraction = 0.05
+    max_sector_pct: Fraction = 0.25
+    max_positions: Annotated[int, Meta(ge=1)] = 10
+    daily_loss_limit: Fraction = 0.02
+    flatten_minutes_before_close: Minutes = 5
+    no_entry_minutes_before_close: Minutes = 15
+
+
+def position_size(equity: float, price: float, rules: RiskRules) -> int:
+    """Shares so that hitting the stop loses ``risk_per_trade`` of equity, capped per stock."""
+    if equity <= 0 or price <= 0:
+        return 0
+    by_risk = rules.risk_per_trade * equity / (rules.stop_loss * price)
+    by_cap = rules.max_position_pct * equity / price
+    return int(min(by_risk, by_cap))
+
+
+def capped_by_sector(
+    quantity: int, price: float, sector_exposure: float, equity: float, rules: RiskRules
+) -> int:
+    """Reduce ``quantity`` so the sector's gross exposure stays within its cap (0 if no room)."""
+    room = rules.max_sector_pct * equity - sector_exposure
+    if room <= 0:
+        return 0
+    return int(min(quantity, room // price))
+
+
+def install_trading_state_endpoint(msgbus: MessageBus, risk_engine) -> None:
+    """Let strategies switch the RiskEngine's trading state through the message bus.
+
+    NautilusTrader 1.221 gives strategies no handle on the RiskEngine; the host (backtest window
+    or live node) registers this endpoint once after building the kernel.
+    """
+
+    def set_state(state: TradingState) -> None:
+        if risk_engine.trading_state != state:
+            risk_engine.set_trading_state(state)
+
+    msgbus.register(endpoint=TRADING_STATE_ENDPOINT, handler=set_state)
