@@ -6,7 +6,7 @@ worker process (``max_tasks_per_child=1``) and hands back only file paths and a 
 
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -43,6 +43,7 @@ class WindowSpec:
 
     name: str
     catalog_path: str
+    signal_catalog_path: str | None
     instrument_ids: tuple[str, ...]
     start_ns: int
     end_ns: int
@@ -51,7 +52,6 @@ class WindowSpec:
     out_dir: str
     strategy_path: str = "strategies.ensemble:EnsembleStrategy"
     config_path: str = "strategies.ensemble:EnsembleStrategyConfig"
-    with_signals: bool = True
     log_level: str = "ERROR"
 
 
@@ -64,31 +64,17 @@ class WindowResult:
     positions_path: str
     account_path: str
     final_balance: float
-    summary: dict = field(default_factory=dict)
 
 
 def run_config(spec: WindowSpec) -> BacktestRunConfig:
-    data = [
-        BacktestDataConfig(
-            catalog_path=spec.catalog_path,
-            data_cls=Bar,
-            instrument_ids=list(spec.instrument_ids),
-            bar_spec=BAR_SPEC.removesuffix("-EXTERNAL"),
-            start_time=spec.start_ns,
-            end_time=spec.end_ns,
-        )
-    ]
-    if spec.with_signals:
-        data.append(
-            BacktestDataConfig(
-                catalog_path=spec.catalog_path,
-                data_cls="strategies.signals:MLSignal",
-                client_id=SIGNAL_CLIENT,
-                instrument_ids=list(spec.instrument_ids),
-                start_time=spec.start_ns,
-                end_time=spec.end_ns,
-            )
-        )
+    window = {"instrument_ids": list(spec.instrument_ids), "start_time": spec.start_ns, "end_time": spec.end_ns}
+    # Bars are listed before signals so that, at equal timestamps, a bar reaches the strategy
+    # before the signal computed from it.
+    data = [BacktestDataConfig(catalog_path=spec.catalog_path, data_cls=Bar,
+                               bar_spec=BAR_SPEC.removesuffix("-EXTERNAL"), **window)]
+    if spec.signal_catalog_path is not None:
+        data.append(BacktestDataConfig(catalog_path=spec.signal_catalog_path, client_id=SIGNAL_CLIENT,
+                                       data_cls="strategies.signals:MLSignal", **window))
     venue = BacktestVenueConfig(
         name=str(VENUE),
         oms_type="NETTING",

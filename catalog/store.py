@@ -8,6 +8,7 @@ into a bars frame, which is what the feature code wants; the engine itself still
 same files through the catalog.
 """
 
+import json
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from nautilus_trader.persistence.wranglers import BarDataWrangler
 
 from catalog.instruments import bar_type, equity, sector_of
 
+SYNTHETIC_MARKER = "sextant-synthetic.json"
 BAR_COLUMNS = ["open", "high", "low", "close", "volume"]
 
 
@@ -53,6 +55,17 @@ class MarketCatalog:
 
     def sectors(self) -> dict[str, str]:
         return {i.id.symbol.value: sector_of(i) for i in self.instruments()}
+
+    # -- provenance ------------------------------------------------------------------------------
+
+    def mark_synthetic(self, description: dict) -> None:
+        """Record that this catalog holds generated data, so reports can say so."""
+        self.path.mkdir(parents=True, exist_ok=True)
+        (self.path / SYNTHETIC_MARKER).write_text(json.dumps(description, indent=2))
+
+    def synthetic_origin(self) -> dict | None:
+        marker = self.path / SYNTHETIC_MARKER
+        return json.loads(marker.read_text()) if marker.exists() else None
 
     # -- bars -----------------------------------------------------------------------------------
 

@@ -1,49 +1,53 @@
 """Synthetic US-equity minute-bar market with an optional, tunable planted signal.
 
 Why it exists: end-to-end tests and demos need a market where the truth is known. With
-``signal_strength == 0`` nothing about the direction of future returns is knowable, so any
-model or backtest that "finds" an edge has a leak. With ``signal_strength > 0`` a causal
-edge exists, so the ML pipeline must find it.
+``signal_strength == 0`` the direction of future returns is unknowable, so any model or
+backtest that "finds" an edge has a leak. With ``signal_strength > 0`` a causal edge exists
+and the ML pipeline should find it.
 
-Return model, per symbol ``i`` and bar ``t`` (log returns)::
+Price model, per symbol ``i`` and bar ``t`` (log prices)::
 
-    r[t, i] = sigma[t, i] * (s * alpha[t, i] + sqrt(1 - s**2) * eps[t, i])
+    log_close[t, i] = fair[t, i] + mispricing[t, i]
+    fair[t, i]      = fair[t-1, i] + gap[t, i] + sigma[t, i] * eps[t, i]
+    mispricing      = s * MISPRICING_VOLS * base_vol[i] * m[t, i]
 
-* ``eps`` is unit-variance noise made of a market factor, a sector factor and an
-  idiosyncratic part (Student-t, fat tailed), independent over time.
-* ``sigma`` = per-symbol base vol x an intraday U-shape x ``sqrt(h)``, where ``h`` follows a
-  GARCH(1,1) recursion driven by ``eps**2``: volatility clusters, but since it only sees
-  squared shocks it never predicts direction.
-* ``alpha`` is a latent per-symbol AR(1) state with unit variance and a half-life of
-  ``ALPHA_HALF_LIFE_BARS`` bars, independent of ``eps``. It is never published; it is only
-  revealed through the past returns it has pushed, which is what makes it learnable from
-  causal features (multi-lag returns, RSI, price vs moving averages over 5-60 bars).
-* Each session opens with an overnight gap (market + sector + idiosyncratic, no signal).
+* ``eps``: unit-variance Student-t noise = market factor + sector factor + idiosyncratic,
+  independent over time.
+* ``sigma`` = per-symbol base minute vol x intraday U-shape x ``sqrt(h)`` where ``h`` is a
+  GARCH(1,1) recursion on ``eps**2``: volatility clusters, but it only sees squared shocks,
+  so it never predicts direction.
+* ``gap``: overnight gap on each session's first bar (factor structured, no signal).
+* ``m``: latent, unit-variance, per-symbol state that is never published: a slow AR(1)
+  driver (half-life 60 bars) smoothed by an EMA (half-life 30 bars). The price therefore
+  drifts towards a hidden, wandering target: over the next 15-30 bars it tends to keep the
+  direction it took over the past 15-60 bars (momentum), and because ``m`` is stationary
+  the drift later reverts, so daily volatility stays realistic for every ``s``.
 
-``s`` (``signal_strength``) is therefore the share of each bar's return standard deviation
-driven by the persistent latent state: ``s**2`` is the fraction of per-bar return variance
-that is (in principle) forecastable, while total volatility is the same for every ``s``.
-``s = 0`` is a directionless random walk with GARCH clustering.
+``s`` (``signal_strength``) scales the hidden mispricing: its standard deviation is
+``s * MISPRICING_VOLS`` minute-vols of the symbol (s = 0.2 -> 15 minute-vols, about 1.5% of
+price). ``s = 0`` is a directionless random walk with GARCH clustering. The random draws do
+not depend on ``s``: the same seed with different ``s`` gives the same noise, so differences
+between such markets are due to the signal alone.
 
-Measured on 12 symbols x 120 days (seed 0), correlation of the past-30-bar return with the
-next-15-bar return (overlapping windows inside sessions), and AUC of that past return as a
-score for the next-15-bar direction::
+Measured on 12 symbols x 120 sessions (seed 0), overlapping windows inside sessions:
+correlation of the past-30-bar return with the next-15-bar return, and the AUC of that
+past return as a score for the next-15-bar direction::
 
-    s = 0.0  ->  corr  0.00, AUC 0.50
-    s = 0.1  ->  corr  0.09, AUC 0.55
-    s = 0.2  ->  corr  0.27, AUC 0.63
-    s = 0.3  ->  corr  0.43, AUC 0.71
+    s = 0.0  ->  corr 0.01, AUC 0.50   (daily vol 2.1%)
+    s = 0.1  ->  corr 0.13, AUC 0.57   (daily vol 2.4%)
+    s = 0.2  ->  corr 0.30, AUC 0.65   (daily vol 3.0%)
+    s = 0.3  ->  corr 0.41, AUC 0.69   (daily vol 3.8%)
 
-A model combining several lags does a little better than that single feature. Recommended
-range for demos: 0.1 (hard but findable) to 0.3 (obvious).
+Recommended range: 0.1 (subtle but findable) to 0.3 (obvious).
 
 Known artefact: prices are rounded to cents, which adds a tiny lag-1 reversal to
-close-to-close returns of low-priced, low-vol symbols even at ``s = 0`` (like bid-ask bounce);
-it is negligible at horizons of several bars.
+close-to-close returns of low-priced, low-vol symbols even at ``s = 0`` (like bid-ask
+bounce); it is negligible at horizons of several bars.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
 from string import ascii_uppercase
@@ -54,8 +58,10 @@ from scipy.signal import lfilter
 
 from catalog.sessions import session_minutes, sessions_ending
 
-STATE_HALF_LIFE_BARS = 30.0
-MISPRICING_VOLS = 30.0
+# Latent state: AR(1) driver, then EMA smoothing; half-lives in bars.
+DRIVER_HALF_LIFE_BARS = 60.0
+SMOOTHING_HALF_LIFE_BARS = 30.0
+MISPRICING_VOLS = 75.0  # mispricing std at s = 1, in minute-vols of the symbol
 
 # GARCH(1,1) on the unit-variance noise: persistence 0.99 per minute (half-life ~70 bars),
 # variance normalised to an unconditional mean of 1.
@@ -63,19 +69,21 @@ GARCH_ALPHA = 0.04
 GARCH_BETA = 0.95
 GARCH_OMEGA = 1.0 - GARCH_ALPHA - GARCH_BETA
 
-# Share of the noise variance coming from the market and the sector factor; the rest is
-# idiosyncratic. Gives intra-sector correlations ~0.45 and cross-sector ~0.3.
+# Share of the noise variance from the market and the sector factor; the rest is
+# idiosyncratic. Gives return correlations ~0.45 within a sector and ~0.3 across.
 MARKET_SHARE = 0.30
 SECTOR_SHARE = 0.15
 
 STUDENT_T_DOF = 5.0
 MINUTE_VOL_RANGE = (0.0006, 0.0013)  # per-symbol base vol of a 1-minute log return
-OVERNIGHT_GAP_VOL_IN_MINUTES = 8.0  # overnight gap std in units of the symbol's minute vol
+GAP_VOL_IN_MINUTES = 8.0  # overnight gap std, in minute-vols of the symbol
 START_PRICE_RANGE = (20.0, 500.0)
-BASE_VOLUME_RANGE = (500.0, 20_000.0)  # median shares per midday minute
+BASE_VOLUME_RANGE = (500.0, 20_000.0)  # typical shares per midday minute
 VOLUME_NOISE_SIGMA = 0.6  # lognormal volume noise
 WICK_SCALE = 0.6  # high/low excursion beyond open/close, in units of the bar's sigma
-_CHUNK = 512  # GARCH bars solved per vectorised block
+_GARCH_BLOCK = 512  # bars solved per vectorised GARCH block
+
+Draw = Callable[[np.random.Generator, tuple[int, ...]], np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -100,7 +108,7 @@ def generate_market(
     """Generate ``n_symbols`` minute-bar frames over the last ``n_days`` NYSE sessions
     ending on/before ``end`` (half days keep their 210 bars).
 
-    Deterministic per ``seed``. ``signal_strength`` in [0, 1) is the ``s`` of the module
+    Deterministic per ``seed``. ``signal_strength`` in [0, 1] is the ``s`` of the module
     docstring: 0 means unpredictable direction, 0.1-0.3 a learnable momentum edge.
     """
     if n_symbols <= 0 or n_days <= 0:
@@ -112,61 +120,51 @@ def generate_market(
 
     rng = np.random.default_rng(seed)
     sessions = sessions_ending(end, n_days)
-    index = session_minutes(sessions)
     minute, length = _minute_in_session(sessions)
-    n_bars = len(index)
-
-    symbols = _symbol_names(n_symbols)
+    symbols = [f"S{i:0{max(3, len(str(n_symbols - 1)))}d}" for i in range(n_symbols)]
     sector_of = np.arange(n_symbols) % n_sectors
-    sector_names = [f"SECTOR_{ascii_uppercase[k]}" for k in range(n_sectors)]
 
     base_vol = rng.uniform(*MINUTE_VOL_RANGE, size=n_symbols)
-    eps = _factor_noise(rng, n_bars, sector_of, n_sectors, _student_t)
+    eps = _factor_noise(rng, len(minute), sector_of, n_sectors, _student_t)
     h = _garch_variance(eps, rng.uniform(0.5, 2.0, size=n_symbols))
     sigma = base_vol * _intraday_vol_shape(minute, length)[:, None] * np.sqrt(h)
 
-    noise_returns = sigma * eps
-    first_bar = minute == 0
-    first_bar[0] = False  # the series starts at the first open: no gap before it
-    gaps = np.zeros_like(noise_returns)
-    gap_noise = _factor_noise(rng, int(first_bar.sum()), sector_of, n_sectors, _gaussian)
-    gaps[first_bar] = OVERNIGHT_GAP_VOL_IN_MINUTES * base_vol * gap_noise
+    is_gap = minute == 0
+    is_gap[0] = False  # the series starts at the first open: nothing to gap from
+    gaps = np.zeros_like(eps)
+    gap_noise = _factor_noise(rng, int(is_gap.sum()), sector_of, n_sectors, _gaussian)
+    gaps[is_gap] = GAP_VOL_IN_MINUTES * base_vol * gap_noise
 
-    s = signal_strength
-    mispricing = s * MISPRICING_VOLS * base_vol * _latent_state(rng, n_bars, n_symbols)
-    start_price = np.exp(rng.uniform(*np.log(START_PRICE_RANGE), size=n_symbols))
-    close_log = np.log(start_price) + np.cumsum(gaps + noise_returns, axis=0) + mispricing
-    open_log = np.vstack([np.log(start_price)[None, :], close_log[:-1]]) + gaps
-    upper = np.maximum(open_log, close_log) + WICK_SCALE * sigma * np.abs(_gaussian(rng, sigma.shape))
-    lower = np.minimum(open_log, close_log) - WICK_SCALE * sigma * np.abs(_gaussian(rng, sigma.shape))
+    state = _latent_state(rng, len(minute), n_symbols)
+    mispricing = signal_strength * MISPRICING_VOLS * base_vol * state
+    start_log = np.log(rng.uniform(*START_PRICE_RANGE, size=n_symbols))
+    close_log = start_log + np.cumsum(gaps + sigma * eps, axis=0) + mispricing
+    open_log = np.vstack([start_log[None, :], close_log[:-1]]) + gaps
+    high_log = np.maximum(open_log, close_log) + WICK_SCALE * sigma * np.abs(_gaussian(rng, eps.shape))
+    low_log = np.minimum(open_log, close_log) - WICK_SCALE * sigma * np.abs(_gaussian(rng, eps.shape))
+    volume = _volume(rng, minute, length, h)
 
-    volume = _volume(rng, minute, length, h, n_symbols)
-
-    bars = {}
-    for j, symbol in enumerate(symbols):
-        bars[symbol] = pd.DataFrame(
+    index = session_minutes(sessions)
+    bars = {
+        symbol: pd.DataFrame(
             {
                 "open": _cents(open_log[:, j]),
-                "high": _cents(upper[:, j]),
-                "low": _cents(lower[:, j]),
+                "high": _cents(high_log[:, j]),
+                "low": _cents(low_log[:, j]),
                 "close": _cents(close_log[:, j]),
                 "volume": volume[:, j],
             },
             index=index,
         )
-    sectors = {symbol: sector_names[sector_of[j]] for j, symbol in enumerate(symbols)}
-    return SyntheticMarket(bars=bars, sectors=sectors, signal_strength=s, seed=seed)
-
-
-def _symbol_names(n: int) -> list[str]:
-    width = max(3, len(str(n - 1)))
-    return [f"S{i:0{width}d}" for i in range(n)]
+        for j, symbol in enumerate(symbols)
+    }
+    sectors = {symbol: f"SECTOR_{ascii_uppercase[sector_of[j]]}" for j, symbol in enumerate(symbols)}
+    return SyntheticMarket(bars=bars, sectors=sectors, signal_strength=signal_strength, seed=seed)
 
 
 def _minute_in_session(sessions: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     """0-based minute within its session and that session's length, for every bar."""
-    lengths = ((sessions["close"] - sessions["open"]) // pd.Timedelta(minutes=1)).to_numpy()
-    lengths = lengths.astype(np.int64)
+    lengths = ((sessions["close"] - sessions["open"]) // pd.Timedelta(minutes=1)).to_numpy(np.int64)
     starts = np.cumsum(lengths) - lengths
     minute = np.arange(lengths.sum()) - np.repeat(starts, lengths)
     return minute, np.repeat(lengths, lengths)
@@ -182,7 +180,9 @@ def _student_t(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     return rng.standard_t(STUDENT_T_DOF, size=shape) * scale
 
 
-def _factor_noise(rng, n_rows: int, sector_of: np.ndarray, n_sectors: int, draw) -> np.ndarray:
+def _factor_noise(
+    rng: np.random.Generator, n_rows: int, sector_of: np.ndarray, n_sectors: int, draw: Draw
+) -> np.ndarray:
     """Unit-variance noise = market factor + sector factor + idiosyncratic part."""
     market = draw(rng, (n_rows, 1))
     sector = draw(rng, (n_rows, n_sectors))[:, sector_of]
@@ -196,29 +196,36 @@ def _garch_variance(eps: np.ndarray, h0: np.ndarray) -> np.ndarray:
 
     The recursion is linear in ``h`` with time-varying coefficients, so within a block
     ``h[t] = c[t] * (h_start + omega * sum(1 / c[k]))`` with ``c`` the running product of
-    the coefficients. Blocks are short enough for ``c`` to stay well inside float range,
-    which replaces a Python loop over every bar with one over ~T/512 blocks.
+    the coefficients. Blocks are short enough for ``c`` to stay well inside float range;
+    this replaces a Python loop over every bar with one over T/512 blocks.
     """
     n_bars = eps.shape[0]
     h = np.empty_like(eps)
     h[0] = h0
-    coef = GARCH_ALPHA * eps[:-1] ** 2 + GARCH_BETA  # coef[t-1] maps h[t-1] -> h[t]
-    previous = h0
-    for start in range(1, n_bars, _CHUNK):
-        stop = min(start + _CHUNK, n_bars)
+    coef = GARCH_ALPHA * eps[:-1] ** 2 + GARCH_BETA  # coef[t-1] maps h[t-1] to h[t]
+    for start in range(1, n_bars, _GARCH_BLOCK):
+        stop = min(start + _GARCH_BLOCK, n_bars)
         running = np.cumprod(coef[start - 1 : stop - 1], axis=0)
-        h[start:stop] = running * (previous + GARCH_OMEGA * np.cumsum(1.0 / running, axis=0))
-        previous = h[stop - 1]
+        h[start:stop] = running * (h[start - 1] + GARCH_OMEGA * np.cumsum(1.0 / running, axis=0))
     return h
 
 
 def _latent_state(rng: np.random.Generator, n_bars: int, n_symbols: int) -> np.ndarray:
-    """Unit-variance AR(1) per symbol, started from its stationary distribution."""
-    phi = 0.5 ** (1.0 / STATE_HALF_LIFE_BARS)
-    innovations = rng.standard_normal((n_bars, n_symbols))
-    initial = phi * rng.standard_normal((1, n_symbols))
-    alpha, _ = lfilter([np.sqrt(1.0 - phi * phi)], [1.0, -phi], innovations, axis=0, zi=initial)
-    return alpha
+    """Unit-variance smoothed AR(1) per symbol, in its stationary regime from bar 0.
+
+    Smoothing makes the state's increments persist (momentum a model can read from past
+    returns); the AR(1) keeps it stationary (no runaway trends). A burn-in of ten driver
+    half-lives, discarded, removes the dependence on the zero starting point.
+    """
+    phi = 0.5 ** (1.0 / DRIVER_HALF_LIFE_BARS)
+    psi = 0.5 ** (1.0 / SMOOTHING_HALF_LIFE_BARS)
+    burn_in = int(10 * DRIVER_HALF_LIFE_BARS)
+    shocks = rng.standard_normal((burn_in + n_bars, n_symbols))
+    driver = lfilter([np.sqrt(1 - phi**2)], [1.0, -phi], shocks, axis=0)
+    smoothed = lfilter([1 - psi], [1.0, -psi], driver, axis=0)[burn_in:]
+    # Stationary variance of y[t] = psi * y[t-1] + (1 - psi) * x[t] for a unit AR(1) x.
+    var = (1 - psi) ** 2 / (1 - psi**2) * (1 + phi * psi) / (1 - phi * psi)
+    return smoothed / np.sqrt(var)
 
 
 def _u_shape(minute: np.ndarray, length: np.ndarray, open_boost: float, close_boost: float) -> np.ndarray:
@@ -229,19 +236,19 @@ def _u_shape(minute: np.ndarray, length: np.ndarray, open_boost: float, close_bo
 
 def _intraday_vol_shape(minute: np.ndarray, length: np.ndarray) -> np.ndarray:
     """Vol U-shape normalised to unit mean-square over a full 390-minute session."""
-    shape = _u_shape(minute, length, open_boost=1.2, close_boost=0.4)
     full_day = np.arange(390)
     norm = np.sqrt(np.mean(_u_shape(full_day, np.full(390, 390), 1.2, 0.4) ** 2))
-    return shape / norm
+    return _u_shape(minute, length, 1.2, 0.4) / norm
 
 
-def _volume(rng, minute: np.ndarray, length: np.ndarray, h: np.ndarray, n_symbols: int) -> np.ndarray:
+def _volume(rng: np.random.Generator, minute: np.ndarray, length: np.ndarray, h: np.ndarray) -> np.ndarray:
     """Integral share volume: U-shaped profile x vol regime x lognormal noise, at least 1."""
-    base = np.exp(rng.uniform(*np.log(BASE_VOLUME_RANGE), size=n_symbols))
+    base = np.exp(rng.uniform(*np.log(BASE_VOLUME_RANGE), size=h.shape[1]))
     profile = _u_shape(minute, length, open_boost=3.0, close_boost=2.5)[:, None]
     noise = rng.lognormal(-0.5 * VOLUME_NOISE_SIGMA**2, VOLUME_NOISE_SIGMA, size=h.shape)
     return np.maximum(np.rint(base * profile * np.sqrt(h) * noise), 1.0)
 
 
 def _cents(log_price: np.ndarray) -> np.ndarray:
-    return np.round(np.exp(log_price), 2)
+    """Round to cents, never below one cent (a bars frame needs positive prices)."""
+    return np.maximum(np.round(np.exp(log_price), 2), 0.01)

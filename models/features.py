@@ -73,6 +73,7 @@ FEATURE_NAMES: tuple[str, ...] = (
     f"rv_ratio_{RV_WINDOWS[0]}_{RV_WINDOWS[-1]}",
     *(f"vol_ratio_{w}" for w in VOLUME_WINDOWS),
     "hl_range",
+    "bar_body",
     f"range_{RANGE_WINDOW}",
     f"stoch_{RANGE_WINDOW}",
     *(f"ret_z_{k}" for k in ZSCORE_LAGS),
@@ -138,19 +139,19 @@ def _rolling_sum(x: np.ndarray, w: int) -> np.ndarray:
     result is non-negative (cumsum is monotone in floating point).
     """
     n = len(x)
-    out = np.full(n, np.nan)
     if n < w:
-        return out
+        return np.full(n, np.nan)
     n_blocks = -(-n // w)
     padded = np.zeros(n_blocks * w)
     padded[:n] = x
     head = np.cumsum(padded.reshape(n_blocks, w), axis=1)
-    totals = head[:, -1]
-    head = head.ravel()
-    out[w - 1] = head[w - 1]
-    t = np.arange(w, n)
-    out[w:] = (totals[t // w - 1] - head[t - w]) + head[t]
-    return out
+    out = np.empty((n_blocks, w))
+    out[0, :-1] = np.nan
+    out[0, -1] = head[0, -1]
+    # Row b holds the windows ending in block b: tail of block b-1 plus head of b.
+    np.subtract(head[:-1, -1:], head[:-1], out=out[1:])
+    out[1:] += head[1:]
+    return out.ravel()[:n]
 
 
 def _rolling_max(x: np.ndarray, w: int) -> np.ndarray:
@@ -296,19 +297,18 @@ def feature_matrix(
     Inputs are equal-length float64 arrays (ts_ns: int64 UTC bar-close times,
     strictly increasing, regular session only). Returns float64 of shape
     (n, len(FEATURE_NAMES)), column-major so each feature is contiguous; rows
-    < WARMUP_BARS are NaN. `open` is accepted for API symmetry with the bars
-    frame but no current feature needs it.
+    < WARMUP_BARS are NaN.
     """
-    del open
     n = len(close)
     out = np.full((len(FEATURE_NAMES), n), np.nan)
     col = dict(zip(FEATURE_NAMES, out, strict=True))
+    local_ns = ny_local_ns(ts_ns)
     with np.errstate(divide="ignore", invalid="ignore"):
         _momentum(col, high, low, close)
         _trend(col, close)
-        _returns_volatility(col, high, low, close)
-        _volume(col, high, low, close, volume, ts_ns)
-        _calendar(col, ts_ns)
+        _returns_volatility(col, open, high, low, close)
+        _volume(col, high, low, close, volume, local_ns // _NS_PER_DAY)
+        _calendar(col, local_ns)
     out[:, :WARMUP_BARS] = np.nan
     return out.T
 
@@ -355,9 +355,13 @@ def _trend(col: dict[str, np.ndarray], close: np.ndarray) -> None:
 
 
 def _returns_volatility(
-    col: dict[str, np.ndarray], high: np.ndarray, low: np.ndarray, close: np.ndarray
+    col: dict[str, np.ndarray],
+    open_: np.ndarray,
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
 ) -> None:
-    """Log returns, realised volatility, ranges and volatility-scaled return z-scores."""
+    """Log returns, realised volatility, bar shape, ranges and return z-scores."""
     log_close = np.log(close)
     for k in RETURN_LAGS:
         col[f"ret_{k}"][:] = _lag_diff(log_close, k)
@@ -370,6 +374,7 @@ def _returns_volatility(
     for k in ZSCORE_LAGS:
         col[f"ret_z_{k}"][:] = col[f"ret_{k}"] / (rv_long * np.sqrt(k))
     col["hl_range"][:] = (high - low) / close
+    col["bar_body"][:] = close / open_ - 1.0
     top = _rolling_max(high, RANGE_WINDOW)
     bottom = _rolling_min(low, RANGE_WINDOW)
     col[f"range_{RANGE_WINDOW}"][:] = (top - bottom) / close
@@ -382,42 +387,47 @@ def _volume(
     low: np.ndarray,
     close: np.ndarray,
     volume: np.ndarray,
-    ts_ns: np.ndarray,
+    day: np.ndarray,
 ) -> None:
-    """Volume ratios, OBV slope (signed-volume imbalance) and session VWAP deviation."""
+    """Volume ratios, OBV slope (signed-volume imbalance) and session VWAP deviation.
+
+    `day` is the New York date of each bar (the VWAP session key).
+    """
+    volume_sums = {w: _rolling_sum(volume, w) for w in {*VOLUME_WINDOWS, *OBV_WINDOWS}}
     for w in VOLUME_WINDOWS:
-        col[f"vol_ratio_{w}"][:] = volume / (_rolling_sum(volume, w) / w)
+        col[f"vol_ratio_{w}"][:] = volume / (volume_sums[w] / w)
     signed = np.sign(np.diff(close)) * volume[1:]
     for w in OBV_WINDOWS:
-        # OBV change over w bars / total volume of those bars, in [-1, 1].
-        col[f"obv_slope_{w}"][1:] = _rolling_sum(signed, w) / _rolling_sum(volume[1:], w)
+        # OBV change over w bars / total volume of those same bars, in [-1, 1].
+        col[f"obv_slope_{w}"][1:] = _rolling_sum(signed, w) / volume_sums[w][1:]
     typical = (high + low + close) / 3.0
-    vwap = _session_cumsum(typical * volume, ts_ns) / _session_cumsum(volume, ts_ns)
-    col["vwap_dev"][:] = close / vwap - 1.0
+    pv, v = _session_cumsum(np.stack([typical * volume, volume]), day)
+    col["vwap_dev"][:] = close / (pv / v) - 1.0
 
 
-def _session_cumsum(x: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
-    """Cumulative sum restarting at each New York trading date.
+def _session_cumsum(x: np.ndarray, day: np.ndarray) -> np.ndarray:
+    """Cumulative sums along the last axis of x, restarting at each new `day`.
 
     Done on a (sessions x max bars per session) grid so each session is summed
     on its own: the result depends only on that session's bars, which keeps it
     exact under truncation and in a live window containing the whole session.
     """
-    n = len(x)
+    n = len(day)
     if n == 0:
-        return np.empty(0)
-    day = ny_day(ts_ns)
-    starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
-    session = np.cumsum(np.r_[True, day[1:] != day[:-1]]) - 1
-    position = np.arange(n) - starts[session]
-    grid = np.zeros((len(starts), position.max() + 1))
-    grid[session, position] = x
-    return np.cumsum(grid, axis=1)[session, position]
+        return np.empty_like(x)
+    is_start = np.r_[True, day[1:] != day[:-1]]
+    session = np.cumsum(is_start) - 1
+    position = np.arange(n) - np.flatnonzero(is_start)[session]
+    grid = np.zeros((len(x), session[-1] + 1, position.max() + 1))
+    grid[:, session, position] = x
+    return np.cumsum(grid, axis=2)[:, session, position]
 
 
-def _calendar(col: dict[str, np.ndarray], ts_ns: np.ndarray) -> None:
-    """Time of day (minutes since the 09:30 New York open, scaled and cyclic) and weekday."""
-    local = ny_local_ns(ts_ns)
+def _calendar(col: dict[str, np.ndarray], local: np.ndarray) -> None:
+    """Time of day (minutes since the 09:30 New York open, scaled and cyclic) and weekday.
+
+    `local` is New York wall-clock ns from `ny_local_ns`.
+    """
     minutes = (local % _NS_PER_DAY) / _NS_PER_MINUTE - _SESSION_OPEN_MINUTE
     frac = minutes / _SESSION_MINUTES
     col["tod"][:] = frac

@@ -1,0 +1,103 @@
+"""The `sextant` command line: the composition root (it imports everything; nothing imports it)."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import Progress
+
+from backtests.config import ConfigError, load_config
+from catalog.csv_import import CsvFormatError
+from catalog.instruments import UNKNOWN_SECTOR
+from catalog.jobs import generate_catalog, import_csv
+from catalog.store import EmptyCatalogError
+
+app = typer.Typer(help="Sextant: walk-forward ML backtests and live trading on NautilusTrader.",
+                  no_args_is_help=True, pretty_exceptions_enable=False)
+catalog_app = typer.Typer(help="Market data at rest: generate, import.", no_args_is_help=True)
+app.add_typer(catalog_app, name="catalog")
+console = Console()
+
+CatalogOpt = Annotated[Path, typer.Option("--catalog", help="catalog directory")]
+
+
+def _fail(message: str) -> None:
+    console.print(f"[bold red]error:[/] {message}")
+    raise typer.Exit(code=2)
+
+
+@catalog_app.command("generate")
+def catalog_generate(
+    catalog: CatalogOpt = Path("data/catalog"),
+    symbols: Annotated[int, typer.Option(min=1)] = 12,
+    days: Annotated[int, typer.Option(min=1)] = 120,
+    seed: int = 7,
+    signal_strength: Annotated[float, typer.Option(min=0.0, max=0.99, help="0 = pure random walk")] = 0.0,
+) -> None:
+    """Write a synthetic multi-symbol minute-bar market into the catalog."""
+    with Progress(console=console) as progress:
+        task = progress.add_task("writing symbols", total=symbols)
+        generate_catalog(catalog, symbols, days, seed, signal_strength,
+                         on_symbol=lambda *_: progress.advance(task))
+    console.print(f"wrote {symbols} symbols x {days} sessions to {catalog}")
+
+
+@catalog_app.command("import-csv")
+def catalog_import_csv(
+    csv: Annotated[Path, typer.Argument(help="CSV with timestamp,open,high,low,close,volume (UTC minute starts)")],
+    symbol: Annotated[str, typer.Option(help="ticker to store the bars under")],
+    catalog: CatalogOpt = Path("data/catalog"),
+    sector: str = UNKNOWN_SECTOR,
+    all_hours: Annotated[bool, typer.Option(help="keep pre/post-market bars")] = False,
+) -> None:
+    """Import real one-minute bars from a CSV file."""
+    try:
+        rows = import_csv(csv, symbol, catalog, sector=sector, regular_session_only=not all_hours)
+    except (CsvFormatError, FileNotFoundError) as e:
+        _fail(str(e))
+    console.print(f"imported {rows:,} bars for {symbol} into {catalog}")
+
+
+@app.command()
+def backtest(
+    config: Annotated[Path, typer.Argument(help="walk-forward YAML config")],
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="override the config's catalog path")] = None,
+    out: Annotated[Path, typer.Option("--out", help="runs directory")] = Path("runs"),
+) -> None:
+    """Walk-forward ML backtest: train, purge/embargo, predict, trade, report."""
+    from backtests.walkforward import run_walkforward
+
+    try:
+        cfg = load_config(config, overrides={"catalog.path": str(catalog)} if catalog else None)
+        result = run_walkforward(cfg, out, console)
+    except (ConfigError, EmptyCatalogError) as e:
+        _fail(str(e))
+    t = result.metrics["trading"]
+    m = result.metrics["models"]
+    console.print(
+        f"[bold]return[/] {t['total_return']:.2%}  [bold]sharpe[/] {t['sharpe']:.2f}  "
+        f"[bold]max dd[/] {t['max_drawdown']:.2%}  [bold]trades[/] {t['trades']}  "
+        + "  ".join(f"[bold]AUC {k}[/] {v['auc']:.3f}" for k, v in m.items())
+    )
+    console.print(f"report: {result.run_dir / 'report.html'}")
+
+
+@app.command()
+def bench(
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="existing catalog (default: build one)")] = None,
+    symbols: int = 10,
+    days: int = 260,
+) -> None:
+    """Measure engine, backtest, feature and inference throughput."""
+    from backtests.bench import run_bench
+
+    run_bench(console, catalog=catalog, n_symbols=symbols, n_days=days)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

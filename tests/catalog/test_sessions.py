@@ -1,0 +1,117 @@
+"""NYSE session helpers: half days, DST, holidays and (open, close] bar-close semantics."""
+
+from __future__ import annotations
+
+import time
+from datetime import date
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from catalog.sessions import (
+    in_regular_session,
+    session_close_for,
+    session_minutes,
+    sessions_ending,
+    trading_sessions,
+)
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def test_trading_sessions_layout_and_holidays() -> None:
+    sessions = trading_sessions(date(2024, 11, 25), "2024-12-02")
+    assert list(sessions.columns) == ["open", "close"]
+    assert sessions.index.tz is None
+    assert str(sessions["open"].dt.tz) == "UTC"
+    # Thanksgiving (Nov 28) and the weekend are not sessions.
+    assert [d.day for d in sessions.index] == [25, 26, 27, 29, 2]
+
+
+@pytest.mark.parametrize(
+    ("day", "close_utc"),
+    [("2024-11-29", "2024-11-29 18:00"), ("2024-07-03", "2024-07-03 17:00"), ("2024-12-24", "2024-12-24 18:00")],
+)
+def test_half_days_close_at_13_et(day: str, close_utc: str) -> None:
+    session = trading_sessions(day, day)
+    assert session["close"].iloc[0] == utc(close_utc)
+    assert len(session_minutes(session)) == 210
+
+
+def test_dst_shifts_the_utc_open() -> None:
+    sessions = trading_sessions("2024-03-08", "2024-11-04")
+    assert sessions.loc["2024-03-08", "open"] == utc("2024-03-08 14:30")  # EST
+    assert sessions.loc["2024-03-11", "open"] == utc("2024-03-11 13:30")  # EDT
+    assert sessions.loc["2024-11-01", "close"] == utc("2024-11-01 20:00")
+    assert sessions.loc["2024-11-04", "open"] == utc("2024-11-04 14:30")
+
+
+def test_sessions_ending_counts_back_from_a_non_session_day() -> None:
+    sessions = sessions_ending("2024-12-29", 5)  # a Sunday
+    assert len(sessions) == 5
+    assert sessions.index[-1] == pd.Timestamp("2024-12-27")
+    assert pd.Timestamp("2024-12-25") not in sessions.index
+
+
+def test_invalid_requests_raise() -> None:
+    with pytest.raises(ValueError, match="outside"):
+        trading_sessions("1999-01-01", "1999-12-31")
+    with pytest.raises(ValueError, match="positive"):
+        sessions_ending("2024-12-31", 0)
+    with pytest.raises(ValueError, match="sessions exist"):
+        sessions_ending("2000-01-10", 50)
+
+
+def test_session_minutes_are_bar_close_times() -> None:
+    sessions = trading_sessions("2024-11-27", "2024-11-29")
+    minutes = session_minutes(sessions)
+    assert minutes.name == "ts" and str(minutes.tz) == "UTC"
+    assert len(minutes) == 390 + 210
+    assert minutes[0] == utc("2024-11-27 14:31")
+    assert minutes[389] == utc("2024-11-27 21:00")
+    assert minutes[390] == utc("2024-11-29 14:31")
+    assert minutes[-1] == utc("2024-11-29 18:00")
+    assert minutes.is_monotonic_increasing and minutes.is_unique
+
+
+def test_session_minutes_is_fast_for_500_sessions() -> None:
+    sessions = sessions_ending("2024-12-31", 500)
+    started = time.perf_counter()
+    minutes = session_minutes(sessions)
+    assert time.perf_counter() - started < 0.5
+    assert in_regular_session(minutes).all()
+
+
+def test_in_regular_session_boundaries() -> None:
+    stamps = pd.DatetimeIndex(
+        [
+            utc("2024-07-10 13:30"),  # bar 09:29-09:30 ET: pre-market
+            utc("2024-07-10 13:31"),  # first regular bar
+            utc("2024-07-10 20:00"),  # last regular bar
+            utc("2024-07-10 20:01"),  # post-market
+            utc("2024-11-29 18:00"),  # last bar of a half day
+            utc("2024-11-29 18:01"),  # after the early close
+            utc("2024-07-13 15:00"),  # Saturday
+        ]
+    )
+    assert in_regular_session(stamps).tolist() == [False, True, True, False, True, False, False]
+    eastern = stamps.tz_convert("America/New_York")
+    assert np.array_equal(in_regular_session(eastern), in_regular_session(stamps))
+
+
+def test_in_regular_session_rejects_naive_timestamps() -> None:
+    with pytest.raises(ValueError, match="tz-aware"):
+        in_regular_session(pd.DatetimeIndex(["2024-07-10 14:00"]))
+
+
+def test_session_close_for_half_days_and_outside_sessions() -> None:
+    assert session_close_for(utc("2024-11-29 15:00")) == utc("2024-11-29 18:00")
+    assert session_close_for(pd.Timestamp("2024-07-03 10:00", tz="America/New_York")) == utc("2024-07-03 17:00")
+    assert session_close_for(utc("2024-12-16 21:00")) == utc("2024-12-16 21:00")
+    assert session_close_for(utc("2024-11-29 18:01")) is None
+    assert session_close_for(utc("2024-12-25 15:00")) is None
+    with pytest.raises(ValueError, match="tz-aware"):
+        session_close_for(pd.Timestamp("2024-11-29 15:00"))
