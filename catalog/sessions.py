@@ -155,7 +155,7 @@ def session_bounds(ts: pd.Timestamp) -> tuple[pd.Timestamp, pd.Timestamp] | None
     stamp = pd.Timestamp(ts)
     if stamp.tzinfo is None:
         raise ValueError(f"timestamp must be tz-aware, got {ts!r}")
-    opens, closes = _bounds_ns()
+    _, closes = _bounds_ns()
     pos = int(np.searchsorted(closes, stamp.tz_convert("UTC").value, side="left"))
     if pos >= len(closes):
         return None

@@ -24,7 +24,7 @@ Price model, per symbol ``i`` and bar ``t`` (log prices)::
   the drift later reverts, so daily volatility stays realistic for every ``s``.
 
 ``s`` (``signal_strength``) scales the hidden mispricing: its standard deviation is
-``s * MISPRICING_VOLS`` minute-vols of the symbol (s = 0.2 -> 15 minute-vols, about 1.5% of
+``s * MISPRICING_VOLS`` minute-vols of the symbol (s = 0.2 -> 15 minute-vols, 1-2% of
 price). ``s = 0`` is a directionless random walk with GARCH clustering. The random draws do
 not depend on ``s``: the same seed with different ``s`` gives the same noise, so differences
 between such markets are due to the signal alone.
@@ -38,7 +38,9 @@ past return as a score for the next-15-bar direction::
     s = 0.2  ->  corr 0.30, AUC 0.65   (daily vol 3.0%)
     s = 0.3  ->  corr 0.41, AUC 0.69   (daily vol 3.8%)
 
-Recommended range: 0.1 (subtle but findable) to 0.3 (obvious).
+A linear model on a handful of causal features (returns over 1-60 bars, price vs 10/30/60-bar
+means) fitted on the first half scores out-of-sample AUC 0.50 / 0.56 / 0.65 / 0.71 for the
+same four values. Recommended range: 0.1 (subtle but findable) to 0.3 (obvious).
 
 Known artefact: prices are rounded to cents, which adds a tiny lag-1 reversal to
 close-to-close returns of low-priced, low-vol symbols even at ``s = 0`` (like bid-ask
@@ -126,7 +128,8 @@ def generate_market(
 
     base_vol = rng.uniform(*MINUTE_VOL_RANGE, size=n_symbols)
     eps = _factor_noise(rng, len(minute), sector_of, n_sectors, _student_t)
-    h = _garch_variance(eps, rng.uniform(0.5, 2.0, size=n_symbols))
+    initial_regime = rng.uniform(0.5, 2.0, size=n_symbols)  # symbols start calm or agitated
+    h = _garch_variance(eps, initial_regime)
     sigma = base_vol * _intraday_vol_shape(minute, length)[:, None] * np.sqrt(h)
 
     is_gap = minute == 0
@@ -140,8 +143,8 @@ def generate_market(
     start_log = np.log(rng.uniform(*START_PRICE_RANGE, size=n_symbols))
     close_log = start_log + np.cumsum(gaps + sigma * eps, axis=0) + mispricing
     open_log = np.vstack([start_log[None, :], close_log[:-1]]) + gaps
-    high_log = np.maximum(open_log, close_log) + WICK_SCALE * sigma * np.abs(_gaussian(rng, eps.shape))
-    low_log = np.minimum(open_log, close_log) - WICK_SCALE * sigma * np.abs(_gaussian(rng, eps.shape))
+    high_log = np.maximum(open_log, close_log) + _wick(rng, sigma)
+    low_log = np.minimum(open_log, close_log) - _wick(rng, sigma)
     volume = _volume(rng, minute, length, h)
 
     index = session_minutes(sessions)
@@ -158,7 +161,9 @@ def generate_market(
         )
         for j, symbol in enumerate(symbols)
     }
-    sectors = {symbol: f"SECTOR_{ascii_uppercase[sector_of[j]]}" for j, symbol in enumerate(symbols)}
+    sectors = {
+        symbol: f"SECTOR_{ascii_uppercase[sector_of[j]]}" for j, symbol in enumerate(symbols)
+    }
     return SyntheticMarket(bars=bars, sectors=sectors, signal_strength=signal_strength, seed=seed)
 
 
@@ -188,7 +193,9 @@ def _factor_noise(
     sector = draw(rng, (n_rows, n_sectors))[:, sector_of]
     idio = draw(rng, (n_rows, len(sector_of)))
     idio_share = 1.0 - MARKET_SHARE - SECTOR_SHARE
-    return np.sqrt(MARKET_SHARE) * market + np.sqrt(SECTOR_SHARE) * sector + np.sqrt(idio_share) * idio
+    return (
+        np.sqrt(MARKET_SHARE) * market + np.sqrt(SECTOR_SHARE) * sector + np.sqrt(idio_share) * idio
+    )
 
 
 def _garch_variance(eps: np.ndarray, h0: np.ndarray) -> np.ndarray:
@@ -228,7 +235,14 @@ def _latent_state(rng: np.random.Generator, n_bars: int, n_symbols: int) -> np.n
     return smoothed / np.sqrt(var)
 
 
-def _u_shape(minute: np.ndarray, length: np.ndarray, open_boost: float, close_boost: float) -> np.ndarray:
+def _wick(rng: np.random.Generator, sigma: np.ndarray) -> np.ndarray:
+    """Excursion of the high (or low) beyond the bar's open/close, scaled by its vol."""
+    return WICK_SCALE * sigma * np.abs(rng.standard_normal(sigma.shape))
+
+
+def _u_shape(
+    minute: np.ndarray, length: np.ndarray, open_boost: float, close_boost: float
+) -> np.ndarray:
     """Intraday profile: elevated after the open and into the close (half days too)."""
     to_close = length - 1 - minute
     return 1.0 + open_boost * np.exp(-minute / 20.0) + close_boost * np.exp(-to_close / 15.0)
@@ -241,7 +255,9 @@ def _intraday_vol_shape(minute: np.ndarray, length: np.ndarray) -> np.ndarray:
     return _u_shape(minute, length, 1.2, 0.4) / norm
 
 
-def _volume(rng: np.random.Generator, minute: np.ndarray, length: np.ndarray, h: np.ndarray) -> np.ndarray:
+def _volume(
+    rng: np.random.Generator, minute: np.ndarray, length: np.ndarray, h: np.ndarray
+) -> np.ndarray:
     """Integral share volume: U-shaped profile x vol regime x lognormal noise, at least 1."""
     base = np.exp(rng.uniform(*np.log(BASE_VOLUME_RANGE), size=h.shape[1]))
     profile = _u_shape(minute, length, open_boost=3.0, close_boost=2.5)[:, None]

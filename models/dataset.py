@@ -36,7 +36,7 @@ class Panel:
     symbols: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        self.X = np.asarray(self.X, dtype=np.float32)
+        self.X = np.ascontiguousarray(self.X, dtype=np.float32)
         self.y = np.asarray(self.y, dtype=np.float32)
         self.ts_ns = np.asarray(self.ts_ns, dtype=np.int64)
         self.symbol = np.asarray(self.symbol, dtype=np.int32)
@@ -148,7 +148,7 @@ class Panel:
                 f"labels symbols {sorted(labels)} differ from features symbols {sorted(features)}"
             )
         parts = []
-        for code, (sym, frame) in enumerate(features.items()):
+        for sym, frame in features.items():
             missing = [c for c in names if c not in frame.columns]
             if missing:
                 raise ValueError(f"{sym}: feature columns missing: {missing}")
@@ -161,7 +161,7 @@ class Panel:
                     X=frame.loc[:, list(names)].to_numpy(dtype=np.float32),
                     y=y,
                     ts_ns=_index_ns(frame.index),
-                    symbol=np.full(n, code, np.int32),
+                    symbol=np.zeros(n, np.int32),
                     segment_start=np.zeros(n, np.int64),
                     feature_names=names,
                     symbols=(sym,),

@@ -91,7 +91,7 @@ WARMUP_BARS: int = max(RV_WINDOWS)
 
 # Trailing rows live inference must pass so the last row equals the
 # full-history row: after 1000 rows the EMA-50 seed weight is
-# (49/51)**950 ~ 1e-17 and every finite window (<= 390) plus the current
+# (49/51)**950 ~ 3e-17 and every finite window (<= 390) plus the current
 # session (<= 390 bars) is inside the buffer. Verified by the live-window test.
 LOOKBACK_BARS: int = 1000
 
@@ -285,7 +285,7 @@ def obv(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
 
 
 def feature_matrix(
-    open: np.ndarray,  # noqa: A002 - mirrors the bars-frame column name
+    open: np.ndarray,
     high: np.ndarray,
     low: np.ndarray,
     close: np.ndarray,

@@ -119,4 +119,3 @@ def _ny_midnights_ns(days: np.ndarray) -> np.ndarray:
     """UTC ns of New York midnight at the start of each day (midnight is never a DST gap)."""
     naive = pd.DatetimeIndex(days.astype("M8[D]")).as_unit("ns")
     return naive.tz_localize(NY_TZ).asi8
-

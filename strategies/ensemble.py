@@ -14,9 +14,9 @@ import pandas as pd
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.currencies import USD
 from nautilus_trader.model.data import BarType, DataType
-from nautilus_trader.model.enums import OrderSide, TradingState
+from nautilus_trader.model.enums import AccountType, OrderSide, TradingState
 from nautilus_trader.model.events import OrderRejected, PositionClosed
-from nautilus_trader.model.identifiers import InstrumentId, Venue
+from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, Venue
 from nautilus_trader.trading.strategy import Strategy
 
 from catalog.instruments import BAR_SPEC, sector_of
@@ -56,6 +56,9 @@ class EnsembleStrategy(Strategy):
         self._day_start_equity = 0.0
         self._halted = False
         self._last_check_ns = 0
+        # Entry orders not done yet -> the price they were sized at. Live, fills land after the
+        # other signals of the same bar are handled; these orders must count against the caps.
+        self._entries_in_flight: dict[ClientOrderId, float] = {}
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -85,6 +88,8 @@ class EnsembleStrategy(Strategy):
             self._check_daily_loss()
         if self._halted or not (self._session_open < ts <= self._entry_cutoff):
             return
+        if data.instrument_id not in self._sectors:
+            return  # MLSignal subscriptions are not per instrument: ignore stocks we do not trade
         p = self._ensemble(data)
         if p >= self.threshold:
             side = OrderSide.BUY
@@ -114,9 +119,11 @@ class EnsembleStrategy(Strategy):
         return ensemble_probability(dict(zip(signal.model_names(), signal.probabilities.tolist())), dict(zip(signal.model_names(), weights)))
 
     def _enter(self, iid: InstrumentId, side: OrderSide) -> None:
-        if not self.portfolio.is_flat(iid) or self.cache.orders_open_count(instrument_id=iid):
+        pending = self._pending_entries()
+        if not self.portfolio.is_flat(iid) or self.cache.orders_open_count(instrument_id=iid) or iid in pending:
             return
         open_positions = self.cache.positions_open_count(venue=self.venue)
+        open_positions += sum(1 for p in pending if self.portfolio.is_flat(p))
         if open_positions >= self.rules.max_positions:
             return
         bar = self.cache.bar(BarType.from_str(f"{iid}-{BAR_SPEC}"))
@@ -125,7 +132,7 @@ class EnsembleStrategy(Strategy):
         price = bar.close.as_double()
         equity = self._equity()
         quantity = position_size(equity, price, self.rules)
-        quantity = capped_by_sector(quantity, price, self._sector_exposure(self._sectors[iid]), equity, self.rules)
+        quantity = capped_by_sector(quantity, price, self._sector_exposure(self._sectors[iid], pending), equity, self.rules)
         if quantity < 1:
             return
         instrument = self.cache.instrument(iid)
@@ -139,6 +146,7 @@ class EnsembleStrategy(Strategy):
             tp_post_only=False,
         )
         self.submit_order_list(bracket)
+        self._entries_in_flight[bracket.first.client_order_id] = price
 
     # -- risk ----------------------------------------------------------------------------------
 
@@ -186,11 +194,28 @@ class EnsembleStrategy(Strategy):
         account = self.portfolio.account(self.venue)
         if account is None:
             return 0.0
+        cash = account.balance_total(USD).as_double()
+        if account.type == AccountType.CASH:
+            # A cash account pays for shares out of its balance (and cannot be short): add them
+            # back at market value, or the first purchase reads as a loss.
+            held = (self.portfolio.net_exposures(self.venue) or {}).get(USD)
+            return cash + (held.as_double() if held else 0.0)
         unrealized = self.portfolio.unrealized_pnls(self.venue).get(USD)
-        return account.balance_total(USD).as_double() + (unrealized.as_double() if unrealized else 0.0)
+        return cash + (unrealized.as_double() if unrealized else 0.0)
 
-    def _sector_exposure(self, sector: str) -> float:
-        total = 0.0
+    def _pending_entries(self) -> dict[InstrumentId, float]:
+        """Unfilled notional of the entry orders still in flight, by instrument."""
+        pending: dict[InstrumentId, float] = {}
+        for client_order_id, price in list(self._entries_in_flight.items()):
+            order = self.cache.order(client_order_id)
+            if order is None or order.is_closed:
+                del self._entries_in_flight[client_order_id]
+            else:
+                pending[order.instrument_id] = order.leaves_qty.as_double() * price
+        return pending
+
+    def _sector_exposure(self, sector: str, pending: dict[InstrumentId, float]) -> float:
+        total = sum(n for iid, n in pending.items() if self._sectors.get(iid) == sector)
         for position in self.cache.positions_open(venue=self.venue):
             if self._sectors.get(position.instrument_id) == sector:
                 total += abs(position.quantity.as_double() * position.avg_px_open)

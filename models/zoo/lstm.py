@@ -144,13 +144,19 @@ class LSTMModel(SignalModel):
         return result
 
     def _windows(self, X: np.ndarray, rows: np.ndarray) -> torch.Tensor:
-        """Standardised (len(rows), seq_len, f) float32 windows ending at each row."""
+        """Standardised (len(rows), seq_len, f) float32 windows ending at each row.
+
+        The strided view makes every window a contiguous block of the C-ordered panel, so
+        the gather is one block copy per row done inside numpy; standardisation then runs in
+        place on that copy.
+        """
         seq_len = self.params["seq_len"]
-        view = sliding_window_view(X, seq_len, axis=0)  # (n - seq_len + 1, f, seq_len), no copy
-        w = view[rows - (seq_len - 1)].transpose(0, 2, 1)
-        z = (w - self._mean) / self._std
-        np.nan_to_num(z, copy=False, nan=0.0, posinf=0.0, neginf=0.0)
-        return torch.from_numpy(np.ascontiguousarray(z, dtype=np.float32))
+        view = sliding_window_view(X, (seq_len, X.shape[1]))[:, 0]  # (n - seq_len + 1, L, f)
+        w = view[rows - (seq_len - 1)]
+        w -= self._mean
+        w /= self._std
+        np.copyto(w, 0.0, where=~np.isfinite(w))
+        return torch.from_numpy(w)
 
     def _check_windows(self, panel: Panel, rows: np.ndarray) -> None:
         short = rows - panel.segment_start[rows] < self.params["seq_len"] - 1

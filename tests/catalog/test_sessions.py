@@ -11,6 +11,7 @@ import pytest
 
 from catalog.sessions import (
     in_regular_session,
+    session_bounds,
     session_close_for,
     session_minutes,
     sessions_ending,
@@ -33,7 +34,11 @@ def test_trading_sessions_layout_and_holidays() -> None:
 
 @pytest.mark.parametrize(
     ("day", "close_utc"),
-    [("2024-11-29", "2024-11-29 18:00"), ("2024-07-03", "2024-07-03 17:00"), ("2024-12-24", "2024-12-24 18:00")],
+    [
+        ("2024-11-29", "2024-11-29 18:00"),
+        ("2024-07-03", "2024-07-03 17:00"),
+        ("2024-12-24", "2024-12-24 18:00"),
+    ],
 )
 def test_half_days_close_at_13_et(day: str, close_utc: str) -> None:
     session = trading_sessions(day, day)
@@ -109,9 +114,23 @@ def test_in_regular_session_rejects_naive_timestamps() -> None:
 
 def test_session_close_for_half_days_and_outside_sessions() -> None:
     assert session_close_for(utc("2024-11-29 15:00")) == utc("2024-11-29 18:00")
-    assert session_close_for(pd.Timestamp("2024-07-03 10:00", tz="America/New_York")) == utc("2024-07-03 17:00")
+    assert session_close_for(pd.Timestamp("2024-07-03 10:00", tz="America/New_York")) == utc(
+        "2024-07-03 17:00"
+    )
     assert session_close_for(utc("2024-12-16 21:00")) == utc("2024-12-16 21:00")
     assert session_close_for(utc("2024-11-29 18:01")) is None
     assert session_close_for(utc("2024-12-25 15:00")) is None
     with pytest.raises(ValueError, match="tz-aware"):
         session_close_for(pd.Timestamp("2024-11-29 15:00"))
+
+
+def test_session_bounds_inside_and_between_sessions() -> None:
+    half_day = (utc("2024-11-29 14:30"), utc("2024-11-29 18:00"))
+    assert session_bounds(utc("2024-11-29 15:00")) == half_day
+    assert session_bounds(utc("2024-11-29 18:00")) == half_day  # the last bar's close
+    # After a close (and over the weekend) the next session is returned.
+    assert session_bounds(utc("2024-11-29 18:01")) == (
+        utc("2024-12-02 14:30"),
+        utc("2024-12-02 21:00"),
+    )
+    assert session_bounds(utc("2030-12-31 22:00")) is None

@@ -100,7 +100,9 @@ def test_volume_is_u_shaped(market: SyntheticMarket) -> None:
         assert volume[to_close < 15].mean() > 1.5 * midday
 
 
-def past_and_future_returns(market: SyntheticMarket, back: int = 30, ahead: int = 15) -> tuple[np.ndarray, np.ndarray]:
+def past_and_future_returns(
+    market: SyntheticMarket, back: int = 30, ahead: int = 15
+) -> tuple[np.ndarray, np.ndarray]:
     """Past-``back``-bar and next-``ahead``-bar log returns at every bar where both windows
     lie in the same session (overnight gaps would only add noise)."""
     past, future = [], []
@@ -129,7 +131,9 @@ def test_no_signal_means_unpredictable_direction() -> None:
 
 
 def test_planted_signal_is_found_by_a_causal_feature() -> None:
-    weak_past, weak_future = past_and_future_returns(generate_market(10, 60, seed=11, signal_strength=0.1))
+    weak_past, weak_future = past_and_future_returns(
+        generate_market(10, 60, seed=11, signal_strength=0.1)
+    )
     past, future = past_and_future_returns(generate_market(10, 60, seed=11, signal_strength=0.25))
     weak_corr = np.corrcoef(weak_past, weak_future)[0, 1]
     assert weak_corr > 0.06

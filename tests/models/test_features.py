@@ -56,12 +56,16 @@ def full(arrays: tuple[np.ndarray, ...]) -> np.ndarray:
     return F.feature_matrix(*arrays)
 
 
-def _talib_pairs(o, h, l, c, v):  # noqa: E741 - OHLCV shorthand
+def _talib_pairs(o, h, l, c, v):
     """(name, ours, TA-Lib) for every indicator the brief requires parity on."""
     yield "RSI", F.rsi(c, 14), talib.RSI(c, 14)
-    for name, ours, ref in zip(("line", "signal", "hist"), F.macd(c, 12, 26, 9), talib.MACD(c, 12, 26, 9)):
+    for name, ours, ref in zip(
+        ("line", "signal", "hist"), F.macd(c, 12, 26, 9), talib.MACD(c, 12, 26, 9)
+    ):
         yield f"MACD.{name}", ours, ref
-    for name, ours, ref in zip(("upper", "middle", "lower"), F.bbands(c, 20, 2.0), talib.BBANDS(c, 20, 2.0, 2.0, 0)):
+    for name, ours, ref in zip(
+        ("upper", "middle", "lower"), F.bbands(c, 20, 2.0), talib.BBANDS(c, 20, 2.0, 2.0, 0)
+    ):
         yield f"BBANDS.{name}", ours, ref
     yield "ATR", F.atr(h, l, c, 14), talib.ATR(h, l, c, 14)
     yield "OBV", F.obv(c, v), talib.OBV(c, v)
@@ -86,18 +90,24 @@ def test_feature_names_and_warmup_contract(full: np.ndarray) -> None:
     assert F.LOOKBACK_BARS > F.WARMUP_BARS
 
 
-def test_truncation_never_changes_past_rows(arrays: tuple[np.ndarray, ...], full: np.ndarray) -> None:
+def test_truncation_never_changes_past_rows(
+    arrays: tuple[np.ndarray, ...], full: np.ndarray
+) -> None:
     n = len(arrays[0])
     for t in (0, 1, 13, 34, F.WARMUP_BARS - 1, F.WARMUP_BARS, 777, 2048, n // 2, n - 2):
         cut = F.feature_matrix(*(a[: t + 1] for a in arrays))
         np.testing.assert_array_equal(cut, full[: t + 1], err_msg=f"cut at {t}")
 
 
-def test_live_window_reproduces_full_history(arrays: tuple[np.ndarray, ...], full: np.ndarray) -> None:
+def test_live_window_reproduces_full_history(
+    arrays: tuple[np.ndarray, ...], full: np.ndarray
+) -> None:
     n, lookback = len(arrays[0]), F.LOOKBACK_BARS
     for end in np.linspace(lookback - 1, n - 1, 12).astype(int):
         window = F.feature_matrix(*(a[end - lookback + 1 : end + 1] for a in arrays))
-        np.testing.assert_allclose(window[-1], full[end], rtol=1e-9, atol=1e-13, err_msg=f"end={end}")
+        np.testing.assert_allclose(
+            window[-1], full[end], rtol=1e-9, atol=1e-13, err_msg=f"end={end}"
+        )
 
 
 def test_compute_features_wraps_feature_matrix(bars: pd.DataFrame, full: np.ndarray) -> None:

@@ -1,0 +1,44 @@
+"""The one way model probabilities are combined, shared by evaluation and trading.
+
+Metrics, backtests and live trading all call ``ensemble_probability`` so the ensemble that was
+evaluated is exactly the ensemble that trades. The backtest calls it once per bar, so the
+scalar path is plain Python arithmetic (no array allocation); arrays go through the same
+arithmetic and come out as float64.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+
+
+def ensemble_probability(
+    probs: Mapping[str, float | np.ndarray], weights: Mapping[str, float]
+) -> float | np.ndarray:
+    """Weighted mean of model probabilities, weights normalised to sum to 1.
+
+    Models with weight 0 are ignored (they need not appear in ``probs``), as are entries of
+    ``probs`` that have no weight. Raises ValueError for a negative or NaN weight, a weighted
+    model missing from ``probs``, or when no model has positive weight.
+    """
+    total = 0.0
+    acc: float | np.ndarray = 0.0
+    for name, w in weights.items():
+        if not w >= 0.0:  # also rejects NaN
+            raise ValueError(f"weight for {name!r} must be >= 0, got {w}")
+        if w == 0.0:
+            continue
+        try:
+            p = probs[name]
+        except KeyError:
+            raise ValueError(
+                f"model {name!r} has weight {w} but no probability; have {sorted(probs)}"
+            ) from None
+        if isinstance(p, np.ndarray):
+            p = p.astype(np.float64, copy=False)
+        acc = acc + w * p
+        total += w
+    if total == 0.0:
+        raise ValueError(f"all ensemble weights are zero: {dict(weights)}")
+    return acc / total

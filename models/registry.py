@@ -1,0 +1,188 @@
+"""Versioned on-disk store of trained models, so any signal can be traced to its exact model.
+
+Layout: ``root/<name>/v0001/`` holds the model's own artifacts plus ``meta.json`` (kind,
+params, features, training window, fold, metrics, data hash, creation time, Sextant version).
+A version directory is written under a hidden temporary name and renamed into place, so a
+reader or a crashed writer never sees a half-written version, and versions are never
+overwritten: retraining always creates a new one.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import errno
+import hashlib
+import json
+import os
+import re
+import shutil
+import uuid
+from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+
+from models.zoo import SignalModel, load_model
+
+META_FILE = "meta.json"
+# Keys the caller must supply: without them a stored model cannot be reproduced or audited.
+REQUIRED_META = ("train_start", "train_end", "fold", "metrics", "data_hash")
+# Keys the registry derives from the model itself; a caller-supplied copy could contradict it.
+RESERVED_META = ("name", "version", "kind", "params", "features", "created_at", "sextant_version")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_VERSION_DIR = re.compile(r"v(\d{4,})")
+_SAVE_ATTEMPTS = 20
+
+
+class ModelNotFoundError(LookupError):
+    """No such model name or version in the registry."""
+
+
+@dataclass(frozen=True)
+class ModelRecord:
+    """Where a saved model version lives and what was recorded about it."""
+
+    name: str
+    version: int
+    path: Path
+    meta: dict[str, Any]
+
+
+class ModelRegistry:
+    """Save and load versioned models under ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def save(self, model: SignalModel, meta: dict[str, Any]) -> ModelRecord:
+        """Store ``model`` as the next version of ``model.name`` with ``meta``.
+
+        ``meta`` must contain ``REQUIRED_META`` and no ``RESERVED_META`` keys; values must be
+        JSON-serialisable (numpy scalars/arrays and datetimes are converted). If another
+        writer takes the same version number concurrently, the next free number is used.
+        """
+        _check_name(model.name)
+        missing = [k for k in REQUIRED_META if k not in meta]
+        if missing:
+            raise ValueError(f"meta is missing required keys {missing}")
+        reserved = [k for k in RESERVED_META if k in meta]
+        if reserved:
+            raise ValueError(f"meta keys {reserved} are set by the registry; remove them")
+        model_dir = self.root / model.name
+        model_dir.mkdir(parents=True, exist_ok=True)
+        tmp = model_dir / f".tmp-{uuid.uuid4().hex}"
+        tmp.mkdir()
+        try:
+            model.save(tmp)
+            for _ in range(_SAVE_ATTEMPTS):
+                number = max(self._versions_in(model_dir), default=0) + 1
+                full = {
+                    "name": model.name,
+                    "version": number,
+                    "kind": model.kind,
+                    "params": model.params,
+                    "features": list(model.feature_names),
+                    "created_at": dt.datetime.now(dt.UTC).isoformat(),
+                    "sextant_version": _sextant_version(),
+                    **meta,
+                }
+                (tmp / META_FILE).write_text(json.dumps(full, indent=2, default=_to_json))
+                final = model_dir / f"v{number:04d}"
+                try:
+                    os.rename(tmp, final)
+                except OSError as exc:
+                    if exc.errno not in (errno.EEXIST, errno.ENOTEMPTY):
+                        raise
+                    continue  # a concurrent writer took this number; try the next one
+                return ModelRecord(model.name, number, final, full)
+            raise RuntimeError(f"could not claim a version for {model.name!r} after retries")
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp)
+
+    def load(
+        self, name: str, version: int | Literal["latest"] = "latest"
+    ) -> tuple[SignalModel, dict]:
+        """The model and its meta for ``name`` at ``version`` (an int or ``"latest"``)."""
+        path = self._version_dir(name, version)
+        meta = json.loads((path / META_FILE).read_text())
+        return load_model(path), meta
+
+    def versions(self, name: str) -> list[int]:
+        """Saved version numbers of ``name``, ascending (empty if the name is unknown)."""
+        _check_name(name)
+        return sorted(self._versions_in(self.root / name))
+
+    def latest(self, name: str) -> int:
+        """The highest saved version of ``name``."""
+        found = self.versions(name)
+        if not found:
+            raise ModelNotFoundError(f"no versions of model {name!r} under {self.root}")
+        return found[-1]
+
+    def _version_dir(self, name: str, version: int | Literal["latest"]) -> Path:
+        _check_name(name)
+        if version == "latest":
+            version = self.latest(name)
+        elif not isinstance(version, int) or isinstance(version, bool):
+            raise ValueError(f"version must be an int or 'latest', got {version!r}")
+        path = self.root / name / f"v{version:04d}"
+        if not (path / META_FILE).is_file():
+            raise ModelNotFoundError(
+                f"model {name!r} has no version {version}; available: {self.versions(name)}"
+            )
+        return path
+
+    @staticmethod
+    def _versions_in(model_dir: Path) -> list[int]:
+        if not model_dir.is_dir():
+            return []
+        return [
+            int(m.group(1))
+            for p in model_dir.iterdir()
+            if (m := _VERSION_DIR.fullmatch(p.name)) and (p / META_FILE).is_file()
+        ]
+
+
+def data_hash(*arrays: np.ndarray) -> str:
+    """sha256 over each array's dtype, shape and bytes: a fingerprint of the training data.
+
+    Dtype and shape are hashed too, so the same bytes viewed as a different dtype or shape
+    hash differently. Object arrays are refused because their bytes are pointers.
+    """
+    h = hashlib.sha256()
+    for a in arrays:
+        a = np.ascontiguousarray(a)
+        if a.dtype.hasobject:
+            raise ValueError("data_hash cannot hash object arrays (their bytes are pointers)")
+        h.update(f"{a.dtype.str}|{a.shape}|".encode())
+        h.update(a.data)
+    return h.hexdigest()
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise ValueError(
+            f"model name {name!r} must be a path-safe token ([A-Za-z0-9_.-], not starting "
+            "with '.' or '-')"
+        )
+
+
+def _sextant_version() -> str:
+    try:
+        return version("sextant")
+    except PackageNotFoundError:  # running from a source tree that was never installed
+        return "unknown"
+
+
+def _to_json(value: Any) -> Any:
+    """JSON fallback for the non-JSON types that metrics and windows usually carry."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    if isinstance(value, dt.date | dt.datetime):
+        return value.isoformat()
+    raise TypeError(f"meta value of type {type(value).__name__} is not JSON-serialisable")

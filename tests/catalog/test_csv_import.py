@@ -1,0 +1,169 @@
+"""Minute CSV import: start->close shift, sparsity, session filter and precise errors."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from catalog.csv_import import CsvFormatError, read_minute_csv
+from catalog.sessions import in_regular_session
+
+HEADER = "timestamp,open,high,low,close,volume"
+REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
+
+
+def write_csv(
+    tmp_path: Path, lines: list[str], header: str = HEADER, name: str = "bars.csv"
+) -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join([header, *lines]) + "\n")
+    return path
+
+
+def utc(text: str) -> pd.Timestamp:
+    return pd.Timestamp(text, tz="UTC")
+
+
+def test_start_times_become_close_times_and_sparse_stays_sparse(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path,
+        [
+            "2023-07-10 13:30:00,17.90,17.91,17.90,17.91,3057",
+            "2023-07-10 13:34:00,17.921,17.921,17.921,17.921,602",
+            "2023-07-10 13:44:00,17.95,17.95,17.95,17.95,101.0",
+        ],
+    )
+    frame = read_minute_csv(path)
+    assert list(frame.index) == [
+        utc("2023-07-10 13:31"),
+        utc("2023-07-10 13:35"),
+        utc("2023-07-10 13:45"),
+    ]
+    assert frame.index.name == "ts" and str(frame.index.tz) == "UTC"
+    assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
+    assert (frame.dtypes == np.float64).all()
+    assert frame["close"].tolist() == [17.91, 17.92, 17.95]  # sub-penny rounded to cents
+    assert frame["volume"].tolist() == [3057.0, 602.0, 101.0]
+
+
+def test_pre_and_post_market_are_filtered(tmp_path: Path) -> None:
+    starts = [
+        "2023-07-10 10:10:00",  # pre-market
+        "2023-07-10 13:29:00",  # closes at the 09:30 ET open: still pre-market
+        "2023-07-10 13:30:00",  # first regular minute
+        "2023-07-10 19:59:00",  # last regular minute (closes 16:00 ET)
+        "2023-07-10 20:00:00",  # post-market
+        "2024-11-29 17:59:00",  # last minute of a half day
+        "2024-11-29 18:00:00",  # after the 13:00 ET early close
+    ]
+    path = write_csv(tmp_path, [f"{ts},10,10,10,10,100" for ts in starts])
+    regular = read_minute_csv(path)
+    assert list(regular.index) == [
+        utc("2023-07-10 13:31"),
+        utc("2023-07-10 20:00"),
+        utc("2024-11-29 18:00"),
+    ]
+    everything = read_minute_csv(path, regular_session_only=False)
+    assert len(everything) == len(starts)
+
+
+def test_zero_volume_minutes_are_dropped(tmp_path: Path) -> None:
+    path = write_csv(
+        tmp_path,
+        ["2023-07-10 13:30:00,10,10,10,10,0", "2023-07-10 13:31:00,10,10,10,10,5"],
+    )
+    assert list(read_minute_csv(path).index) == [utc("2023-07-10 13:32")]
+
+
+GOOD = "2023-07-10 13:30:00,10,10.5,9.5,10,100"
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (
+            [GOOD, "2023-07-1x 13:31:00,10,10,10,10,1"],
+            r"row 2 \(line 3\): unparsable timestamp '2023-07-1x 13:31:00'",
+        ),
+        ([GOOD, "2023-07-10 13:31:00,10,abc,10,10,1"], r"row 2 .*unparsable high value 'abc'"),
+        ([GOOD, GOOD, "2023-07-10 13:32:00,10,10,10,10,"], r"row 3 .*unparsable volume value ''"),
+        ([GOOD, "2023-07-10 13:31:30,10,10,10,10,1"], r"row 2 .*not on a minute boundary"),
+        (
+            [GOOD, GOOD],
+            r"row 2 .*duplicate timestamp 2023-07-10 13:30:00\+00:00 "
+            r"is not after 2023-07-10 13:30:00\+00:00 on row 1",
+        ),
+        (
+            ["2023-07-10 13:35:00,10,10,10,10,1", "2023-07-10 13:31:00,10,10,10,10,1"],
+            r"row 2 .*out-of-order timestamp 2023-07-10 13:31:00\+00:00 "
+            r"is not after 2023-07-10 13:35:00\+00:00 on row 1",
+        ),
+        ([GOOD, "2023-07-10 13:31:00,10,9,11,10,1"], r"row 2 .*high < low"),
+        (
+            [GOOD, "2023-07-10 13:31:00,10,10.2,9.9,10.5,1"],
+            r"row 2 .*high/low do not bracket open/close",
+        ),
+        ([GOOD, "2023-07-10 13:31:00,-10,10,-11,10,1"], r"row 2 .*non-positive price"),
+        ([GOOD, "2023-07-10 13:31:00,10,10,10,10,-5"], r"row 2 .*negative volume"),
+        ([GOOD, "2023-07-10 13:31:00,10,10,10,10,2.5"], r"row 2 .*non-integral volume"),
+    ],
+)
+def test_bad_rows_are_reported_with_file_and_row(
+    tmp_path: Path, lines: list[str], expected: str
+) -> None:
+    path = write_csv(tmp_path, lines)
+    with pytest.raises(CsvFormatError, match=expected) as error:
+        read_minute_csv(path)
+    assert str(path) in str(error.value)
+
+
+def test_missing_columns_are_named(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, ["2023-07-10 13:30:00,10,10,10"], header="timestamp,open,low,close")
+    with pytest.raises(CsvFormatError, match=r"missing column\(s\) high, volume") as error:
+        read_minute_csv(path)
+    assert str(path) in str(error.value)
+
+
+def test_empty_and_header_only_files(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.csv"
+    empty.write_text("")
+    with pytest.raises(CsvFormatError, match=r"empty\.csv: file is empty"):
+        read_minute_csv(empty)
+    header_only = write_csv(tmp_path, [], name="header_only.csv")
+    with pytest.raises(CsvFormatError, match=r"header_only\.csv: .*no data rows"):
+        read_minute_csv(header_only)
+
+
+def test_error_is_a_value_error() -> None:
+    assert issubclass(CsvFormatError, ValueError)
+
+
+@pytest.fixture(scope="module")
+def real_fxy() -> Path:
+    path = REAL_DATA / "FXY_1min.csv"
+    if not path.exists():
+        pytest.skip(f"real data not available at {REAL_DATA}")
+    return path
+
+
+def test_real_file_reads_fast_into_a_valid_bars_frame(real_fxy: Path) -> None:
+    read_minute_csv(real_fxy)  # warm the calendar cache so only parsing is timed
+    started = time.perf_counter()
+    frame = read_minute_csv(real_fxy)
+    assert time.perf_counter() - started < 1.0
+    everything = read_minute_csv(real_fxy, regular_session_only=False)
+    assert 0 < len(frame) < len(everything) < 100_000
+    assert frame.index.is_monotonic_increasing and frame.index.is_unique
+    assert in_regular_session(frame.index).all()
+    assert (frame["high"] >= frame[["open", "close"]].max(axis=1)).all()
+    assert (frame["low"] <= frame[["open", "close"]].min(axis=1)).all()
+    assert (frame["volume"] > 0).all()
+    # The file's first row starts at 13:05 UTC (pre-market); 13:30 is the first regular one.
+    assert everything.index[0] == utc("2023-07-10 13:06")
+    assert frame.index[0] == utc("2023-07-10 13:31")
+    # Thin ETF: minutes without trades are missing, not filled.
+    assert len(frame) < 390 * frame.index.normalize().nunique()
