@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.trading.strategy import Strategy
@@ -94,8 +95,6 @@ def run_bench(console: Console, catalog: Path | None = None, n_symbols: int = 10
         figures["bare_bars_per_s"] = n_bars / results["bare"].elapsed_s
         figures["full_bars_per_s"] = n_bars / results["full"].elapsed_s
         figures["full_over_bare"] = figures["full_bars_per_s"] / figures["bare_bars_per_s"]
-        import pandas as pd
-
         fills = pd.read_parquet(results["full"].fills_path)
         figures["full_orders_filled"] = float(len(fills))
         _print(console, figures, n_bars)
@@ -110,7 +109,7 @@ def _features(frames: dict) -> tuple[Panel, float]:
     matrices = {s: _matrix(f) for s, f in frames.items()}
     elapsed = time.perf_counter() - t0
     parts = []
-    for code, (symbol, frame) in enumerate(frames.items()):
+    for symbol, frame in frames.items():
         ts = frame.index.asi8
         y, _ = direction_labels(frame["close"].to_numpy(), ts, 15, 0.001)
         parts.append(Panel(X=matrices[symbol], y=y, ts_ns=ts, symbol=np.full(len(ts), code),
@@ -138,7 +137,7 @@ def _models(panel: Panel, console: Console) -> tuple[dict[str, np.ndarray], dict
         t0 = time.perf_counter()
         model.fit(panel, train, seed=0)
         fit_s = time.perf_counter() - t0
-        rows = panel.usable_rows(max(m.history_bars for m in (build_model(k) for k in MODEL_KINDS)))
+        rows = usable
         t0 = time.perf_counter()
         p = np.full(len(panel), 0.5)
         p[rows] = model.predict_proba(panel, rows)

@@ -130,7 +130,7 @@ def build_panel(catalog: MarketCatalog, symbols: list[str], config: BacktestConf
     """Features and labels for every symbol over its full history, one segment per symbol,
     and each row's label end time (for purging)."""
     parts, ends = [], []
-    for code, symbol in enumerate(symbols):
+    for symbol in symbols:
         bars = catalog.read_bars(symbol)
         ts = bars.index.asi8
         X = feature_matrix(
@@ -139,7 +139,7 @@ def build_panel(catalog: MarketCatalog, symbols: list[str], config: BacktestConf
         )
         y, label_end = direction_labels(bars["close"].to_numpy(), ts, config.labels.horizon, config.labels.cost)
         ends.append(label_end)
-        parts.append(Panel(X=X, y=y, ts_ns=ts, symbol=np.full(len(ts), code), segment_start=np.zeros(len(ts), np.int64),
+        parts.append(Panel(X=X, y=y, ts_ns=ts, symbol=np.zeros(len(ts), np.int32), segment_start=np.zeros(len(ts), np.int64),
                            feature_names=FEATURE_NAMES, symbols=(symbol,)))
     return Panel.concat(parts), np.concatenate(ends)
 
@@ -178,7 +178,6 @@ def _train_fold(
             "fold": fold.index,
             "train_start": _iso(fold.train_start_ns), "train_end": _iso(fold.train_end_ns),
             "test_start": _iso(fold.test_start_ns), "test_end": _iso(fold.test_end_ns),
-            "features": list(panel.feature_names),
             "labels": config.labels.model_dump(),
             "metrics": classification_metrics(panel.y[test], probs[name]),
             "data_hash": data_hash(panel.X[train], panel.y[train]),

@@ -4,6 +4,7 @@ NautilusTrader 1.221 leaks 30-60 MB per in-process run, so every window runs in 
 worker process (``max_tasks_per_child=1``) and hands back only file paths and a summary.
 """
 
+import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -83,12 +84,12 @@ def run_config(spec: WindowSpec) -> BacktestRunConfig:
         starting_balances=[f"{spec.venue.starting_cash:.2f} USD"],
         bar_adaptive_high_low_ordering=True,
         fee_model=ImportableFeeModelConfig(
-            fee_model_path="backtests.fees:PerShareFeeModel",
-            config_path="backtests.fees:PerShareFeeModelConfig",
+            fee_model_path="backtests.costs:PerShareFeeModel",
+            config_path="backtests.costs:PerShareFeeModelConfig",
             config={"per_share": spec.venue.commission_per_share, "minimum": spec.venue.min_commission},
         ),
         fill_model=ImportableFillModelConfig(
-            fill_model_path="nautilus_trader.backtest.models:FillModel",
+            fill_model_path="backtests.costs:FullLiquidityFillModel",
             config_path="nautilus_trader.backtest.config:FillModelConfig",
             config={"prob_slippage": spec.venue.slippage_probability, "random_seed": spec.venue.seed},
         ),
@@ -154,7 +155,9 @@ def run_window(spec: WindowSpec) -> WindowResult:
 def run_windows(specs: list[WindowSpec], workers: int = 1, on_done=None) -> list[WindowResult]:
     """Each window in a fresh process; ``on_done(result)`` is called as windows finish."""
     results: dict[str, WindowResult] = {}
-    with ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=1) as pool:
+    # spawn, not fork: the parent holds torch/OpenMP thread pools that do not survive a fork.
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=1, mp_context=context) as pool:
         futures = {pool.submit(run_window, spec): spec.name for spec in specs}
         for future in as_completed(futures):
             result = future.result()

@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 
 
-@dataclass
+@dataclass(eq=False)  # element-wise array equality has no single truth value
 class Panel:
     """Features and labels for one or more symbols, each symbol's rows contiguous and ordered.
 

@@ -44,8 +44,20 @@ class SignalModel(ABC):
         self.name: str = name or self.kind
         self.feature_names: tuple[str, ...] = ()
 
+    @property
+    def history_bars(self) -> int:
+        """Rows of history (the row itself included) a prediction needs; 1 for tabular models.
+
+        Callers select rows with ``panel.usable_rows(model.history_bars)`` and live buffers
+        keep at least this many bars beyond the feature warm-up.
+        """
+        return 1
+
     def fit(self, panel: Panel, rows: np.ndarray, seed: int) -> None:
         """Train on ``panel`` rows ``rows``, whose labels must all be 0/1 (not NaN).
+
+        The same data, params and ``seed`` give bit-identical predictions (tested), so a
+        walk-forward result can be reproduced from the registry's meta alone.
 
         NaN labels are rejected rather than dropped so a caller's row selection bug (e.g.
         training on rows whose label horizon runs past the data) surfaces immediately.

@@ -58,7 +58,7 @@ class LSTMModel(SignalModel):
             "weight_decay": 1e-5,
             "max_train_sequences": 40_000,
             "importance_sample": 1024,  # windows used for permutation importance; 0 disables
-            "predict_batch_size": 4096,
+            "predict_batch_size": 512,
             "n_jobs": 2,
         }
     )
@@ -69,6 +69,10 @@ class LSTMModel(SignalModel):
         self._mean = np.empty(0, np.float32)
         self._std = np.empty(0, np.float32)
         self._importance: dict[str, float] = {}
+
+    @property
+    def history_bars(self) -> int:
+        return int(self.params["seq_len"])
 
     def _fit(self, panel: Panel, rows: np.ndarray, seed: int) -> None:
         p = self.params

@@ -185,7 +185,7 @@ def test_time_ordered_holdout_uses_latest_timestamps_not_last_symbol():
 def test_tabular_models_find_planted_signal(kind):
     model = build_model(kind, {})
     auc = out_of_sample_auc(model, synthetic_panel(lag=0, phi=0.5), seq_len=1)
-    assert auc > 0.70, auc  # oracle AUC is ~0.76
+    assert auc > 0.75, auc  # the oracle (true driver) scores 0.78
     importance = model.feature_importance()
     assert max(importance, key=importance.get) == "f0"
     assert sum(importance.values()) == pytest.approx(1.0)
@@ -197,7 +197,7 @@ def test_lstm_finds_signal_that_lives_several_bars_back():
     panel = synthetic_panel(lag=5, phi=0.0, strength=1.5, seed=1)
     model = build_model("lstm", FAST_LSTM)
     auc = out_of_sample_auc(model, panel, seq_len=60)
-    assert auc > 0.58, auc
+    assert auc > 0.62, auc  # the oracle scores 0.83 on this panel
     importance = model.feature_importance()
     assert max(importance, key=importance.get) == "f0"
     tabular = out_of_sample_auc(build_model("lightgbm", {}), panel, seq_len=1)
