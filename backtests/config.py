@@ -5,7 +5,7 @@ from typing import Any
 
 import msgspec
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_serializer, field_validator, model_validator
 
 from strategies.risk import RiskRules
 
@@ -65,6 +65,10 @@ class StrategyConfig(_Strict):
             return msgspec.convert(value, RiskRules)
         except msgspec.ValidationError as e:
             raise ValueError(str(e).replace("$.", "risk.")) from e
+
+    @field_serializer("risk")
+    def _dump_risk(self, risk: RiskRules) -> dict:
+        return msgspec.to_builtins(risk)
 
 
 class VenueConfig(_Strict):

@@ -231,7 +231,7 @@ def _window_spec(fold: Fold, catalog: MarketCatalog, run_dir: Path, symbols: lis
             "weights": config.weights(),
             "entry_threshold": config.strategy.entry_threshold,
             "allow_short": config.strategy.allow_short,
-            "risk": json.loads(config.strategy.risk.json()),
+            "risk": config.strategy.model_dump(mode="json")["risk"],
         },
         venue=VenueSpec(
             starting_cash=config.venue.starting_cash,
