@@ -112,7 +112,7 @@ def _features(frames: dict) -> tuple[Panel, float]:
     for symbol, frame in frames.items():
         ts = frame.index.asi8
         y, _ = direction_labels(frame["close"].to_numpy(), ts, 15, 0.001)
-        parts.append(Panel(X=matrices[symbol], y=y, ts_ns=ts, symbol=np.full(len(ts), code),
+        parts.append(Panel(X=matrices[symbol], y=y, ts_ns=ts, symbol=np.zeros(len(ts), np.int32),
                            segment_start=np.zeros(len(ts), np.int64), feature_names=FEATURE_NAMES,
                            symbols=(symbol,)))
     panel = Panel.concat(parts)
