@@ -21,10 +21,14 @@ from nautilus_trader.config import (
     ImportableStrategyConfig,
     LoggingConfig,
 )
-from nautilus_trader.model.data import Bar
+from nautilus_trader.model.data import Bar, CustomData, DataType
+from nautilus_trader.model.identifiers import ClientId
+from nautilus_trader.persistence.catalog.types import CatalogDataResult
 
 from catalog.instruments import BAR_SPEC, VENUE
+from catalog.store import MarketCatalog
 from strategies.risk import install_trading_state_endpoint
+from strategies.signals import MLSignal, signals_from_table
 
 SIGNAL_CLIENT = "SEXTANT-SIGNALS"
 
@@ -65,6 +69,29 @@ class WindowResult:
     positions_path: str
     account_path: str
     final_balance: float
+
+
+class SignalReplayNode(BacktestNode):
+    """BacktestNode that loads MLSignal rows column-wise.
+
+    The stock loader wraps every custom-data row in a CustomData with a freshly built
+    DataType (about 10 us a row, a third of a window's run time); the rows here share one.
+    """
+
+    @classmethod
+    def load_data_config(cls, config: BacktestDataConfig, start=None, end=None) -> CatalogDataResult:
+        if config.data_type is not MLSignal:
+            return super().load_data_config(config, start, end)
+        store = MarketCatalog(config.catalog_path)
+        table = store.read_table(MLSignal, config.instrument_ids, config.start_time_nanos, config.end_time_nanos)
+        signals = signals_from_table(table.sort_by("ts_init")) if table.num_rows else []
+        data_type = DataType(MLSignal)
+        return CatalogDataResult(
+            data_cls=MLSignal,
+            data=[CustomData(data_type, signal) for signal in signals],
+            instruments=store.nautilus.instruments(instrument_ids=config.instrument_ids),
+            client_id=ClientId(config.client_id),
+        )
 
 
 def run_config(spec: WindowSpec) -> BacktestRunConfig:
@@ -117,7 +144,7 @@ def run_config(spec: WindowSpec) -> BacktestRunConfig:
 def run_window(spec: WindowSpec) -> WindowResult:
     """Run one window in this process and write fills/positions/account as Parquet."""
     config = run_config(spec)
-    node = BacktestNode(configs=[config])
+    node = SignalReplayNode(configs=[config])
     node.build()
     engine = node.get_engine(config.id)
     install_trading_state_endpoint(engine.kernel.msgbus, engine.kernel.risk_engine)

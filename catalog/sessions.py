@@ -45,6 +45,15 @@ def _bounds_ns() -> tuple[np.ndarray, np.ndarray]:
     )
 
 
+def load_calendar() -> None:
+    """Build the cached NYSE schedule now (about 0.5 s) rather than on first use.
+
+    Components that need the calendar inside a timed or latency-sensitive loop (a strategy in
+    a backtest or on a live node) call this at construction.
+    """
+    _bounds_ns()
+
+
 def _as_date(value: date | str | pd.Timestamp) -> pd.Timestamp:
     day = pd.Timestamp(value)
     if day.tzinfo is not None:

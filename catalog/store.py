@@ -136,6 +136,22 @@ class MarketCatalog:
         directory.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, directory / f"{_file_stamp(start)}_{_file_stamp(end)}.parquet")
 
+    def read_table(
+        self, data_cls: type, identifiers: Iterable[str], start_ns: int | None = None, end_ns: int | None = None
+    ) -> pa.Table:
+        """Rows of custom data for ``identifiers`` with ts_init in [start_ns, end_ns], as Arrow."""
+        root = self.path / "data" / class_to_filename(data_cls)
+        files = sorted(str(p) for i in identifiers for p in (root / urisafe_identifier(i)).glob("*.parquet"))
+        if not files:
+            return pa.table({})
+        expr = None
+        if start_ns is not None:
+            expr = pds.field("ts_init") >= start_ns
+        if end_ns is not None:
+            upper = pds.field("ts_init") <= end_ns
+            expr = upper if expr is None else expr & upper
+        return pds.dataset(files).to_table(filter=expr)
+
     def clear(self, data_cls: type, identifiers: Iterable[str]) -> None:
         for identifier in identifiers:
             if self.nautilus.get_intervals(data_cls, identifier):

@@ -20,7 +20,7 @@ from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, Venue
 from nautilus_trader.trading.strategy import Strategy
 
 from catalog.instruments import BAR_SPEC, sector_of
-from catalog.sessions import session_bounds
+from catalog.sessions import load_calendar, session_bounds
 from models.ensemble import ensemble_probability
 from strategies.risk import (
     TRADING_STATE_ENDPOINT,
@@ -48,7 +48,8 @@ class EnsembleStrategy(Strategy):
         self.rules = config.risk
         self.threshold = config.entry_threshold
         self.venue = Venue(self.instrument_ids[0].venue.value)
-        self._weights_by_models: dict[str, tuple[float, ...]] = {}
+        self._names_by_models: dict[str, tuple[str, ...]] = {}
+        self._bar_types = {iid: BarType.from_str(f"{iid}-{BAR_SPEC}") for iid in self.instrument_ids}
         self._sectors: dict[InstrumentId, str] = {}
         self._session_open = 0
         self._session_close = 0
@@ -59,6 +60,7 @@ class EnsembleStrategy(Strategy):
         # Entry orders not done yet -> the price they were sized at. Live, fills land after the
         # other signals of the same bar are handled; these orders must count against the caps.
         self._entries_in_flight: dict[ClientOrderId, float] = {}
+        load_calendar()
 
     # -- lifecycle -----------------------------------------------------------------------------
 
@@ -68,7 +70,7 @@ class EnsembleStrategy(Strategy):
             if instrument is None:
                 raise RuntimeError(f"instrument {iid} is not in the cache")
             self._sectors[iid] = sector_of(instrument)
-            self.subscribe_bars(BarType.from_str(f"{iid}-{BAR_SPEC}"))
+            self.subscribe_bars(self._bar_types[iid])
         self.subscribe_data(DataType(MLSignal))
 
     def on_stop(self) -> None:
@@ -108,25 +110,22 @@ class EnsembleStrategy(Strategy):
     # -- the trading idea ----------------------------------------------------------------------
 
     def _ensemble(self, signal: MLSignal) -> float:
-        weights = self._weights_by_models.get(signal.models)
-        if weights is None:
-            names = signal.model_names()
-            missing = [m for m in self.config.weights if m not in names]
-            if missing:
-                raise ValueError(f"MLSignal lacks weighted models {missing} (has {names})")
-            weights = tuple(self.config.weights.get(m, 0.0) for m in names)
-            self._weights_by_models[signal.models] = weights
-        return ensemble_probability(dict(zip(signal.model_names(), signal.probabilities.tolist())), dict(zip(signal.model_names(), weights)))
+        names = self._names_by_models.get(signal.models)
+        if names is None:
+            names = self._names_by_models[signal.models] = signal.model_names()
+        return ensemble_probability(dict(zip(names, signal.probabilities.tolist())), self.config.weights)
 
     def _enter(self, iid: InstrumentId, side: OrderSide) -> None:
+        if not self.portfolio.is_flat(iid) or self.cache.orders_open_count(instrument_id=iid):
+            return
         pending = self._pending_entries()
-        if not self.portfolio.is_flat(iid) or self.cache.orders_open_count(instrument_id=iid) or iid in pending:
+        if iid in pending:
             return
         open_positions = self.cache.positions_open_count(venue=self.venue)
         open_positions += sum(1 for p in pending if self.portfolio.is_flat(p))
         if open_positions >= self.rules.max_positions:
             return
-        bar = self.cache.bar(BarType.from_str(f"{iid}-{BAR_SPEC}"))
+        bar = self.cache.bar(self._bar_types[iid])
         if bar is None:
             return
         price = bar.close.as_double()
@@ -191,17 +190,26 @@ class EnsembleStrategy(Strategy):
             self.cancel_all_orders(iid)
 
     def _equity(self) -> float:
+        """Balance plus open positions marked at their last bar close.
+
+        Marks positions from the bars the strategy already holds rather than asking the
+        Portfolio (which recomputes every instrument's P&L): it runs once per signal minute.
+        """
         account = self.portfolio.account(self.venue)
         if account is None:
             return 0.0
-        cash = account.balance_total(USD).as_double()
-        if account.type == AccountType.CASH:
-            # A cash account pays for shares out of its balance (and cannot be short): add them
-            # back at market value, or the first purchase reads as a loss.
-            held = (self.portfolio.net_exposures(self.venue) or {}).get(USD)
-            return cash + (held.as_double() if held else 0.0)
-        unrealized = self.portfolio.unrealized_pnls(self.venue).get(USD)
-        return cash + (unrealized.as_double() if unrealized else 0.0)
+        equity = account.balance_total(USD).as_double()
+        cash_account = account.type == AccountType.CASH
+        for position in self.cache.positions_open(venue=self.venue):
+            bar = self.cache.bar(self._bar_types[position.instrument_id])
+            if bar is None:
+                continue
+            if cash_account:
+                # A cash account paid for its shares out of the balance: add them back at market.
+                equity += position.signed_qty * bar.close.as_double()
+            else:
+                equity += position.unrealized_pnl(bar.close).as_double()
+        return equity
 
     def _pending_entries(self) -> dict[InstrumentId, float]:
         """Unfilled notional of the entry orders still in flight, by instrument."""

@@ -100,17 +100,18 @@ def signals_from_table(table: pa.Table) -> list[MLSignal]:
     ts_init = table.column("ts_init").to_numpy()
     id_cache: dict[str, InstrumentId] = {}
     out = []
+    new = MLSignal.__new__
     for i in range(table.num_rows):
         iid = id_cache.get(ids[i])
         if iid is None:
             iid = id_cache[ids[i]] = InstrumentId.from_str(ids[i])
-        out.append(
-            MLSignal(
-                ts_event=int(ts_event[i]),
-                ts_init=int(ts_init[i]),
-                instrument_id=iid,
-                models=models[i],
-                probabilities=matrix[i],
-            )
-        )
+        # Attribute assignment instead of the generated __init__: a third of the decode time
+        # for the million-row replays of a backtest; the fields are exactly those of __init__.
+        signal = new(MLSignal)
+        signal.instrument_id = iid
+        signal.models = models[i]
+        signal.probabilities = matrix[i]
+        signal._ts_event = int(ts_event[i])
+        signal._ts_init = int(ts_init[i])
+        out.append(signal)
     return out
