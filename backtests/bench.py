@@ -83,7 +83,8 @@ def run_bench(console: Console, catalog: Path | None = None, n_symbols: int = 10
         start, end = int(panel.ts_ns.min()), int(panel.ts_ns.max())
         venue = VenueSpec(starting_cash=1_000_000, commission_per_share=0.005, min_commission=1.0,
                           slippage_probability=0.5, seed=1)
-        common = dict(catalog_path=str(catalog), instrument_ids=tuple(ids), start_ns=start, end_ns=end, venue=venue)
+        common = {"catalog_path": str(catalog), "instrument_ids": tuple(ids), "start_ns": start,
+                  "end_ns": end, "venue": venue}
         bare = WindowSpec(name="bare", signal_catalog_path=None, out_dir=str(tmp_path / "bare"),
                           strategy={"instrument_ids": ids}, strategy_path="backtests.bench:IdleStrategy",
                           config_path="backtests.bench:IdleStrategyConfig", **common)

@@ -66,9 +66,9 @@ def trading_metrics(
         "win_rate": float((pnl > 0).mean()) if len(pnl) else 0.0,
         "profit_factor": float(wins / losses) if losses > 0 else (math.inf if wins > 0 else 0.0),
         "avg_return_per_trade": float(returns.mean()) if len(returns) else 0.0,
-        "trades": int(len(pnl)),
+        "trades": len(pnl),
         "exposure": exposure(closed, session_seconds),
-        "test_sessions": int(len(daily_ret)),
+        "test_sessions": len(daily_ret),
     }
 
 
@@ -110,11 +110,11 @@ def classification_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     mask = np.isfinite(y) & np.isfinite(p)
     y, p = y[mask], p[mask]
     if len(np.unique(y)) < 2:
-        return {"auc": float("nan"), "accuracy": float("nan"), "rows": int(len(y))}
+        return {"auc": float("nan"), "accuracy": float("nan"), "rows": len(y)}
     return {
         "auc": float(roc_auc_score(y, p)),
         "accuracy": float(accuracy_score(y, p >= 0.5)),
-        "rows": int(len(y)),
+        "rows": len(y),
     }
 
 

@@ -12,7 +12,7 @@ metrics.json, fills/positions Parquet and report.html.
 import json
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -191,7 +191,7 @@ def _train_fold(
         "fold": fold.index,
         "train_start": _day(fold.train_start_ns), "train_end": _day(fold.train_end_ns - 1),
         "test_start": _day(fold.test_start_ns), "test_end": _day(fold.test_end_ns - 1),
-        "train_rows": int(len(train)), "test_rows": int(len(test)),
+        "train_rows": len(train), "test_rows": len(test),
         "models": {n: classification_metrics(y_test, probs[n]) for n in names}
         | {"ensemble": classification_metrics(y_test, ens)},
     }
@@ -322,7 +322,7 @@ def _progress(console: Console) -> Progress:
 
 
 def _new_run_dir(root: Path, name: str) -> Path:
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = Path(root) / f"{name}-{stamp}"
     suffix = 1
     while run_dir.exists():

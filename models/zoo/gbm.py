@@ -215,6 +215,9 @@ class XGBoostModel(_GradientBoostedModel):
         return booster[: booster.best_iteration + 1] if evals else booster
 
     def _raw_predict(self, X: np.ndarray) -> np.ndarray:
+        # The thread count is fixed when a booster loads; re-apply it so a caller that lowers
+        # params["n_jobs"] after loading (the live SignalActor predicts one row at a time) gets it.
+        self._booster.set_param({"nthread": self.params["n_jobs"]})
         return self._booster.inplace_predict(X)
 
     def _gains(self) -> np.ndarray:
