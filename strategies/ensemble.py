@@ -90,8 +90,11 @@ class EnsembleStrategy(Strategy):
             self._check_daily_loss()
         if self._halted or not (self._session_open < ts <= self._entry_cutoff):
             return
-        if data.instrument_id not in self._sectors:
+        iid = data.instrument_id
+        if iid not in self._sectors:
             return  # MLSignal subscriptions are not per instrument: ignore stocks we do not trade
+        if not self.portfolio.is_flat(iid) or self.cache.orders_open_count(instrument_id=iid):
+            return  # one position per stock; its bracket manages the exit
         p = self._ensemble(data)
         if p >= self.threshold:
             side = OrderSide.BUY
@@ -99,7 +102,7 @@ class EnsembleStrategy(Strategy):
             side = OrderSide.SELL
         else:
             return
-        self._enter(data.instrument_id, side)
+        self._enter(iid, side)
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self.log.warning(f"order {event.client_order_id} rejected: {event.reason}; carrying on")
@@ -116,8 +119,6 @@ class EnsembleStrategy(Strategy):
         return ensemble_probability(dict(zip(names, signal.probabilities.tolist())), self.config.weights)
 
     def _enter(self, iid: InstrumentId, side: OrderSide) -> None:
-        if not self.portfolio.is_flat(iid) or self.cache.orders_open_count(instrument_id=iid):
-            return
         pending = self._pending_entries()
         if iid in pending:
             return
