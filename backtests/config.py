@@ -1,5 +1,6 @@
 """The walk-forward backtest configuration: typed, validated at load, errors name the key."""
 
+import re
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,19 @@ from strategies.risk import RiskRules
 
 class ConfigError(ValueError):
     """A configuration file that cannot be used; the message names the file and the key."""
+
+
+# Model names become registry directories and MLSignal column names (comma-joined).
+_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
+
+
+def _same_kind(value: Any, default: Any) -> bool:
+    """A hyperparameter value fits its default's type (an int is fine where a float is)."""
+    if isinstance(default, bool) or isinstance(value, bool):
+        return isinstance(value, bool) and isinstance(default, bool)
+    if isinstance(default, float):
+        return isinstance(value, int | float)
+    return isinstance(value, type(default))
 
 
 class _Strict(BaseModel):
@@ -99,6 +113,27 @@ class BacktestConfig(_Strict):
     venue: VenueConfig = VenueConfig()
     workers: int = Field(1, ge=1, description="parallel backtest windows")
 
+    @field_validator("models")
+    @classmethod
+    def _known_models(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+        """Model kinds and hyperparameter names/types fail at load, not after data prep."""
+        from models.zoo import MODEL_KINDS  # imported here: torch is heavy
+
+        for name, spec in models.items():
+            kind = name.split("@", 1)[0]  # same rule as backtests.walkforward._kind
+            if kind not in MODEL_KINDS:
+                raise ValueError(f"models.{name}: unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
+            if not _MODEL_NAME.fullmatch(name):
+                raise ValueError(f"models.{name}: a model name may only use letters, digits and _.@-")
+            defaults = MODEL_KINDS[kind].DEFAULTS
+            for key, value in spec.params.items():
+                if key not in defaults:
+                    raise ValueError(f"unknown key 'models.{name}.params.{key}'; valid params: {sorted(defaults)}")
+                if not _same_kind(value, defaults[key]):
+                    raise ValueError(f"'models.{name}.params.{key}' must be {type(defaults[key]).__name__}, "
+                                     f"got {value!r}")
+        return models
+
     @model_validator(mode="after")
     def _weights(self) -> "BacktestConfig":
         if not self.models:
@@ -127,7 +162,10 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ba
     if not isinstance(raw, dict):
         raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(raw).__name__}")
     for dotted, value in (overrides or {}).items():
-        _set_dotted(raw, dotted, value)
+        try:
+            _set_dotted(raw, dotted, value)
+        except TypeError as e:
+            raise ConfigError(f"{path}: {e}") from e
     try:
         return BacktestConfig.model_validate(raw)
     except ValidationError as e:
@@ -144,6 +182,11 @@ def _describe(err: dict) -> str:
 def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
     node = raw
     *parents, leaf = dotted.split(".")
-    for part in parents:
-        node = node.setdefault(part, {})
+    for i, part in enumerate(parents):
+        if node.get(part) is None:  # absent, or a YAML key left empty ("catalog:")
+            node[part] = {}
+        node = node[part]
+        if not isinstance(node, dict):
+            key = ".".join(parents[: i + 1])
+            raise TypeError(f"'{key}' must be a mapping to set '{dotted}' (got {node!r})")
     node[leaf] = value

@@ -50,20 +50,23 @@ def run_walkforward(
     console: Console | None = None,
 ) -> RunResult:
     console = console or Console()
-    run_dir = _new_run_dir(out_root, config.name)
     catalog = ensure_catalog(config, console)
     symbols = _universe(config, catalog)
     started = time.perf_counter()
 
     panel, label_end = build_panel(catalog, symbols, config)
-    folds = walk_forward_folds(
-        panel.ts_ns,
-        n_folds=config.walk_forward.folds,
-        train_days=config.walk_forward.train_days,
-        test_days=config.walk_forward.test_days,
-        embargo_days=config.walk_forward.embargo_days,
-        anchored=config.walk_forward.anchored,
-    )
+    try:
+        folds = walk_forward_folds(
+            panel.ts_ns,
+            n_folds=config.walk_forward.folds,
+            train_days=config.walk_forward.train_days,
+            test_days=config.walk_forward.test_days,
+            embargo_days=config.walk_forward.embargo_days,
+            anchored=config.walk_forward.anchored,
+        )
+    except ValueError as e:  # too few sessions for the requested layout: a user error, not a crash
+        raise EmptyCatalogError(f"catalog {catalog.path}: {e}") from e
+    run_dir = _new_run_dir(out_root, config.name)  # only once the inputs are known to be usable
     signal_catalog = MarketCatalog(run_dir / "signals")
     signal_catalog.nautilus.write_data([equity(s, catalog.sectors().get(s, "UNKNOWN")) for s in symbols])
     registry = ModelRegistry(run_dir / "models")

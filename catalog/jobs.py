@@ -4,7 +4,6 @@ from collections.abc import Callable
 from pathlib import Path
 
 from catalog.csv_import import read_minute_csv
-from catalog.instruments import UNKNOWN_SECTOR
 from catalog.store import MarketCatalog
 from catalog.synthetic import generate_market
 
@@ -36,9 +35,12 @@ def import_csv(
     csv_path: str | Path,
     symbol: str,
     catalog_path: str | Path,
-    sector: str = UNKNOWN_SECTOR,
+    sector: str | None = None,
     regular_session_only: bool = True,
 ) -> int:
-    """Import one real minute-bar CSV for ``symbol``; returns the number of bars written."""
+    """Import one real minute-bar CSV for ``symbol``; returns the number of bars written.
+
+    Without ``sector`` a symbol already in the catalog keeps its sector (a new one is
+    UNKNOWN), so appending a newer file does not silently reset the sector caps."""
     frame = read_minute_csv(csv_path, regular_session_only=regular_session_only)
     return MarketCatalog(catalog_path).write_bars(symbol, frame, sector=sector)

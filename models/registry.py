@@ -31,7 +31,7 @@ META_FILE = "meta.json"
 REQUIRED_META = ("train_start", "train_end", "fold", "metrics", "data_hash")
 # Keys the registry derives from the model itself; a caller-supplied copy could contradict it.
 RESERVED_META = ("name", "version", "kind", "params", "features", "created_at", "sextant_version")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")  # '@': walk-forward variants, e.g. lightgbm@deep
 _VERSION_DIR = re.compile(r"v(\d{4,})")
 _SAVE_ATTEMPTS = 20
 
@@ -165,7 +165,7 @@ def data_hash(*arrays: np.ndarray) -> str:
 def _check_name(name: str) -> None:
     if not _NAME.fullmatch(name):
         raise ValueError(
-            f"model name {name!r} must be a path-safe token ([A-Za-z0-9_.-], not starting "
+            f"model name {name!r} must be a path-safe token ([A-Za-z0-9_.@-], not starting "
             "with '.' or '-')"
         )
 

@@ -48,7 +48,7 @@ def catalog_import_csv(
     csv: Annotated[Path, typer.Argument(help="CSV with timestamp,open,high,low,close,volume (UTC minute starts)")],
     symbol: Annotated[str, typer.Option(help="ticker to store the bars under")],
     catalog: CatalogOpt = Path("data/catalog"),
-    sector: str = UNKNOWN_SECTOR,
+    sector: Annotated[str | None, typer.Option(help=f"default: keep the stored sector, else {UNKNOWN_SECTOR}")] = None,
     all_hours: Annotated[bool, typer.Option(help="keep pre/post-market bars")] = False,
 ) -> None:
     """Import real one-minute bars from a CSV file."""

@@ -1,0 +1,190 @@
+"""The walk-forward config loader: defaults, overrides, and an error that names the key for
+every way a file can be wrong."""
+
+from pathlib import Path
+
+import pytest
+
+from backtests.config import BacktestConfig, ConfigError, load_config
+from strategies.risk import RiskRules
+
+SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "walkforward.yaml"
+
+
+def write(tmp_path: Path, text: str, name: str = "cfg.yaml") -> Path:
+    path = tmp_path / name
+    path.write_text(text)
+    return path
+
+
+# -- defaults and the shipped file ------------------------------------------------------------
+
+
+def test_empty_file_loads_the_documented_defaults(tmp_path):
+    config = load_config(write(tmp_path, ""))
+    assert config == BacktestConfig()
+    assert config.name == "walkforward" and config.seed == 7
+    assert config.catalog.path == Path("data/catalog")
+    assert (config.catalog.generate.symbols, config.catalog.generate.days) == (12, 120)
+    assert config.universe is None
+    assert (config.labels.horizon, config.labels.cost) == (15, 0.001)
+    wf = config.walk_forward
+    assert (wf.folds, wf.train_days, wf.test_days, wf.embargo_days, wf.anchored) == (4, 35, 20, 1, False)
+    assert config.weights() == {"lightgbm": 1.0, "xgboost": 1.0, "lstm": 1.0}
+    assert all(m.params == {} for m in config.models.values())
+    assert config.strategy.entry_threshold == 0.6 and config.strategy.allow_short is True
+    assert config.strategy.risk == RiskRules()
+    assert config.venue.starting_cash == 1_000_000.0
+    assert config.workers == 1
+
+
+def test_shipped_config_loads_with_its_values():
+    config = load_config(SHIPPED)
+    assert config.catalog.generate.signal_strength == 0.15
+    assert config.catalog.generate.seed == 7
+    assert config.workers == 2
+    assert config.strategy.risk.stop_loss == 0.02 and config.strategy.risk.take_profit == 0.04
+    assert config.strategy.risk.max_positions == 10
+    assert set(config.models) == {"lightgbm", "xgboost", "lstm"}
+
+
+def test_dump_validates_back_to_the_same_config():
+    config = load_config(SHIPPED)
+    dumped = config.model_dump(mode="json")  # what metrics.json records
+    assert dumped["strategy"]["risk"]["daily_loss_limit"] == 0.02
+    assert BacktestConfig.model_validate(dumped) == config
+
+
+def test_partial_sections_keep_the_other_defaults(tmp_path):
+    config = load_config(write(tmp_path, "walk_forward: {folds: 2}\nstrategy: {risk: {stop_loss: 0.03}}\n"))
+    assert config.walk_forward.folds == 2 and config.walk_forward.train_days == 35
+    assert config.strategy.risk.stop_loss == 0.03
+    assert config.strategy.risk.take_profit == RiskRules().take_profit
+
+
+def test_model_entries_with_params_and_variant_names(tmp_path):
+    config = load_config(write(tmp_path, (
+        "models:\n"
+        "  lightgbm: {weight: 2, params: {n_estimators: 50, learning_rate: 1}}\n"  # int for a float is fine
+        "  lightgbm@deep: {weight: 0.5, params: {max_depth: 8}}\n"
+        "  lstm: {weight: 0}\n"
+    )))
+    assert config.weights() == {"lightgbm": 2.0, "lightgbm@deep": 0.5, "lstm": 0.0}
+    assert config.models["lightgbm"].params == {"n_estimators": 50, "learning_rate": 1}
+
+
+# -- overrides --------------------------------------------------------------------------------
+
+
+def test_overrides_replace_nested_keys_and_create_missing_sections(tmp_path):
+    path = write(tmp_path, "catalog: {path: a/b}\nwalk_forward: {folds: 2}\n")
+    config = load_config(path, overrides={"catalog.path": "x/y", "walk_forward.test_days": 5,
+                                          "venue.starting_cash": 5000, "name": "other"})
+    assert config.catalog.path == Path("x/y")
+    assert (config.walk_forward.folds, config.walk_forward.test_days) == (2, 5)
+    assert config.venue.starting_cash == 5000.0
+    assert config.name == "other"
+    assert load_config(path).catalog.path == Path("a/b")  # the file itself is untouched
+
+
+def test_override_into_an_empty_section(tmp_path):
+    # "catalog:" with every sub-key commented out is YAML null
+    config = load_config(write(tmp_path, "catalog:\n#  path: data/catalog\n"), overrides={"catalog.path": "z"})
+    assert config.catalog.path == Path("z")
+
+
+def test_overrides_are_validated_like_the_file(tmp_path):
+    with pytest.raises(ConfigError, match=r"'walk_forward\.folds'"):
+        load_config(write(tmp_path, ""), overrides={"walk_forward.folds": 0})
+    with pytest.raises(ConfigError, match=r"'catalog' must be a mapping"):
+        load_config(write(tmp_path, "catalog: somewhere\n"), overrides={"catalog.path": "z"})
+
+
+# -- every error path -------------------------------------------------------------------------
+
+
+def test_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="file not found") as err:
+        load_config(tmp_path / "nope.yaml")
+    assert "nope.yaml" in str(err.value)
+
+
+def test_malformed_yaml_names_the_line(tmp_path):
+    path = write(tmp_path, "name: x\nwalk_forward:\n  folds: 2\n   test_days: 3\n")
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(str(path))
+    assert "malformed YAML at line 4" in message
+
+
+def test_malformed_yaml_unclosed_bracket(tmp_path):
+    with pytest.raises(ConfigError, match=r"malformed YAML at line \d+"):
+        load_config(write(tmp_path, "models: {lightgbm: {weight: 1}\nseed: 3\n"))
+
+
+@pytest.mark.parametrize("text", ["- 1\n- 2\n", "just a string\n", "42\n"])
+def test_top_level_must_be_a_mapping(tmp_path, text):
+    with pytest.raises(ConfigError, match="top level must be a mapping"):
+        load_config(write(tmp_path, text))
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # unknown keys, at every depth
+        ("foldz: 3\n", "unknown key 'foldz'"),
+        ("walk_forward: {fold: 2}\n", "unknown key 'walk_forward.fold'"),
+        ("catalog: {generate: {symbol: 3}}\n", "unknown key 'catalog.generate.symbol'"),
+        ("models: {lightgbm: {wieght: 1}}\n", "unknown key 'models.lightgbm.wieght'"),
+        ("venue: {cash: 10}\n", "unknown key 'venue.cash'"),
+        ("strategy: {risk: {stop_los: 0.1}}\n", "unknown field `stop_los`"),
+        ("models: {lightgbm: {params: {n_estimatorz: 5}}}\n", "unknown key 'models.lightgbm.params.n_estimatorz'"),
+        ("models: {catboost: {}}\n", "unknown model kind 'catboost'"),
+        # wrong types
+        ("walk_forward: {folds: two}\n", "'walk_forward.folds'"),
+        ("seed: [1]\n", "'seed'"),
+        ("universe: S000\n", "'universe'"),
+        ("walk_forward: {anchored: maybe}\n", "'walk_forward.anchored'"),
+        ("strategy: {risk: {stop_loss: abc}}\n", "risk.stop_loss"),
+        ("models: {lightgbm: {params: {n_estimators: abc}}}\n", "'models.lightgbm.params.n_estimators' must be int"),
+        ("models: {lstm: {params: {epochs: 2.5}}}\n", "'models.lstm.params.epochs' must be int"),
+        ("models: {xgboost: {params: {learning_rate: fast}}}\n", "'models.xgboost.params.learning_rate' must be float"),
+        # out of range
+        ("walk_forward: {folds: 0}\n", "'walk_forward.folds'"),
+        ("walk_forward: {train_days: 1}\n", "'walk_forward.train_days'"),
+        ("walk_forward: {embargo_days: -1}\n", "'walk_forward.embargo_days'"),
+        ("labels: {horizon: 0}\n", "'labels.horizon'"),
+        ("catalog: {generate: {signal_strength: 1.0}}\n", "'catalog.generate.signal_strength'"),
+        ("catalog: {generate: {days: 4}}\n", "'catalog.generate.days'"),
+        ("strategy: {entry_threshold: 0.5}\n", "'strategy.entry_threshold'"),
+        ("strategy: {risk: {stop_loss: -0.1}}\n", "risk.stop_loss"),
+        ("venue: {slippage_probability: 1.5}\n", "'venue.slippage_probability'"),
+        ("venue: {starting_cash: 0}\n", "'venue.starting_cash'"),
+        ("models: {lightgbm: {weight: -1}}\n", "'models.lightgbm.weight'"),
+        ("workers: 0\n", "'workers'"),
+        # whole-config rules
+        ("models: {}\n", "at least one model is required"),
+        ("models: {lightgbm: {weight: 0}, lstm: {weight: 0}}\n", "at least one model needs a positive weight"),
+        ("models: {'lightgbm@a,b': {}}\n", "models.lightgbm@a,b: a model name may only use"),
+    ],
+)
+def test_invalid_configs_name_the_key(tmp_path, text, expected):
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as err:
+        load_config(path)
+    message = str(err.value)
+    assert message.startswith(f"{path}: "), message
+    assert expected in message, message
+
+
+def test_every_invalid_key_is_reported_at_once(tmp_path):
+    with pytest.raises(ConfigError) as err:
+        load_config(write(tmp_path, "foldz: 3\nworkers: 0\nwalk_forward: {folds: x}\n"))
+    message = str(err.value)
+    for key in ("unknown key 'foldz'", "'workers'", "'walk_forward.folds'"):
+        assert key in message, message
+
+
+def test_config_error_is_a_value_error():
+    assert issubclass(ConfigError, ValueError)

@@ -1,0 +1,140 @@
+"""MarketCatalog: exact bar round trips, idempotent and range-replacing writes, listings."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from catalog.instruments import equity
+from catalog.store import EmptyCatalogError, MarketCatalog
+
+
+def bars(start: str, n: int, seed: int = 0, base: float = 50.0) -> pd.DataFrame:
+    """n one-minute bars closing at start, start+1min, ... (UTC), cent prices, whole volumes."""
+    rng = np.random.default_rng(seed)
+    close = np.round(base + np.cumsum(rng.normal(0, 0.05, n)), 2)
+    open_ = np.round(np.r_[base, close[:-1]], 2)
+    high = np.round(np.maximum(open_, close) + rng.integers(0, 4, n) / 100, 2)
+    low = np.round(np.minimum(open_, close) - rng.integers(0, 4, n) / 100, 2)
+    volume = rng.integers(1, 50_000, n).astype(float)
+    index = pd.date_range(pd.Timestamp(start, tz="UTC"), periods=n, freq="1min", name="ts")
+    return pd.DataFrame({"open": open_, "high": high, "low": low, "close": close, "volume": volume}, index=index)
+
+
+def day(date: str, n: int = 30, seed: int = 0, base: float = 50.0) -> pd.DataFrame:
+    """The first n bars of a winter NYSE session (open 14:30 UTC, first bar closes 14:31)."""
+    return bars(f"{date} 14:31", n, seed, base)
+
+
+def files_on_disk(catalog: MarketCatalog, symbol: str) -> int:
+    """Rows physically stored for the symbol's bars (duplicates would show up here)."""
+    return sum(pq.ParquetFile(f).metadata.num_rows for f in catalog._bar_files(symbol))
+
+
+def test_write_then_read_round_trips_exactly(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path / "cat")
+    frame = pd.concat([day("2024-01-02", 200, seed=1), day("2024-01-03", 200, seed=2, base=51.0)])
+    assert catalog.write_bars("ABC", frame, sector="Tech") == 400
+    back = catalog.read_bars("ABC")
+    pd.testing.assert_frame_equal(back, frame, check_exact=True, check_freq=False)
+    assert str(back.index.tz) == "UTC" and back.index.name == "ts"
+    assert catalog.bar_count("ABC") == 400
+
+
+def test_read_bars_window_is_inclusive(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path)
+    frame = day("2024-01-02", 30)
+    catalog.write_bars("ABC", frame)
+    start, end = frame.index[5], frame.index[9]
+    window = catalog.read_bars("ABC", start=start, end=end)
+    pd.testing.assert_frame_equal(window, frame.iloc[5:10], check_exact=True, check_freq=False)
+    assert catalog.read_bars("ABC", start=frame.index[-1]).index.tolist() == [frame.index[-1]]
+    assert catalog.read_bars("ABC", end=frame.index[0] - pd.Timedelta(minutes=1)).empty
+
+
+def test_writing_the_same_range_twice_leaves_one_copy(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path)
+    frame = pd.concat([day("2024-01-02", 50, seed=3), day("2024-01-03", 50, seed=4)])
+    catalog.write_bars("ABC", frame)
+    catalog.write_bars("ABC", frame)
+    assert files_on_disk(catalog, "ABC") == 100
+    # The same range again, delivered in two pieces (different file boundaries).
+    catalog.write_bars("ABC", frame.iloc[:50])
+    catalog.write_bars("ABC", frame.iloc[50:])
+    assert files_on_disk(catalog, "ABC") == 100
+    assert catalog.bar_count("ABC") == 100
+    back = catalog.read_bars("ABC")
+    assert not back.index.duplicated().any()
+    pd.testing.assert_frame_equal(back, frame, check_exact=True, check_freq=False)
+
+
+def test_overlapping_rewrite_replaces_only_the_overlap(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path)
+    first = pd.concat([day("2024-01-02", 40, seed=5), day("2024-01-03", 40, seed=6)])
+    catalog.write_bars("ABC", first)
+    # New data for the second day and a third day, at clearly different prices.
+    second = pd.concat([day("2024-01-03", 40, seed=7, base=80.0), day("2024-01-04", 40, seed=8, base=81.0)])
+    catalog.write_bars("ABC", second)
+    back = catalog.read_bars("ABC")
+    assert len(back) == files_on_disk(catalog, "ABC") == 120
+    expected = pd.concat([first.iloc[:40], second])
+    pd.testing.assert_frame_equal(back, expected, check_exact=True, check_freq=False)
+
+
+def test_rewriting_a_middle_slice_keeps_both_ends(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path)
+    original = day("2024-01-02", 60, seed=9)
+    catalog.write_bars("ABC", original)
+    patch = day("2024-01-02", 60, seed=10, base=70.0).iloc[20:40]
+    catalog.write_bars("ABC", patch)
+    back = catalog.read_bars("ABC")
+    assert len(back) == files_on_disk(catalog, "ABC") == 60
+    expected = pd.concat([original.iloc[:20], patch, original.iloc[40:]])
+    pd.testing.assert_frame_equal(back, expected, check_exact=True, check_freq=False)
+
+
+def test_symbols_and_sectors(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path)
+    assert catalog.symbols() == [] and catalog.sectors() == {} and catalog.instruments() == []
+    catalog.write_bars("ZZZ", day("2024-01-02", 5), sector="Energy")
+    catalog.write_bars("AAA", day("2024-01-02", 5), sector="Tech")
+    # An instrument without bars is known (sector) but not tradeable (symbols).
+    catalog.nautilus.write_data([equity("NOBARS", "Utilities")])
+    assert catalog.symbols() == ["AAA", "ZZZ"]
+    assert catalog.sectors() == {"AAA": "Tech", "ZZZ": "Energy", "NOBARS": "Utilities"}
+    # A later write without a sector keeps the instrument's sector.
+    catalog.write_bars("AAA", day("2024-01-03", 5))
+    assert catalog.sectors()["AAA"] == "Tech"
+    assert catalog.bar_count("AAA") == 10
+    # Without any sector the instrument is UNKNOWN.
+    catalog.write_bars("BBB", day("2024-01-02", 5))
+    assert catalog.sectors()["BBB"] == "UNKNOWN"
+
+
+def test_empty_frame_writes_nothing(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path)
+    assert catalog.write_bars("ABC", day("2024-01-02", 5).iloc[:0]) == 0
+    assert catalog.symbols() == []
+    with pytest.raises(EmptyCatalogError):
+        catalog.read_bars("ABC")
+
+
+def test_read_bars_of_a_missing_symbol_raises(tmp_path: Path):
+    missing_dir = MarketCatalog(tmp_path / "does-not-exist")
+    with pytest.raises(EmptyCatalogError, match="no bars for 'ABC'"):
+        missing_dir.read_bars("ABC")
+    catalog = MarketCatalog(tmp_path / "cat")
+    catalog.write_bars("ABC", day("2024-01-02", 5))
+    with pytest.raises(EmptyCatalogError, match="no bars for 'XYZ'") as err:
+        catalog.read_bars("XYZ")
+    assert str(tmp_path / "cat") in str(err.value)
+    assert isinstance(err.value, LookupError)
+
+
+def test_synthetic_marker(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path / "cat")
+    assert catalog.synthetic_origin() is None
+    catalog.mark_synthetic({"seed": 3, "signal_strength": 0.2})
+    assert MarketCatalog(tmp_path / "cat").synthetic_origin() == {"seed": 3, "signal_strength": 0.2}
