@@ -280,7 +280,7 @@ def _summarise(config, folds, fold_rows, preds, windows: list[WindowResult], run
             "catalog": str(catalog.path),
             "symbols": symbols,
             "folds": len(folds),
-            "bars_backtested": int(sum(w.iterations for w in windows)),
+            "engine_events": int(sum(w.iterations for w in windows)),
             "backtest_seconds": round(sum(w.elapsed_s for w in windows), 1),
             "data_note": _data_note(catalog),
             "config": config.model_dump(mode="json"),

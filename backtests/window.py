@@ -7,6 +7,7 @@ worker process (``max_tasks_per_child=1``) and hands back only file paths and a 
 import multiprocessing
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -31,6 +32,10 @@ from strategies.risk import install_trading_state_endpoint
 from strategies.signals import MLSignal, signals_from_table
 
 SIGNAL_CLIENT = "SEXTANT-SIGNALS"
+
+
+class WindowCrashedError(RuntimeError):
+    """A backtest worker process ended abruptly (e.g. a panic inside the engine)."""
 
 
 @dataclass(frozen=True)
@@ -182,12 +187,19 @@ def run_window(spec: WindowSpec) -> WindowResult:
 def run_windows(specs: list[WindowSpec], workers: int = 1, on_done=None) -> list[WindowResult]:
     """Each window in a fresh process; ``on_done(result)`` is called as windows finish."""
     results: dict[str, WindowResult] = {}
-    # spawn, not fork: the parent holds torch/OpenMP thread pools that do not survive a fork.
+    # spawn, not fork: a child forked after torch or LightGBM started OpenMP threads can hang
+    # (libgomp is not fork-safe).
     context = multiprocessing.get_context("spawn")
     with ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=1, mp_context=context) as pool:
         futures = {pool.submit(run_window, spec): spec.name for spec in specs}
         for future in as_completed(futures):
-            result = future.result()
+            try:
+                result = future.result()
+            except BrokenProcessPool as e:
+                raise WindowCrashedError(
+                    f"backtest window {futures[future]!r} died without a Python error (the engine "
+                    "aborted; its message is on stderr above)"
+                ) from e
             results[result.name] = result
             if on_done:
                 on_done(result)

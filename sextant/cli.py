@@ -67,11 +67,12 @@ def backtest(
 ) -> None:
     """Walk-forward ML backtest: train, purge/embargo, predict, trade, report."""
     from backtests.walkforward import run_walkforward
+    from backtests.window import WindowCrashedError
 
     try:
         cfg = load_config(config, overrides={"catalog.path": str(catalog)} if catalog else None)
         result = run_walkforward(cfg, out, console)
-    except (ConfigError, EmptyCatalogError) as e:
+    except (ConfigError, EmptyCatalogError, WindowCrashedError) as e:
         _fail(str(e))
     t = result.metrics["trading"]
     m = result.metrics["models"]
