@@ -87,7 +87,7 @@ def _model_auc_figure(models: dict, folds: list[dict]) -> go.Figure:
 def _importance_figure(importance: dict[str, float], top: int = 25) -> go.Figure:
     items = sorted(importance.items(), key=lambda kv: kv[1])[-top:]
     fig = go.Figure(go.Bar(x=[v for _, v in items], y=[k for k, _ in items], orientation="h"))
-    fig.update_layout(title="Feature importance (gradient boosting gain, normalised, mean over folds)",
+    fig.update_layout(title="Feature importance (per model normalised: GBM gain, LSTM permutation; mean over models and folds)",
                       height=max(300, 22 * len(items)), margin={"l": 160})
     return fig
 

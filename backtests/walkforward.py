@@ -302,11 +302,13 @@ def _data_note(catalog: MarketCatalog) -> str:
 
 
 def _mean_importance(importance: dict[str, list[dict[str, float]]]) -> dict[str, float]:
-    """Normalised gain importance averaged over folds and the models that report one."""
+    """Each model's importances (GBM gain, LSTM permutation loss increase), negatives clipped to
+    zero and normalised to sum to 1, averaged over folds and models."""
     totals: dict[str, float] = {}
     count = 0
     for per_fold in importance.values():
-        for values in per_fold:
+        for raw in per_fold:
+            values = {k: max(v, 0.0) for k, v in raw.items()}
             total = sum(values.values())
             if total <= 0:
                 continue
