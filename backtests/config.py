@@ -73,7 +73,7 @@ class ModelConfig(_Strict):
 
 
 class StrategyConfig(_Strict):
-    entry_threshold: float = Field(0.6, gt=0.5, lt=1.0)
+    entry_threshold: float = Field(0.65, gt=0.5, lt=1.0)
     allow_short: bool = True
     risk: RiskRules = RiskRules()
 

@@ -32,7 +32,7 @@ def test_empty_file_loads_the_documented_defaults(tmp_path):
     assert (wf.folds, wf.train_days, wf.test_days, wf.embargo_days, wf.anchored) == (4, 35, 20, 1, False)
     assert config.weights() == {"lightgbm": 1.0, "xgboost": 1.0, "lstm": 1.0}
     assert all(m.params == {} for m in config.models.values())
-    assert config.strategy.entry_threshold == 0.6 and config.strategy.allow_short is True
+    assert config.strategy.entry_threshold == 0.65 and config.strategy.allow_short is True
     assert config.strategy.risk == RiskRules()
     assert config.venue.starting_cash == 1_000_000.0
     assert config.workers == 1
