@@ -109,9 +109,8 @@ class SignalActor(Actor):
         for model in self.models.values():
             # One row per bar: fanning a single-row prediction out to threads costs far more
             # than it saves (10-700 ms instead of 0.05-0.3 ms per model on a busy 2-core box).
-            # LightGBM and the LSTM read n_jobs at predict time (XGBoost fixes its threads at
-            # load). A row's trees sum the same on any thread count; the LSTM stays within
-            # float32 rounding (the parity test covers both).
+            # Every model reads n_jobs at predict time. A row's trees sum the same on any
+            # thread count; the LSTM stays within float32 rounding (the parity test covers both).
             model.params["n_jobs"] = 1
         self._model_names = ",".join(self.models)
         self._history = max(m.history_bars for m in self.models.values())
