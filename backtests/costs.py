@@ -47,7 +47,10 @@ class FullLiquidityFillModel(FillModel):
     """Unlimited size at the touch (slippage comes from ``prob_slippage``).
 
     A resting limit order the market trades through fills at its own limit price, as on an
-    exchange; market and stop orders take the best price.
+    exchange. A stop fills at its trigger, as NautilusTrader's default model does: a bar's
+    low is visited after its open, so the move through the stop is taken as continuous (a gap
+    through a stop within a session, rare on minute bars, is therefore filled optimistically).
+    Market orders take the best price.
     """
 
     def get_orderbook_for_fill_simulation(self, instrument, order, best_bid, best_ask) -> OrderBook:
@@ -58,6 +61,11 @@ class FullLiquidityFillModel(FillModel):
                 best_bid = order.price
             elif order.side == OrderSide.BUY and best_ask <= order.price:
                 best_ask = order.price
+        elif order.order_type == OrderType.STOP_MARKET:
+            if order.side == OrderSide.SELL and best_bid <= order.trigger_price:
+                best_bid = order.trigger_price
+            elif order.side == OrderSide.BUY and best_ask >= order.trigger_price:
+                best_ask = order.trigger_price
         book.add(BookOrder(side=OrderSide.BUY, price=best_bid, size=size, order_id=1), 0, 0)
         book.add(BookOrder(side=OrderSide.SELL, price=best_ask, size=size, order_id=2), 0, 0)
         return book

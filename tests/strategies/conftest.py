@@ -28,6 +28,7 @@ from nautilus_trader.model.orders import Order
 from nautilus_trader.model.position import Position
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
+from backtests.costs import FullLiquidityFillModel, PerShareFeeModel, PerShareFeeModelConfig
 from catalog.instruments import VENUE, bar_type, equity, instrument_id
 from catalog.sessions import session_minutes, trading_sessions
 from strategies.ensemble import EnsembleStrategy, EnsembleStrategyConfig
@@ -227,7 +228,9 @@ def build_engine(
     account_type: AccountType,
     traded: Iterable[str] | None,
     latency_ms: float = 0.0,
+    venue_costs: bool = False,
 ) -> Run:
+    """``venue_costs`` adds the production fee and fill models (backtests.costs)."""
     engine = BacktestEngine(
         BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), run_analysis=False)
     )
@@ -241,6 +244,8 @@ def build_engine(
         latency_model=LatencyModel(base_latency_nanos=int(latency_ms * 1e6))
         if latency_ms
         else None,
+        fee_model=PerShareFeeModel(PerShareFeeModelConfig()) if venue_costs else None,
+        fill_model=FullLiquidityFillModel(prob_slippage=0.0) if venue_costs else None,
     )
     for symbol, sector in market.sectors.items():
         instrument = equity(symbol, sector)
@@ -289,6 +294,7 @@ def backtest():
         account_type: AccountType = AccountType.MARGIN,
         traded: Iterable[str] | None = None,
         latency_ms: float = 0.0,
+        venue_costs: bool = False,
     ) -> Run:
         result = build_engine(
             market,
@@ -300,6 +306,7 @@ def backtest():
             account_type=account_type,
             traded=traded,
             latency_ms=latency_ms,
+            venue_costs=venue_costs,
         )
         engines.append(result.engine)
         result.engine.run()
