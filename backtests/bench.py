@@ -18,7 +18,7 @@ from nautilus_trader.trading.strategy import Strategy
 from rich.console import Console
 from rich.table import Table
 
-from backtests.window import VenueSpec, WindowSpec, run_windows
+from backtests.window import VenueSpec, WindowResult, WindowSpec, run_windows
 from catalog.instruments import BAR_SPEC, instrument_id
 from catalog.jobs import generate_catalog
 from catalog.store import MarketCatalog
@@ -29,6 +29,7 @@ from models.zoo import MODEL_KINDS, build_model
 from strategies.signals import MLSignal, signals_table
 
 TRAIN_ROWS = 100_000
+ENGINE_REPEATS = 2  # a shared 2-core machine is noisy: alternate the runs, keep each one's best
 
 
 class IdleStrategyConfig(StrategyConfig, frozen=True, kw_only=True):
@@ -91,12 +92,17 @@ def run_bench(console: Console, catalog: Path | None = None, n_symbols: int = 10
         full = WindowSpec(name="full", signal_catalog_path=str(signal_path), out_dir=str(tmp_path / "full"),
                           strategy={"instrument_ids": ids, "weights": {n: 1.0 for n in names}, "entry_threshold": 0.6},
                           **common)
-        console.print("running the bare engine and the full ensemble backtest (one process each) ...")
-        results = {r.name: r for r in run_windows([bare, full], workers=1)}
-        figures["bare_bars_per_s"] = n_bars / results["bare"].elapsed_s
-        figures["full_bars_per_s"] = n_bars / results["full"].elapsed_s
+        console.print(f"running the bare engine and the full ensemble backtest, alternating, "
+                      f"{ENGINE_REPEATS} times each (one process per run; the best run counts) ...")
+        best: dict[str, WindowResult] = {}
+        for _ in range(ENGINE_REPEATS):
+            for result in run_windows([bare, full], workers=1):
+                if result.name not in best or result.elapsed_s < best[result.name].elapsed_s:
+                    best[result.name] = result
+        figures["bare_bars_per_s"] = n_bars / best["bare"].elapsed_s
+        figures["full_bars_per_s"] = n_bars / best["full"].elapsed_s
         figures["full_over_bare"] = figures["full_bars_per_s"] / figures["bare_bars_per_s"]
-        fills = pd.read_parquet(results["full"].fills_path)
+        fills = pd.read_parquet(best["full"].fills_path)
         figures["full_orders_filled"] = float(len(fills))
         _print(console, figures, n_bars)
         return figures
