@@ -23,7 +23,8 @@ def generate_catalog(
     market = generate_market(n_symbols=n_symbols, n_days=n_days, seed=seed, signal_strength=signal_strength)
     catalog = MarketCatalog(path)
     catalog.mark_synthetic({"generator": "catalog.synthetic.generate_market", "symbols": n_symbols,
-                            "days": n_days, "seed": seed, "signal_strength": signal_strength})
+                            "days": n_days, "seed": seed, "signal_strength": signal_strength,
+                            "generated_symbols": sorted(market.bars)})
     for symbol, frame in market.bars.items():
         rows = catalog.write_bars(symbol, frame, sector=market.sectors[symbol])
         if on_symbol:

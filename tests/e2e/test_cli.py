@@ -109,7 +109,8 @@ def test_second_run_gets_a_second_dir_and_a_missing_catalog_is_generated(two_run
     fresh = MarketCatalog(work / "fresh")
     assert fresh.symbols() == ["S000", "S001"]
     assert fresh.synthetic_origin() == {"generator": "catalog.synthetic.generate_market", "symbols": 2,
-                                        "days": 8, "seed": 9, "signal_strength": 0.2}
+                                        "days": 8, "seed": 9, "signal_strength": 0.2,
+                                        "generated_symbols": ["S000", "S001"]}
     assert next(m for m in metrics if m["run"]["catalog"] == "fresh")["run"]["symbols"] == ["S000", "S001"]
 
 
