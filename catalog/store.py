@@ -24,7 +24,7 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
-from catalog.instruments import bar_type, equity, sector_of
+from catalog.instruments import UNKNOWN_SECTOR, bar_type, equity, sector_of
 
 SYNTHETIC_MARKER = "sextant-synthetic.json"
 BAR_COLUMNS = ["open", "high", "low", "close", "volume"]
@@ -73,11 +73,11 @@ class MarketCatalog:
         """Write a bars frame (index = bar close, UTC) for one symbol; returns rows written."""
         if frame.empty:
             return 0
-        existing = {i.id.symbol.value: i for i in self.instruments()}
-        instrument = equity(symbol, sector or (sector_of(existing[symbol]) if symbol in existing else "UNKNOWN"))
+        if sector is None:  # keep a stored symbol's sector; only then read the instruments
+            sector = self.sectors().get(symbol, UNKNOWN_SECTOR)
+        instrument = equity(symbol, sector)
         self.nautilus.write_data([instrument])
-        wrangler_frame = frame[BAR_COLUMNS]
-        bars = BarDataWrangler(bar_type(symbol), instrument).process(wrangler_frame)
+        bars = BarDataWrangler(bar_type(symbol), instrument).process(frame[BAR_COLUMNS])
         start, end = bars[0].ts_init, bars[-1].ts_init
         self._clear_range(Bar, str(bar_type(symbol)), start, end)
         self.nautilus.write_data(bars, start=start, end=end)

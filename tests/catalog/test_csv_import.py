@@ -11,9 +11,9 @@ import pytest
 
 from catalog.csv_import import CsvFormatError, read_minute_csv
 from catalog.sessions import in_regular_session
+from tests.real_data import real_csv
 
 HEADER = "timestamp,open,high,low,close,volume"
-REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 
 
 def write_csv(
@@ -148,10 +148,7 @@ def test_error_is_a_value_error() -> None:
 
 @pytest.fixture(scope="module")
 def real_fxy() -> Path:
-    path = REAL_DATA / "FXY_1min.csv"
-    if not path.exists():
-        pytest.skip(f"real data not available at {REAL_DATA}")
-    return path
+    return real_csv("FXY_1min.csv")
 
 
 def test_real_file_reads_fast_into_a_valid_bars_frame(real_fxy: Path) -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from catalog.jobs import generate_catalog, import_csv
 from catalog.store import MarketCatalog
+from tests.real_data import real_csv
 
-REAL_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "real"
 NY = "America/New_York"
 
 
@@ -65,21 +65,18 @@ def test_generate_catalog_again_is_deterministic_and_idempotent(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def real_csv() -> Path:
-    path = REAL_DATA / "INDA_1min.csv"
-    if not path.is_file():
-        pytest.skip(f"real data not available at {REAL_DATA}")
-    return path
+def inda_csv() -> Path:
+    return real_csv("INDA_1min.csv")
 
 
 @pytest.fixture(scope="module")
-def imported(real_csv, tmp_path_factory) -> tuple[MarketCatalog, int]:
+def imported(inda_csv, tmp_path_factory) -> tuple[MarketCatalog, int]:
     root = tmp_path_factory.mktemp("real")
-    rows = import_csv(real_csv, "INDA", root / "cat", sector="Country")
+    rows = import_csv(inda_csv, "INDA", root / "cat", sector="Country")
     return MarketCatalog(root / "cat"), rows
 
 
-def test_import_csv_keeps_only_regular_session_bars_stamped_at_bar_close(real_csv, imported):
+def test_import_csv_keeps_only_regular_session_bars_stamped_at_bar_close(inda_csv, imported):
     catalog, rows = imported
     bars = catalog.read_bars("INDA")
     assert rows == len(bars) == catalog.bar_count("INDA")
@@ -87,7 +84,7 @@ def test_import_csv_keeps_only_regular_session_bars_stamped_at_bar_close(real_cs
     assert catalog.synthetic_origin() is None
 
     # Independent oracle: the raw file (window-start stamps) and the NYSE calendar.
-    raw = pd.read_csv(real_csv)
+    raw = pd.read_csv(inda_csv)
     start = pd.DatetimeIndex(pd.to_datetime(raw["timestamp"], utc=True))
     opens, closes = nyse_bounds(start)
     regular = ((start.to_numpy() >= opens) & (start.to_numpy() < closes)) & (raw["volume"].to_numpy() > 0)
@@ -115,15 +112,15 @@ def test_import_csv_first_bar_of_a_session(imported):
         43.55, 43.55, 43.48, 43.52, 35104.0)
 
 
-def test_import_csv_twice_leaves_one_copy(real_csv, imported, tmp_path):
+def test_import_csv_twice_leaves_one_copy(inda_csv, imported, tmp_path):
     catalog, rows = imported
-    again = import_csv(real_csv, "INDA", catalog.path)
+    again = import_csv(inda_csv, "INDA", catalog.path)
     assert again == rows
     assert catalog.bar_count("INDA") == rows
     assert catalog.sectors() == {"INDA": "Country"}  # a re-import without a sector keeps it
 
 
-def test_import_csv_all_hours_keeps_pre_and_post_market(real_csv, imported, tmp_path):
-    rows = import_csv(real_csv, "INDA", tmp_path / "all", regular_session_only=False)
-    raw = pd.read_csv(real_csv)
+def test_import_csv_all_hours_keeps_pre_and_post_market(inda_csv, imported, tmp_path):
+    rows = import_csv(inda_csv, "INDA", tmp_path / "all", regular_session_only=False)
+    raw = pd.read_csv(inda_csv)
     assert rows == int((raw["volume"] > 0).sum()) > imported[1]

@@ -180,11 +180,15 @@ def test_wrong_type_names_the_key(tmp_path):
     assert_clean_failure(backtest(config, tmp_path), "'walk_forward.test_days'", "valid integer")
 
 
+def import_abc(csv: Path, tmp_path: Path):
+    return runner.invoke(app, ["catalog", "import-csv", str(csv), "--symbol", "ABC",
+                               "--catalog", str(tmp_path / "cat")])
+
+
 def test_csv_with_a_missing_column(tmp_path):
     csv = tmp_path / "bars.csv"
     csv.write_text("timestamp,open,high,low,close\n2024-01-02 14:30:00,10,10,10,10\n")
-    result = runner.invoke(app, ["catalog", "import-csv", str(csv), "--symbol", "ABC",
-                                 "--catalog", str(tmp_path / "cat")])
+    result = import_abc(csv, tmp_path)
     assert_clean_failure(result, "missing column(s) volume")
     assert MarketCatalog(tmp_path / "cat").symbols() == []
 
@@ -195,16 +199,14 @@ def test_csv_with_non_monotonic_timestamps_names_the_row(tmp_path):
                    "2024-01-02 14:30:00,10,10,10,10,100\n"
                    "2024-01-02 14:32:00,10,10,10,10,100\n"
                    "2024-01-02 14:31:00,10,10,10,10,100\n")
-    result = runner.invoke(app, ["catalog", "import-csv", str(csv), "--symbol", "ABC",
-                                 "--catalog", str(tmp_path / "cat")])
+    result = import_abc(csv, tmp_path)
     assert_clean_failure(result, "row 3 (line 4): out-of-order timestamp")
 
 
 def test_csv_with_an_unparsable_value_names_the_row(tmp_path):
     csv = tmp_path / "bars.csv"
     csv.write_text("timestamp,open,high,low,close,volume\n2024-01-02 14:30:00,10,10,ten,10,100\n")
-    result = runner.invoke(app, ["catalog", "import-csv", str(csv), "--symbol", "ABC",
-                                 "--catalog", str(tmp_path / "cat")])
+    result = import_abc(csv, tmp_path)
     assert_clean_failure(result, "row 1 (line 2): unparsable low value 'ten'")
 
 
