@@ -16,13 +16,26 @@ VENUE = Venue("ALPACA")
 UNKNOWN_SECTOR = "UNKNOWN"
 BAR_SPEC = "1-MINUTE-LAST-EXTERNAL"
 
+# The bar sizes the catalog stores, by the short name users type (``--timeframe 5m``).
+BAR_SPECS: dict[str, str] = {
+    "1m": BAR_SPEC,
+    "5m": "5-MINUTE-LAST-EXTERNAL",
+    "15m": "15-MINUTE-LAST-EXTERNAL",
+    "1h": "1-HOUR-LAST-EXTERNAL",
+    "1d": "1-DAY-LAST-EXTERNAL",
+}
+
 
 def instrument_id(symbol: str) -> InstrumentId:
     return InstrumentId(Symbol(symbol), VENUE)
 
 
-def bar_type(symbol: str) -> BarType:
-    return BarType.from_str(f"{symbol}.{VENUE}-{BAR_SPEC}")
+def bar_type(symbol: str, timeframe: str = "1m") -> BarType:
+    try:
+        spec = BAR_SPECS[timeframe]
+    except KeyError:
+        raise ValueError(f"unknown timeframe {timeframe!r}; expected one of {', '.join(BAR_SPECS)}") from None
+    return BarType.from_str(f"{symbol}.{VENUE}-{spec}")
 
 
 def equity(symbol: str, sector: str = UNKNOWN_SECTOR) -> Equity:

@@ -17,12 +17,11 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.dataset as pds
 import pyarrow.parquet as pq
-from nautilus_trader.core.nautilus_pyo3 import FIXED_SCALAR
+from nautilus_trader.core.nautilus_pyo3 import FIXED_PRECISION, FIXED_SCALAR
 from nautilus_trader.model.data import Bar
 from nautilus_trader.model.instruments import Equity
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
-from nautilus_trader.persistence.wranglers import BarDataWrangler
 
 from catalog.instruments import UNKNOWN_SECTOR, bar_type, equity, sector_of
 
@@ -69,30 +68,61 @@ class MarketCatalog:
 
     # -- bars -----------------------------------------------------------------------------------
 
-    def write_bars(self, symbol: str, frame: pd.DataFrame, sector: str | None = None) -> int:
-        """Write a bars frame (index = bar close, UTC) for one symbol; returns rows written."""
+    def write_bars(
+        self, symbol: str, frame: pd.DataFrame, sector: str | None = None, timeframe: str = "1m"
+    ) -> int:
+        """Write a bars frame (index = bar close, UTC) for one symbol; returns rows written.
+
+        The Parquet file is encoded here, column-wise, in exactly the layout NautilusTrader
+        writes (fixed-point int128 prices and sizes, the same schema metadata): the engine and
+        ``ParquetDataCatalog.bars`` read it back unchanged, and it is an order of magnitude
+        faster than building one ``Bar`` object per row."""
         if frame.empty:
             return 0
         if sector is None:  # keep a stored symbol's sector; only then read the instruments
             sector = self.sectors().get(symbol, UNKNOWN_SECTOR)
         instrument = equity(symbol, sector)
         self.nautilus.write_data([instrument])
-        bars = BarDataWrangler(bar_type(symbol), instrument).process(frame[BAR_COLUMNS])
-        start, end = bars[0].ts_init, bars[-1].ts_init
-        self._clear_range(Bar, str(bar_type(symbol)), start, end)
-        self.nautilus.write_data(bars, start=start, end=end)
-        return len(bars)
+        ts = frame.index.as_unit("ns").asi8 if isinstance(frame.index, pd.DatetimeIndex) else None
+        if ts is None:
+            raise TypeError(f"bars for {symbol} need a DatetimeIndex of bar-close times")
+        if len(ts) > 1 and np.any(np.diff(ts) <= 0):
+            raise ValueError(f"bars for {symbol} are not strictly increasing in time")
+        prices = {col: frame[col].to_numpy(np.float64) for col in BAR_COLUMNS}
+        if not np.all(np.isfinite(np.column_stack(list(prices.values())))):
+            raise ValueError(f"bars for {symbol} hold NaN or infinite values")
+        identifier = str(bar_type(symbol, timeframe))
+        price_precision, size_precision = instrument.price_precision, instrument.size_precision
+        columns = {
+            col: _encode_fixed(values, price_precision if col != "volume" else size_precision)
+            for col, values in prices.items()
+        }
+        columns["ts_event"] = pa.array(ts.astype(np.uint64), pa.uint64())
+        columns["ts_init"] = columns["ts_event"]
+        schema = pa.schema(
+            [pa.field(c, pa.binary(16), nullable=False) for c in BAR_COLUMNS]
+            + [pa.field("ts_event", pa.uint64(), nullable=False), pa.field("ts_init", pa.uint64(), nullable=False)],
+            metadata={
+                "bar_type": identifier,
+                "instrument_id": str(instrument.id),
+                "price_precision": str(price_precision),
+                "size_precision": str(size_precision),
+            },
+        )
+        self.write_table(Bar, identifier, pa.table(columns, schema=schema))
+        return len(ts)
 
     def read_bars(
         self,
         symbol: str,
         start: pd.Timestamp | None = None,
         end: pd.Timestamp | None = None,
+        timeframe: str = "1m",
     ) -> pd.DataFrame:
         """Bars frame for one symbol in [start, end] (bar-close times, inclusive)."""
-        files = self._bar_files(symbol)
+        files = self._bar_files(symbol, timeframe)
         if not files:
-            raise EmptyCatalogError(f"no bars for {symbol!r} in catalog {self.path}")
+            raise EmptyCatalogError(f"no {timeframe} bars for {symbol!r} in catalog {self.path}")
         filters = []
         if start is not None:
             filters.append(pds.field("ts_init") >= pd.Timestamp(start).value)
@@ -114,11 +144,11 @@ class MarketCatalog:
         frame["volume"] = frame["volume"].round(size_precision)
         return frame
 
-    def bar_count(self, symbol: str) -> int:
-        return sum(pq.ParquetFile(f).metadata.num_rows for f in self._bar_files(symbol))
+    def bar_count(self, symbol: str, timeframe: str = "1m") -> int:
+        return sum(pq.ParquetFile(f).metadata.num_rows for f in self._bar_files(symbol, timeframe))
 
-    def _bar_files(self, symbol: str) -> list[str]:
-        directory = self.path / "data" / class_to_filename(Bar) / urisafe_identifier(str(bar_type(symbol)))
+    def _bar_files(self, symbol: str, timeframe: str = "1m") -> list[str]:
+        directory = self.path / "data" / class_to_filename(Bar) / urisafe_identifier(str(bar_type(symbol, timeframe)))
         return sorted(str(p) for p in directory.glob("*.parquet"))
 
     # -- custom data ----------------------------------------------------------------------------
@@ -170,6 +200,33 @@ def _decode_fixed(column: pa.ChunkedArray) -> np.ndarray:
     low = raw[:, 0].astype(np.float64)
     high = raw[:, 1].view(np.int64).astype(np.float64)
     return (high * 18446744073709551616.0 + low) / FIXED_SCALAR
+
+
+_LOW_32 = np.uint64(0xFFFFFFFF)
+
+
+def _encode_fixed(values: np.ndarray, precision: int) -> pa.FixedSizeBinaryArray:
+    """float64 -> NautilusTrader's fixed-point int128 (scale 1e16), rounded to ``precision``.
+
+    Exact integer arithmetic: units = round(x * 10**precision) (an int64), then
+    units * 10**(16 - precision) as a 128-bit product assembled from 32-bit partial products,
+    stored little-endian as (low uint64, high uint64)."""
+    units = np.rint(values * 10.0**precision)
+    if np.any(units < 0) or np.any(units >= 2.0**62):
+        raise ValueError("prices and sizes must be non-negative and below 4.6e18 units")
+    u = units.astype(np.uint64)
+    m = 10 ** (FIXED_PRECISION - precision)
+    m_hi, m_lo = np.uint64(m >> 32), np.uint64(m & 0xFFFFFFFF)
+    u_hi, u_lo = u >> np.uint64(32), u & _LOW_32
+    lo_lo = u_lo * m_lo  # < 2**64 each: 32-bit by 32-bit
+    cross = u_hi * m_lo + u_lo * m_hi  # < 2**63 + 2**63: fits while u < 2**62 and m < 2**62
+    hi_hi = u_hi * m_hi
+    low = lo_lo + ((cross & _LOW_32) << np.uint64(32))
+    carry = (low < lo_lo).astype(np.uint64)
+    high = hi_hi + (cross >> np.uint64(32)) + carry
+    raw = np.empty((len(u), 2), dtype=np.uint64)
+    raw[:, 0], raw[:, 1] = low, high
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(16), len(u), [None, pa.py_buffer(raw.tobytes())])
 
 
 def _file_stamp(ts_ns: int) -> str:

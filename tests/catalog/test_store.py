@@ -123,11 +123,11 @@ def test_empty_frame_writes_nothing(tmp_path: Path):
 
 def test_read_bars_of_a_missing_symbol_raises(tmp_path: Path):
     missing_dir = MarketCatalog(tmp_path / "does-not-exist")
-    with pytest.raises(EmptyCatalogError, match="no bars for 'ABC'"):
+    with pytest.raises(EmptyCatalogError, match="no 1m bars for 'ABC'"):
         missing_dir.read_bars("ABC")
     catalog = MarketCatalog(tmp_path / "cat")
     catalog.write_bars("ABC", day("2024-01-02", 5))
-    with pytest.raises(EmptyCatalogError, match="no bars for 'XYZ'") as err:
+    with pytest.raises(EmptyCatalogError, match="no 1m bars for 'XYZ'") as err:
         catalog.read_bars("XYZ")
     assert str(tmp_path / "cat") in str(err.value)
     assert isinstance(err.value, LookupError)
@@ -138,3 +138,46 @@ def test_synthetic_marker(tmp_path: Path):
     assert catalog.synthetic_origin() is None
     catalog.mark_synthetic({"seed": 3, "signal_strength": 0.2})
     assert MarketCatalog(tmp_path / "cat").synthetic_origin() == {"seed": 3, "signal_strength": 0.2}
+
+
+def test_bars_written_column_wise_equal_nautilus_own_bars(tmp_path: Path):
+    """The column encoder is NautilusTrader's layout: the engine's reader sees the same Bar
+    objects its own wrangler would build, including prices and volumes above 2**64 raw units."""
+    from nautilus_trader.persistence.wranglers import BarDataWrangler
+
+    from catalog.instruments import bar_type
+
+    frame = day("2024-01-02", 50, seed=3)
+    frame.iloc[7, frame.columns.get_loc("high")] = 987_654.32
+    frame.iloc[8, frame.columns.get_loc("volume")] = 4_000_000_000.0
+    catalog = MarketCatalog(tmp_path / "cat")
+    catalog.write_bars("ABC", frame)
+    expected = BarDataWrangler(bar_type("ABC"), equity("ABC")).process(frame)
+    got = catalog.nautilus.bars([str(bar_type("ABC"))])
+    assert [(b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in got] == [
+        (b.open, b.high, b.low, b.close, b.volume, b.ts_event, b.ts_init) for b in expected
+    ]
+
+
+def test_timeframes_are_stored_apart(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path / "cat")
+    catalog.write_bars("ABC", day("2024-01-02", 30))
+    five = day("2024-01-02", 30).resample("5min", label="right", closed="right").agg(
+        {"open": "first", "high": "max", "low": "min", "close": "last", "volume": "sum"}
+    ).dropna()
+    catalog.write_bars("ABC", five, timeframe="5m")
+    assert catalog.bar_count("ABC") == 30
+    assert catalog.bar_count("ABC", "5m") == len(five)
+    pd.testing.assert_frame_equal(catalog.read_bars("ABC", timeframe="5m"), five, check_freq=False)
+    with pytest.raises(ValueError, match="unknown timeframe '2m'"):
+        catalog.read_bars("ABC", timeframe="2m")
+
+
+def test_unsorted_or_non_finite_bars_are_refused(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path / "cat")
+    frame = day("2024-01-02", 10)
+    with pytest.raises(ValueError, match="not strictly increasing"):
+        catalog.write_bars("ABC", frame.iloc[::-1])
+    frame.iloc[3, 0] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        catalog.write_bars("ABC", frame)

@@ -1,0 +1,52 @@
+"""Typed settings of the Polygon adapter. No field holds the API key: it comes from the
+environment when a client is built (see ``common.api_key_from_env``), so printing a config
+never prints a secret."""
+
+import msgspec
+from nautilus_trader.live.config import LiveDataClientConfig
+
+from adapters.polygon.common import DEFAULT_REST_URL, DEFAULT_WS_FEED
+
+
+class PolygonHistoricalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """How the historical loader talks to a Polygon-compatible REST endpoint.
+
+    ``requests_per_minute`` is the account's budget (the free tier allows 5); None means
+    unthrottled (a paid plan, or the loopback sandbox). ``page_limit`` is Polygon's ``limit``
+    (base aggregates per page, at most 50,000)."""
+
+    base_url: str = DEFAULT_REST_URL
+    requests_per_minute: int | None = None
+    page_limit: int = 50_000
+    adjusted: bool = True
+    regular_session_only: bool = True
+    connect_timeout_secs: float = 10.0
+    read_timeout_secs: float = 30.0
+    retries: int = 3
+    max_workers: int = 4
+
+    def __post_init__(self) -> None:
+        if self.requests_per_minute is not None and self.requests_per_minute <= 0:
+            raise ValueError("requests_per_minute must be positive (or None for no budget)")
+        if not 1 <= self.page_limit <= 50_000:
+            raise ValueError("page_limit must be within 1..50000")
+        if self.max_workers < 1:
+            raise ValueError("max_workers must be at least 1")
+
+
+class PolygonDataClientConfig(LiveDataClientConfig, frozen=True):
+    """The live data client: WebSocket feed, REST endpoint for backfill, supervision knobs.
+
+    ``ws_feed`` is host[:port] as the massive SDK takes it (``secure=False`` for ws://).
+    ``stale_after_secs``: during the regular session, no message for this long raises a
+    stale-feed status and forces a reconnect (a healthy minute feed sends at least one AM per
+    subscribed symbol per minute)."""
+
+    base_url: str = DEFAULT_REST_URL
+    ws_feed: str = DEFAULT_WS_FEED
+    secure: bool = True
+    stale_after_secs: float = 90.0
+    reconnect_initial_delay_secs: float = 0.25
+    reconnect_max_delay_secs: float = 30.0
+    connect_timeout_secs: float = 10.0
+    backfill_on_reconnect: bool = True
