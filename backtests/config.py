@@ -145,6 +145,17 @@ class BacktestConfig(_Strict):
     def weights(self) -> dict[str, float]:
         return {name: m.weight for name, m in self.models.items()}
 
+    def strategy_settings(self, instrument_ids: list[str]) -> dict[str, Any]:
+        """EnsembleStrategyConfig fields for trading ``instrument_ids``: the one translation
+        from this file to the strategy, used by backtest windows and replays alike."""
+        return {
+            "instrument_ids": list(instrument_ids),
+            "weights": self.weights(),
+            "entry_threshold": self.strategy.entry_threshold,
+            "allow_short": self.strategy.allow_short,
+            "risk": self.strategy.model_dump(mode="json")["risk"],
+        }
+
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> BacktestConfig:
     """Read and validate a YAML config; relative catalog paths stay relative to the cwd."""

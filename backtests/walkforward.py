@@ -230,13 +230,7 @@ def _window_spec(fold: Fold, catalog: MarketCatalog, run_dir: Path, symbols: lis
         instrument_ids=ids,
         start_ns=fold.test_start_ns,
         end_ns=fold.test_end_ns,
-        strategy={
-            "instrument_ids": list(ids),
-            "weights": config.weights(),
-            "entry_threshold": config.strategy.entry_threshold,
-            "allow_short": config.strategy.allow_short,
-            "risk": config.strategy.model_dump(mode="json")["risk"],
-        },
+        strategy=config.strategy_settings(list(ids)),
         venue=VenueSpec(
             starting_cash=config.venue.starting_cash,
             commission_per_share=config.venue.commission_per_share,

@@ -110,6 +110,16 @@ class ModelRegistry:
         meta = json.loads((path / META_FILE).read_text())
         return load_model(path), meta
 
+    def path(self, name: str, version: int | Literal["latest"] = "latest") -> Path:
+        """Directory of a saved version (what ``load_model`` and the SignalActor read)."""
+        return self._version_dir(name, version)
+
+    def names(self) -> list[str]:
+        """Model names with at least one saved version, sorted."""
+        if not self.root.is_dir():
+            return []
+        return sorted(p.name for p in self.root.iterdir() if p.is_dir() and self._versions_in(p))
+
     def versions(self, name: str) -> list[int]:
         """Saved version numbers of ``name``, ascending (empty if the name is unknown)."""
         _check_name(name)

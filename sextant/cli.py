@@ -3,9 +3,11 @@
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich.console import Console
 from rich.progress import Progress
+from rich.table import Table
 
 from backtests.config import ConfigError, load_config
 from catalog.csv_import import CsvFormatError
@@ -15,7 +17,7 @@ from catalog.store import EmptyCatalogError
 
 app = typer.Typer(help="Sextant: walk-forward ML backtests and live trading on NautilusTrader.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
-catalog_app = typer.Typer(help="Market data at rest: generate, import.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Market data at rest: generate, import, ingest, replay.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
 console = Console()
 
@@ -57,6 +59,59 @@ def catalog_import_csv(
     except (CsvFormatError, FileNotFoundError) as e:
         _fail(str(e))
     console.print(f"imported {rows:,} bars for {symbol} into {catalog}")
+
+
+@catalog_app.command("replay")
+def catalog_replay(
+    start: Annotated[str, typer.Option(help="first session (YYYY-MM-DD)")],
+    end: Annotated[str, typer.Option(help="last session (YYYY-MM-DD)")],
+    catalog: CatalogOpt = Path("data/catalog"),
+    symbols: Annotated[str | None, typer.Option(help="comma-separated; default: all")] = None,
+    timeframe: str = "1m",
+    models: Annotated[Path | None, typer.Option(help="model registry dir (a run's models/): run the SignalActor")] = None,
+    config: Annotated[Path | None, typer.Option(help="walk-forward YAML: also trade with its strategy")] = None,
+    only: Annotated[str | None, typer.Option(help="print only these kinds: bar,signal,order,fill")] = None,
+    quiet: Annotated[bool, typer.Option(help="print the summary only")] = False,
+) -> None:
+    """Replay a catalog range through the engine at full speed, printing what a strategy sees."""
+    from backtests.replay import replay
+    from models.registry import ModelRegistry
+
+    kinds = set(only.split(",")) if only else {"bar", "signal", "order", "fill"}
+    if unknown := kinds - {"bar", "signal", "order", "fill"}:
+        _fail(f"--only: unknown kind(s) {', '.join(sorted(unknown))}")
+    if config is not None and models is None:
+        _fail("--config trades the models' signals: give --models too")
+    styles = {"bar": "dim", "signal": "cyan", "order": "yellow", "fill": "bold green"}
+
+    def show(event) -> None:
+        if not quiet and event.kind in kinds:
+            console.print(f"{_ny(event.ts_ns, '%Y-%m-%d %H:%M:%S')}  [{styles[event.kind]}]{event.kind:<6}[/] {event.symbol:<6} {event.detail}",
+                          highlight=False)
+
+    try:
+        registry = ModelRegistry(models) if models else None
+        model_dirs = {n: registry.path(n) for n in registry.names()} if registry else None
+        if registry and not model_dirs:
+            _fail(f"no saved models under {models}")
+        cfg = load_config(config) if config else None
+        summary = replay(catalog, start, end, show, symbols=symbols.split(",") if symbols else None,
+                         timeframe=timeframe, model_dirs=model_dirs, config=cfg)
+    except (ConfigError, EmptyCatalogError, ValueError) as e:
+        _fail(str(e))
+    table = Table(title=f"replay {start} .. {end}: {summary.sessions} sessions, {summary.bars:,} bars "
+                        f"in {summary.elapsed_s:.2f} s")
+    for col in ("symbol", "bars", "first", "last", "missing", "signals", "orders", "fills"):
+        table.add_column(col, justify="left" if col in ("symbol", "first", "last") else "right", no_wrap=True)
+    for symbol, row in summary.symbols.items():
+        table.add_row(symbol, f"{row.bars:,}", _ny(row.first_ns), _ny(row.last_ns), f"{row.missing_minutes:,}",
+                      f"{row.signals:,}", f"{row.orders:,}", f"{row.fills:,}")
+    console.print(table)
+
+
+def _ny(ns: int | None, fmt: str = "%m-%d %H:%M") -> str:
+    """A UTC nanosecond stamp in New York time (how US-equity people read times)."""
+    return pd.Timestamp(ns, tz="UTC").tz_convert("America/New_York").strftime(fmt) if ns else "-"
 
 
 @app.command()

@@ -54,6 +54,8 @@ def test_versions_increment_and_meta_is_complete(tmp_path, model, panel):
         loaded.predict_proba(panel, rows), model.predict_proba(panel, rows)
     )
     assert reg.load("lgb_test", 1)[1]["fold"] == 0
+    assert reg.names() == ["lgb_test"]
+    assert reg.path("lgb_test") == second.path and reg.path("lgb_test", 1) == first.path
 
 
 def test_missing_names_and_versions_raise_clear_errors(tmp_path, model):
