@@ -5,6 +5,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from dotenv import load_dotenv
 from rich.console import Console
 from rich.progress import Progress
 from rich.table import Table
@@ -13,7 +14,7 @@ from backtests.config import ConfigError, load_config
 from catalog.csv_import import CsvFormatError
 from catalog.instruments import UNKNOWN_SECTOR
 from catalog.jobs import generate_catalog, import_csv
-from catalog.store import EmptyCatalogError
+from catalog.store import EmptyCatalogError, MarketCatalog
 
 app = typer.Typer(help="Sextant: walk-forward ML backtests and live trading on NautilusTrader.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -22,6 +23,13 @@ app.add_typer(catalog_app, name="catalog")
 console = Console()
 
 CatalogOpt = Annotated[Path, typer.Option("--catalog", help="catalog directory")]
+
+
+@app.callback()
+def _environment() -> None:
+    """Secrets come from the environment; an untracked .env in the working directory fills in
+    what the environment does not set (it never overrides it)."""
+    load_dotenv(Path.cwd() / ".env", override=False)
 
 
 def _fail(message: str) -> None:
@@ -59,6 +67,60 @@ def catalog_import_csv(
     except (CsvFormatError, FileNotFoundError) as e:
         _fail(str(e))
     console.print(f"imported {rows:,} bars for {symbol} into {catalog}")
+
+
+@catalog_app.command("ingest")
+def catalog_ingest(
+    symbols: Annotated[str, typer.Option(help="comma-separated tickers, e.g. AAPL,MSFT")],
+    start: Annotated[str, typer.Option(help="first session (YYYY-MM-DD)")],
+    end: Annotated[str, typer.Option(help="last session (YYYY-MM-DD)")],
+    timeframe: Annotated[str, typer.Option(help="1m, 5m, 15m, 1h or 1d")] = "1m",
+    catalog: CatalogOpt = Path("data/catalog"),
+    base_url: Annotated[str, typer.Option(help="any Polygon-compatible endpoint")] = "https://api.massive.com",
+    requests_per_minute: Annotated[int | None, typer.Option(min=1, help="your plan's budget (free tier: 5)")] = None,
+    workers: Annotated[int, typer.Option(min=1, help="symbols fetched in parallel")] = 4,
+    unadjusted: Annotated[bool, typer.Option(help="prices as traded, not split-adjusted")] = False,
+    extended_hours: Annotated[bool, typer.Option(help="keep pre/post-market bars")] = False,
+) -> None:
+    """Polygon (Massive) aggregates into the catalog: resumable, idempotent per symbol-day.
+
+    The key comes from POLYGON_API_KEY or MASSIVE_API_KEY (environment or .env)."""
+    import asyncio
+
+    from adapters.polygon.common import MissingApiKeyError, api_key_from_env
+    from adapters.polygon.config import PolygonHistoricalConfig
+    from adapters.polygon.errors import PolygonError
+    from adapters.polygon.http import PolygonHttpClient
+    from adapters.polygon.loader import PolygonBarSource
+    from adapters.polygon.providers import PolygonInstrumentProvider
+    from catalog.ingest import ingest_bars
+    from catalog.instruments import instrument_id
+
+    tickers = [s.strip().upper() for s in symbols.split(",") if s.strip()]
+    try:
+        config = PolygonHistoricalConfig(base_url=base_url.rstrip("/"), requests_per_minute=requests_per_minute,
+                                         adjusted=not unadjusted, regular_session_only=not extended_hours,
+                                         max_workers=workers)
+        client = PolygonHttpClient(api_key_from_env(), config)
+        known = MarketCatalog(catalog).sectors()
+        provider = PolygonInstrumentProvider(client)
+        if new := [t for t in tickers if t not in known]:
+            asyncio.run(provider.load_ids_async([instrument_id(t) for t in new]))
+        with Progress(console=console) as progress:
+            tasks = {t: progress.add_task(t, total=None) for t in tickers}
+            report = ingest_bars(
+                catalog, tickers, start, end, timeframe, PolygonBarSource(client, config.regular_session_only),
+                max_workers=workers, sectors=provider.sectors(),
+                on_progress=lambda sym, done, total: progress.update(tasks[sym], completed=done, total=total),
+                source_settings={"adjusted": config.adjusted, "regular_session_only": config.regular_session_only},
+            )
+    except (MissingApiKeyError, PolygonError, ValueError) as e:
+        _fail(str(e))
+    for ticker in tickers:
+        console.print(f"{ticker}: {report.bars_written[ticker]:,} bars from {report.sessions_fetched[ticker]} "
+                      f"sessions ({report.sessions_skipped[ticker]} already in the catalog)")
+    if not report.ok:
+        _fail("incomplete:\n" + "\n".join(f"  {f}" for f in report.failures))
 
 
 @catalog_app.command("replay")

@@ -1,0 +1,269 @@
+"""PolygonSandbox: a loopback Polygon (REST + stocks WebSocket) serving a Sextant catalog.
+
+The server runs on its own event loop in a background thread, so a synchronous test, a
+benchmark or the CLI can drive it (advance the clock, add faults, drop connections) from the
+calling thread while SDK clients talk to it over real sockets.
+"""
+
+import asyncio
+import threading
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, Self
+
+import pandas as pd
+from aiohttp import web
+
+from adapters.polygon.sandbox.bars import CatalogBars
+from adapters.polygon.sandbox.clock import SimClock
+from adapters.polygon.sandbox.faults import Fault, FaultSchedule
+from adapters.polygon.sandbox.rest import RequestRecord, RestApi
+from adapters.polygon.sandbox.stream import STREAM_PATH, ConnectionRecord, FrameRecord, StreamHub
+from catalog.sessions import load_calendar
+
+_START_TIMEOUT_SECS = 30.0
+_CALL_TIMEOUT_SECS = 120.0
+
+
+class PolygonSandbox:
+    """Serve ``catalog_path`` over Polygon's wire protocol on ``host:port`` (0 = a free port)."""
+
+    def __init__(
+        self,
+        catalog_path: str | Path,
+        *,
+        api_key: str = "test-key",
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: SimClock | None = None,
+        faults: Iterable[Fault] = (),
+        max_page_size: int = 50_000,
+        max_cached_rows: int = 20_000_000,
+    ) -> None:
+        if max_page_size < 1:
+            raise ValueError(f"max_page_size must be >= 1, got {max_page_size}")
+        self.catalog_path = Path(catalog_path)
+        self.api_key = api_key
+        self.host = host
+        self.clock = clock
+        self.max_page_size = max_page_size
+        self._requested_port = port
+        self._faults = FaultSchedule(list(faults))
+        self._bars = CatalogBars(self.catalog_path, max_cached_rows=max_cached_rows)
+        self._requests: list[RequestRecord] = []
+        self._port: int | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self._rest: RestApi | None = None
+        self._hub: StreamHub | None = None
+        self._paced: asyncio.Task | None = None
+        self._subscribed = threading.Condition()
+        self._n_subscribed = 0
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    def start(self) -> Self:
+        if self._thread is not None:
+            raise RuntimeError("sandbox already started")
+        load_calendar()  # daily aggregates need it; build it before the first request waits on it
+        ready = threading.Event()
+        failure: list[BaseException] = []
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(
+            target=self._run_loop, args=(ready, failure), name="polygon-sandbox", daemon=True
+        )
+        self._thread.start()
+        if not ready.wait(_START_TIMEOUT_SECS):
+            raise TimeoutError("the Polygon sandbox did not start in time")
+        if failure:
+            self._thread.join()
+            self._thread = None
+            raise failure[0]
+        return self
+
+    def stop(self) -> None:
+        """Close every WebSocket (code 1001), end stalled answers, stop the server and join its
+        thread. Safe to call twice."""
+        if self._thread is None or self._loop is None:
+            return
+        if self._loop.is_running():
+            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(
+                _CALL_TIMEOUT_SECS
+            )
+            self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self._loop.close()
+        self._thread = None
+
+    def serve_forever(self) -> None:
+        """Serve until Ctrl-C (for the CLI)."""
+        self.start()
+        try:
+            while self._thread is not None and self._thread.is_alive():
+                self._thread.join(0.5)
+        except KeyboardInterrupt:
+            pass  # Ctrl-C is how the CLI user asks to stop
+        finally:
+            self.stop()
+
+    def _run_loop(self, ready: threading.Event, failure: list[BaseException]) -> None:
+        loop = self._loop
+        assert loop is not None
+        asyncio.set_event_loop(loop)
+        try:
+            loop.run_until_complete(self._startup())
+        except BaseException as exc:  # noqa: BLE001 - re-raised by the starting thread
+            failure.append(exc)
+            ready.set()
+            loop.close()
+            return
+        ready.set()
+        loop.run_forever()
+
+    async def _startup(self) -> None:
+        start_ns = None
+        if self.clock is not None:
+            self.clock.start()
+            start_ns = self.clock.now_ns()
+        self._hub = StreamHub(
+            self._bars, self._faults, self.api_key, start_ns, self._on_subscribers
+        )
+        self._rest = RestApi(
+            self._bars,
+            self._faults,
+            self.clock,
+            self.api_key,
+            self.max_page_size,
+            self._requests,
+            passthrough_paths=frozenset({STREAM_PATH}),
+        )
+        app = web.Application(middlewares=[self._rest.middleware])
+        app.add_routes(self._rest.routes())
+        app.add_routes([web.get(STREAM_PATH, self._hub.handle)])
+        self._runner = web.AppRunner(
+            app,
+            handle_signals=False,
+            access_log=None,
+            handler_cancellation=True,
+            shutdown_timeout=1.0,
+        )
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self._requested_port)
+        await site.start()
+        self._port = int(self._runner.addresses[0][1])
+        if self.clock is not None and not self.clock.is_manual:
+            self._paced = asyncio.create_task(self._run_paced(self.clock, self._hub))
+
+    async def _shutdown(self) -> None:
+        assert self._rest is not None and self._hub is not None and self._runner is not None
+        if self._paced is not None:
+            self._paced.cancel()
+            await asyncio.gather(self._paced, return_exceptions=True)
+        self._rest.stopping.set()
+        await self._hub.drop_all(clean=True, code=1001)
+        await self._runner.cleanup()
+
+    @staticmethod
+    async def _run_paced(clock: SimClock, hub: StreamHub) -> None:
+        """Publish each close when the paced clock reaches it; re-plan whenever
+        subscriptions change so a new symbol's next bar is not missed."""
+        while True:
+            now = clock.now_ns()
+            await hub.publish_until(now)
+            upcoming = await hub.next_close_after(now)
+            delay = 1.0 if upcoming is None else min(1.0, clock.real_seconds_until(upcoming))
+            await hub.wait_for_change(delay)
+
+    # -- addresses ------------------------------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("sandbox not started")
+        return self._port
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def ws_feed(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    # -- observation ----------------------------------------------------------------------------
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        """REST requests in arrival order (a copy)."""
+        return list(self._requests)
+
+    @property
+    def frames_sent(self) -> list[FrameRecord]:
+        return list(self._hub.frames_sent) if self._hub else []
+
+    @property
+    def connections(self) -> list[ConnectionRecord]:
+        """WebSocket handshakes in arrival order, refused ones included."""
+        return list(self._hub.connections) if self._hub else []
+
+    @property
+    def pending_faults(self) -> list[tuple[Fault, int]]:
+        """Faults not yet used up, with how many times each will still fire."""
+        return self._faults.pending()
+
+    def now_ns(self) -> int | None:
+        return self.clock.now_ns() if self.clock is not None else None
+
+    # -- control --------------------------------------------------------------------------------
+
+    def add_fault(self, fault: Fault) -> None:
+        self._faults.add(fault)
+
+    def advance_to(self, ts: pd.Timestamp | str) -> int:
+        """Move the manual clock to ``ts`` and publish every bar closing in (previous now, ts];
+        returns the number of data messages written to the sockets."""
+        if self.clock is None or not self.clock.is_manual:
+            raise RuntimeError("advance_to needs a manual clock (SimClock.manual)")
+        stamp = pd.Timestamp(ts)
+        if stamp.tzinfo is None:
+            raise ValueError(f"advance_to needs a tz-aware timestamp, got {ts!r}")
+        target = int(stamp.tz_convert("UTC").value)
+        hub = self._require_hub()
+        self.clock.set_ns(target)
+        return self._call(hub.publish_until(target))
+
+    def drop_connections(self, clean: bool = False) -> int:
+        """Close every WebSocket now; abnormally (no close frame) unless ``clean`` (code 1000).
+        Returns how many were open."""
+        return self._call(self._require_hub().drop_all(clean))
+
+    def wait_for_subscribers(self, n_connections: int = 1, timeout: float = 5.0) -> None:
+        """Block until ``n_connections`` authenticated connections hold >= 1 subscription."""
+        with self._subscribed:
+            if not self._subscribed.wait_for(lambda: self._n_subscribed >= n_connections, timeout):
+                raise TimeoutError(
+                    f"{self._n_subscribed} subscribed WebSocket connection(s) after {timeout}s, "
+                    f"{n_connections} expected"
+                )
+
+    def _on_subscribers(self, count: int) -> None:
+        with self._subscribed:
+            self._n_subscribed = count
+            self._subscribed.notify_all()
+
+    def _require_hub(self) -> StreamHub:
+        if self._hub is None or self._loop is None:
+            raise RuntimeError("sandbox not started")
+        return self._hub
+
+    def _call(self, coro: Any) -> Any:
+        assert self._loop is not None
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_CALL_TIMEOUT_SECS)
