@@ -20,6 +20,9 @@ app = typer.Typer(help="Sextant: walk-forward ML backtests and live trading on N
                   no_args_is_help=True, pretty_exceptions_enable=False)
 catalog_app = typer.Typer(help="Market data at rest: generate, import, ingest, replay.", no_args_is_help=True)
 app.add_typer(catalog_app, name="catalog")
+sandbox_app = typer.Typer(help="Loopback servers that speak real vendor protocols, for offline work.",
+                          no_args_is_help=True)
+app.add_typer(sandbox_app, name="sandbox")
 console = Console()
 
 CatalogOpt = Annotated[Path, typer.Option("--catalog", help="catalog directory")]
@@ -169,6 +172,46 @@ def catalog_replay(
         table.add_row(symbol, f"{row.bars:,}", _ny(row.first_ns), _ny(row.last_ns), f"{row.missing_minutes:,}",
                       f"{row.signals:,}", f"{row.orders:,}", f"{row.fills:,}")
     console.print(table)
+
+
+@sandbox_app.command("polygon")
+def sandbox_polygon(
+    catalog: CatalogOpt = Path("data/catalog"),
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    speed: Annotated[float | None, typer.Option(help="stream AM bars at this many simulated seconds per second")] = None,
+    start: Annotated[str | None, typer.Option(help="simulated start (UTC); default: open of the catalog's last session")] = None,
+    api_key: Annotated[str, typer.Option(help="the key clients must present")] = "test-key",
+    fault: Annotated[list[str] | None, typer.Option(help="scripted fault, e.g. rest:rate_limit:times=2 (repeatable)")] = None,
+) -> None:
+    """Serve a catalog as Polygon REST + WebSocket (loopback), optionally paced by a simulated clock."""
+    from adapters.polygon.sandbox import PolygonSandbox, SimClock, parse_fault
+    from catalog.sessions import session_bounds
+
+    store = MarketCatalog(catalog)
+    symbols = store.symbols()
+    if not symbols:
+        _fail(f"catalog {catalog} holds no bars")
+    try:
+        faults = [parse_fault(spec) for spec in fault or []]
+    except ValueError as e:
+        _fail(str(e))
+    clock = None
+    if speed is not None:
+        if start is None:
+            last = store.read_bars(symbols[0]).index[-1]
+            begin = session_bounds(last - pd.Timedelta(minutes=1))[0]
+        else:
+            begin = pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tz is None else pd.Timestamp(start)
+        clock = SimClock.paced(start=begin, speed=speed)
+    sandbox = PolygonSandbox(catalog, api_key=api_key, host=host, port=port, clock=clock, faults=faults)
+    shown_key = api_key if api_key == "test-key" else "(the one given)"
+    console.print(f"Polygon sandbox over {catalog} ({len(symbols)} symbols): REST http://{host}:{port}  "
+                  f"WebSocket ws://{host}:{port}/stocks  key {shown_key}")
+    console.print(f"streaming from {_ny(clock.now_ns(), '%Y-%m-%d %H:%M ET')} at {speed:g}x" if clock
+                  else "no clock: REST serves all bars; the WebSocket streams nothing (use --speed)")
+    console.print("Ctrl-C stops")
+    sandbox.serve_forever()
 
 
 def _ny(ns: int | None, fmt: str = "%m-%d %H:%M") -> str:
