@@ -204,10 +204,10 @@ def sandbox_polygon(
         else:
             begin = pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tz is None else pd.Timestamp(start)
         clock = SimClock.paced(start=begin, speed=speed)
-    sandbox = PolygonSandbox(catalog, api_key=api_key, host=host, port=port, clock=clock, faults=faults)
+    sandbox = PolygonSandbox(catalog, api_key=api_key, host=host, port=port, clock=clock, faults=faults).start()
     shown_key = api_key if api_key == "test-key" else "(the one given)"
-    console.print(f"Polygon sandbox over {catalog} ({len(symbols)} symbols): REST http://{host}:{port}  "
-                  f"WebSocket ws://{host}:{port}/stocks  key {shown_key}")
+    console.print(f"Polygon sandbox over {catalog} ({len(symbols)} symbols): REST {sandbox.base_url}  "
+                  f"WebSocket ws://{sandbox.ws_feed}/stocks  key {shown_key}")
     console.print(f"streaming from {_ny(clock.now_ns(), '%Y-%m-%d %H:%M ET')} at {speed:g}x" if clock
                   else "no clock: REST serves all bars; the WebSocket streams nothing (use --speed)")
     console.print("Ctrl-C stops")

@@ -6,6 +6,7 @@ calling thread while SDK clients talk to it over real sockets.
 """
 
 import asyncio
+import signal
 import threading
 from collections.abc import Iterable
 from pathlib import Path
@@ -20,6 +21,7 @@ from adapters.polygon.sandbox.faults import Fault, FaultSchedule
 from adapters.polygon.sandbox.rest import RequestRecord, RestApi
 from adapters.polygon.sandbox.stream import STREAM_PATH, ConnectionRecord, FrameRecord, StreamHub
 from catalog.sessions import load_calendar
+from catalog.store import EmptyCatalogError
 
 _START_TIMEOUT_SECS = 30.0
 _CALL_TIMEOUT_SECS = 120.0
@@ -50,6 +52,8 @@ class PolygonSandbox:
         self._requested_port = port
         self._faults = FaultSchedule(list(faults))
         self._bars = CatalogBars(self.catalog_path, max_cached_rows=max_cached_rows)
+        if not self._bars.symbols:  # a mistyped path would otherwise serve an empty market
+            raise EmptyCatalogError(f"no symbols with bars in catalog {self.catalog_path}")
         self._requests: list[RequestRecord] = []
         self._port: int | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -104,14 +108,21 @@ class PolygonSandbox:
         self._thread = None
 
     def serve_forever(self) -> None:
-        """Serve until Ctrl-C (for the CLI)."""
-        self.start()
+        """Serve until Ctrl-C or SIGTERM, then stop cleanly (for the CLI). Starts the sandbox
+        unless the caller already did (e.g. to print ``base_url`` first)."""
+        stop = threading.Event()
+        previous = {}
+        if threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                previous[signum] = signal.signal(signum, lambda *_: stop.set())
+        if self._thread is None:
+            self.start()
         try:
-            while self._thread is not None and self._thread.is_alive():
-                self._thread.join(0.5)
-        except KeyboardInterrupt:
-            pass  # Ctrl-C is how the CLI user asks to stop
+            while not stop.wait(0.5) and self._thread is not None and self._thread.is_alive():
+                pass
         finally:
+            for signum, handler in previous.items():
+                signal.signal(signum, handler)
             self.stop()
 
     def _run_loop(self, ready: threading.Event, failure: list[BaseException]) -> None:
@@ -199,6 +210,11 @@ class PolygonSandbox:
         return f"{self.host}:{self.port}"
 
     # -- observation ----------------------------------------------------------------------------
+
+    @property
+    def symbols(self) -> list[str]:
+        """The tickers served (the catalog's symbols with bars), sorted."""
+        return list(self._bars.symbols)
 
     @property
     def requests(self) -> list[RequestRecord]:
