@@ -40,13 +40,31 @@ class PolygonDataClientConfig(LiveDataClientConfig, frozen=True):
     ``ws_feed`` is host[:port] as the massive SDK takes it (``secure=False`` for ws://).
     ``stale_after_secs``: during the regular session, no message for this long raises a
     stale-feed status and forces a reconnect (a healthy minute feed sends at least one AM per
-    subscribed symbol per minute)."""
+    subscribed symbol per minute). ``stale_check_outside_session`` applies that watchdog at
+    any hour: for offline rehearsals whose simulated day is not today's session.
+    ``connect_timeout_secs``: a connection that is not authenticated within this long
+    (refused, hanging) is abandoned and retried with backoff.
+    ``backfill_on_reconnect``: after a reconnect, fetch the minute bars missed while
+    disconnected over REST (``backfill_attempts`` tries per symbol) before releasing live
+    bars, so strategies see every bar exactly once."""
 
     base_url: str = DEFAULT_REST_URL
     ws_feed: str = DEFAULT_WS_FEED
     secure: bool = True
     stale_after_secs: float = 90.0
+    stale_check_outside_session: bool = False
     reconnect_initial_delay_secs: float = 0.25
     reconnect_max_delay_secs: float = 30.0
     connect_timeout_secs: float = 10.0
     backfill_on_reconnect: bool = True
+    backfill_attempts: int = 3
+
+    def __post_init__(self) -> None:
+        if self.stale_after_secs <= 0 or self.connect_timeout_secs <= 0:
+            raise ValueError("stale_after_secs and connect_timeout_secs must be positive")
+        if not 0 < self.reconnect_initial_delay_secs <= self.reconnect_max_delay_secs:
+            raise ValueError(
+                "need 0 < reconnect_initial_delay_secs <= reconnect_max_delay_secs"
+            )
+        if self.backfill_attempts < 1:
+            raise ValueError("backfill_attempts must be at least 1")
