@@ -6,6 +6,8 @@ a loopback ``PolygonSandbox`` and an actor subscribed to the bars.
 * ``feed_throughput``: frames of ``frame_size`` AM messages handed to the client exactly as
   the socket hands them (``PolygonDataClient.handle_frame``), parsed, sequenced, pushed through
   the live data engine's queue to ``on_bar``; all on the node's single event-loop thread.
+* ``measure_ingest_throughput``: a whole ingest (SDK pages -> validation -> catalog) from a
+  sandbox in its own process, so server and client do not share a GIL.
 * ``feed_latency``: the sandbox publishes minute by minute over the WebSocket; each bar's
   ``ts_init`` is stamped when its frame is received, so ``on_bar`` time minus ``ts_init`` is
   receive-to-strategy latency; send-to-strategy adds the socket hop (the sandbox's send time).
@@ -14,6 +16,8 @@ a loopback ``PolygonSandbox`` and an actor subscribed to the bars.
 """
 
 import asyncio
+import multiprocessing
+import multiprocessing.synchronize
 import os
 import tempfile
 import threading
@@ -33,14 +37,17 @@ from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import Bar, BarType
 
 from adapters.polygon.common import API_KEY_ENV_VARS, POLYGON
-from adapters.polygon.config import PolygonDataClientConfig
+from adapters.polygon.config import PolygonDataClientConfig, PolygonHistoricalConfig
 from adapters.polygon.data import PolygonDataClient
 from adapters.polygon.factories import PolygonLiveDataClientFactory
+from adapters.polygon.http import PolygonHttpClient
+from adapters.polygon.loader import PolygonBarSource
 from adapters.polygon.parsing.stream import StreamParser
 from adapters.polygon.sandbox import PolygonSandbox, SimClock
+from catalog.ingest import ingest_bars
 from catalog.instruments import VENUE, bar_type
 from catalog.jobs import generate_catalog
-from catalog.sessions import session_bounds
+from catalog.sessions import session_bounds, sessions_ending
 from catalog.store import MarketCatalog
 
 T = TypeVar("T")
@@ -329,3 +336,44 @@ def feed_latency(minutes: int = 390, n_symbols: int = 3, catalog_path: str | Pat
         "send_to_on_bar_p99_ms": float(np.percentile(wire, 99)),
     }
 
+
+def measure_ingest_throughput(
+    n_symbols: int = 10,
+    n_days: int = 130,
+    timeframe: str = "1m",
+    max_workers: int = 4,
+    workdir: str | Path | None = None,
+) -> dict:
+    """Bars/s of a full ingest from a sandbox serving a synthetic catalog, with the sandbox in
+    its own (spawned) process so server and client do not share a GIL. For ``sextant bench``
+    and the issue's throughput target; prints nothing, returns the numbers."""
+    with tempfile.TemporaryDirectory(dir=workdir) as tmp:
+        source_path, dest_path = Path(tmp) / "source", Path(tmp) / "dest"
+        symbols = generate_catalog(source_path, n_symbols=n_symbols, n_days=n_days, seed=7).symbols()
+        sessions = sessions_ending("2024-12-31", n_days).index
+        context = multiprocessing.get_context("spawn")
+        ready = context.Queue()
+        stop = context.Event()
+        server = context.Process(target=_serve_sandbox, args=(str(source_path), ready, stop), daemon=True)
+        server.start()
+        try:
+            base_url = ready.get(timeout=120)
+            client = PolygonHttpClient("bench-key", PolygonHistoricalConfig(base_url=base_url, max_workers=max_workers))
+            source = PolygonBarSource(client)
+            started = time.perf_counter()
+            report = ingest_bars(dest_path, symbols, sessions[0].date(), sessions[-1].date(), timeframe, source,
+                                 max_workers=max_workers)
+            elapsed = time.perf_counter() - started
+        finally:
+            stop.set()
+            server.join(timeout=30)
+        bars = sum(report.bars_written.values())
+        return {"bars": bars, "seconds": elapsed, "bars_per_second": bars / elapsed,
+                "failures": [str(f) for f in report.failures]}
+
+
+def _serve_sandbox(catalog_path: str, ready: "multiprocessing.Queue", stop: "multiprocessing.synchronize.Event") -> None:
+    """The spawned server process."""
+    with PolygonSandbox(catalog_path, api_key="bench-key", port=0) as sandbox:
+        ready.put(sandbox.base_url)
+        stop.wait()

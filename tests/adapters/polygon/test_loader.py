@@ -9,10 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from adapters.polygon.benchmarks import measure_ingest_throughput
 from adapters.polygon.common import TIMEFRAMES
 from adapters.polygon.config import PolygonHistoricalConfig
 from adapters.polygon.http import PolygonHttpClient
-from adapters.polygon.loader import PolygonBarSource, measure_ingest_throughput
+from adapters.polygon.loader import PolygonBarSource
 from adapters.polygon.sandbox import Fault, PolygonSandbox
 from adapters.polygon.sandbox.aggregation import minute_aggregates, resample
 from catalog.ingest import IngestManifest, ingest_bars
