@@ -41,7 +41,7 @@ class MalformedFrameError(ValueError):
         super().__init__(f"malformed Polygon frame ({reason}): {self.excerpt}")
 
 
-class MinuteAggregate(msgspec.Struct, tag_field="ev", tag="AM"):
+class _Aggregate(msgspec.Struct, tag_field="ev"):
     sym: str
     o: float
     h: float
@@ -52,15 +52,12 @@ class MinuteAggregate(msgspec.Struct, tag_field="ev", tag="AM"):
     e: int  # window end = bar close, ms
 
 
-class SecondAggregate(msgspec.Struct, tag_field="ev", tag="A"):
-    sym: str
-    o: float
-    h: float
-    l: float
-    c: float
-    v: float
-    s: int
-    e: int
+class MinuteAggregate(_Aggregate, tag="AM"):
+    pass
+
+
+class SecondAggregate(_Aggregate, tag="A"):
+    pass
 
 
 class Trade(msgspec.Struct, tag_field="ev", tag="T"):
