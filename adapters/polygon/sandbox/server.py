@@ -8,7 +8,7 @@ calling thread while SDK clients talk to it over real sockets.
 import asyncio
 import signal
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, Self
 
@@ -62,6 +62,7 @@ class PolygonSandbox:
         self._rest: RestApi | None = None
         self._hub: StreamHub | None = None
         self._paced: asyncio.Task | None = None
+        self._close_listeners: list[Callable[[int], None]] = []
         self._subscribed = threading.Condition()
         self._n_subscribed = 0
 
@@ -147,6 +148,7 @@ class PolygonSandbox:
         self._hub = StreamHub(
             self._bars, self._faults, self.api_key, start_ns, self._on_subscribers
         )
+        self._hub.close_listeners.extend(self._close_listeners)
         self._rest = RestApi(
             self._bars,
             self._faults,
@@ -242,6 +244,15 @@ class PolygonSandbox:
 
     def add_fault(self, fault: Fault) -> None:
         self._faults.add(fault)
+
+    def add_close_listener(self, listener: Callable[[int], None]) -> None:
+        """``listener(ts_ns)`` runs on the sandbox's loop thread whenever publishing reaches a
+        bar close (before that close's frames are sent) and at the end of every advance. It
+        must be quick and thread-safe; a paper broker uses it to fill against the same clock.
+        Register before ``start``."""
+        if self._hub is not None:
+            raise RuntimeError("add close listeners before the sandbox starts")
+        self._close_listeners.append(listener)
 
     def advance_to(self, ts: pd.Timestamp | str) -> int:
         """Move the manual clock to ``ts`` and publish every bar closing in (previous now, ts];

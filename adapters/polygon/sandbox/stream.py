@@ -222,6 +222,7 @@ class StreamHub:
         self._publish_lock = asyncio.Lock()
         self._load_lock = asyncio.Lock()
         self._changed = asyncio.Event()
+        self.close_listeners: list[Callable[[int], None]] = []
 
     # -- protocol -------------------------------------------------------------------------------
 
@@ -328,8 +329,18 @@ class StreamHub:
             selections: dict[tuple[frozenset[str], str], tuple[str, ...]] = {}
             sent = 0
             for close in sorted(instants):
+                self._market_reached(close)
                 sent += await self._publish_close(close, instants[close], selections)
+            if not instants or max(instants) < upto_ns:
+                self._market_reached(upto_ns)
             return sent
+
+    def _market_reached(self, ts_ns: int) -> None:
+        """Tell the listeners (a paper broker) that simulated time reached ``ts_ns`` before
+        the bars closing then go out: like an exchange, the broker settles its resting orders
+        against a bar before a strategy can react to that bar."""
+        for listener in self.close_listeners:
+            listener(ts_ns)
 
     async def next_close_after(self, ts_ns: int) -> int | None:
         symbols = sorted(self._wanted_events())

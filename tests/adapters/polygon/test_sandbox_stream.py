@@ -3,6 +3,7 @@
 import asyncio
 import itertools
 import json
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -268,3 +269,35 @@ def test_paced_clock_publishes_each_close_in_order(small_catalog: Path) -> None:
     assert all(b - a == 60_000 for a, b in itertools.pairwise(ends))
     assert all(r.n_messages == 1 for r in sandbox.frames_sent)
     assert ends[-1] * 1_000_000 <= clock.now_ns()
+
+
+def test_close_listeners_hear_every_close_before_its_frame(small_catalog) -> None:
+    """A paper broker listening to the clock settles a bar before a subscriber can see it."""
+    heard: list[tuple[int, int]] = []  # (ts, frames sent so far)
+    sandbox = PolygonSandbox(small_catalog, api_key="test-key",
+                             clock=SimClock.manual(pd.Timestamp("2024-12-30 14:30", tz="UTC")))
+    sandbox.add_close_listener(lambda ts: heard.append((ts, len(sandbox.frames_sent))))
+    with sandbox:
+        frames: list = []
+
+        async def listen() -> None:
+            client = massive.WebSocketClient(api_key="test-key", feed=sandbox.ws_feed, secure=False,
+                                             market="stocks", raw=True, subscriptions=["AM.S000"])
+
+            async def on_frame(raw) -> None:
+                frames.append(raw)
+                if len(frames) == 3:
+                    await client.close()
+
+            await client.connect(on_frame)
+
+        thread = threading.Thread(target=lambda: asyncio.run(listen()))
+        thread.start()
+        sandbox.wait_for_subscribers(1)
+        sandbox.advance_to(pd.Timestamp("2024-12-30 14:33:30", tz="UTC"))
+        thread.join(10)
+        with pytest.raises(RuntimeError, match="before the sandbox starts"):
+            sandbox.add_close_listener(lambda ts: None)
+    closes = [pd.Timestamp(f"2024-12-30 14:3{m}", tz="UTC").value for m in (1, 2, 3)]
+    assert [ts for ts, _ in heard] == [*closes, pd.Timestamp("2024-12-30 14:33:30", tz="UTC").value]
+    assert [sent for _, sent in heard[:3]] == [0, 1, 2]  # each close heard before its frame went out
