@@ -52,12 +52,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from string import ascii_uppercase
 
 import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from catalog.sectors import SIC_DIVISIONS
 from catalog.sessions import session_minutes, sessions_ending
 
 # Latent state: AR(1) driver, then EMA smoothing; half-lives in bars.
@@ -117,8 +117,8 @@ def generate_market(
         raise ValueError(f"n_symbols and n_days must be positive, got {n_symbols}, {n_days}")
     if not 0.0 <= signal_strength <= 1.0:
         raise ValueError(f"signal_strength must be in [0, 1], got {signal_strength}")
-    if not 1 <= n_sectors <= len(ascii_uppercase):
-        raise ValueError(f"n_sectors must be in [1, 26], got {n_sectors}")
+    if not 1 <= n_sectors <= len(SIC_DIVISIONS):
+        raise ValueError(f"n_sectors must be in [1, {len(SIC_DIVISIONS)}], got {n_sectors}")
 
     rng = np.random.default_rng(seed)
     sessions = sessions_ending(end, n_days)
@@ -162,7 +162,7 @@ def generate_market(
         for j, symbol in enumerate(symbols)
     }
     sectors = {
-        symbol: f"SECTOR_{ascii_uppercase[sector_of[j]]}" for j, symbol in enumerate(symbols)
+        symbol: SIC_DIVISIONS[sector_of[j]].name for j, symbol in enumerate(symbols)
     }
     return SyntheticMarket(bars=bars, sectors=sectors, signal_strength=signal_strength, seed=seed)
 

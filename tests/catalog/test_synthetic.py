@@ -60,7 +60,8 @@ def test_half_days_have_210_bars(market: SyntheticMarket) -> None:
 
 def test_sectors_are_named_and_correlate(market: SyntheticMarket) -> None:
     assert set(market.sectors) == set(market.bars)
-    assert set(market.sectors.values()) == {"SECTOR_A", "SECTOR_B", "SECTOR_C", "SECTOR_D"}
+    # Sectors are SIC divisions, the vocabulary the Polygon adapter derives from SIC codes.
+    assert set(market.sectors.values()) == {"Agriculture", "Mining", "Construction", "Manufacturing"}
     returns = pd.DataFrame({s: np.log(f["close"]).diff() for s, f in market.bars.items()}).dropna()
     corr = returns.corr()
     assert market.sectors["S000"] == market.sectors["S004"]

@@ -8,8 +8,8 @@ code (funds, recent listings) land in the UNKNOWN bucket rather than failing the
 import msgspec
 from nautilus_trader.model.instruments import Equity
 
-from adapters.polygon.sic import sic_division
 from catalog.instruments import UNKNOWN_SECTOR, equity
+from catalog.sectors import sic_division
 
 
 class TickerReference(msgspec.Struct):

@@ -24,7 +24,7 @@ from adapters.polygon.sandbox.aggregation import NEW_YORK, AggSeries
 from adapters.polygon.sandbox.bars import CatalogBars
 from adapters.polygon.sandbox.clock import SimClock
 from adapters.polygon.sandbox.faults import Fault, FaultSchedule
-from adapters.polygon.sic import representative_sic, representative_sic_description
+from catalog.sectors import representative_sic, representative_sic_description
 
 AGGS_ROUTE = "/v2/aggs/ticker/{ticker}/range/{multiplier}/{timespan}/{from_}/{to}"
 TICKERS_ROUTE = "/v3/reference/tickers"

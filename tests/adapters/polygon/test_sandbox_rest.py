@@ -19,7 +19,7 @@ from massive.exceptions import BadResponse
 from urllib3.exceptions import MaxRetryError
 
 from adapters.polygon.sandbox import Fault, PolygonSandbox, SimClock, parse_fault
-from adapters.polygon.sic import SIC_DIVISIONS, representative_sic, sic_division
+from catalog.sectors import SIC_DIVISIONS, representative_sic, sic_division
 from catalog.store import EmptyCatalogError, MarketCatalog
 
 FIRST, LAST = "2024-12-01", "2024-12-31"

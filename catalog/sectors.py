@@ -1,10 +1,13 @@
-"""SIC divisions: the coarse sector vocabulary shared by the sandbox and the instrument provider.
+"""SIC divisions: the catalog's sector vocabulary, shared by the synthetic market, the Polygon
+sandbox and the Polygon instrument provider.
 
 Polygon's ticker details carry a four-digit ``sic_code`` (plus an industry ``sic_description``)
 rather than a sector. The catalog stores one sector name per instrument, so both directions are
 needed: the instrument provider maps a real ``sic_code`` to its division name, and the sandbox
 turns a catalog sector that is a division name back into a plausible ``sic_code``. Keeping the
-table in one place guarantees that a round trip through the sandbox preserves the sector.
+table in one place guarantees that a round trip through the sandbox preserves the sector, and the
+synthetic market names its sectors after divisions so a rehearsal over the Polygon sandbox trades
+with the very sectors the backtest saw.
 """
 
 from typing import NamedTuple
