@@ -10,12 +10,14 @@ Parity with the batch path is proven by ``tests/strategies/test_actor_parity.py`
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.data import Bar, BarType, DataType
 from nautilus_trader.model.identifiers import InstrumentId
 
 from catalog.instruments import BAR_SPEC
+from catalog.sessions import sessions_ending
 from models.dataset import Panel
 from models.features import FEATURE_NAMES, LOOKBACK_BARS, WARMUP_BARS, feature_matrix
 from models.zoo import SignalModel, load_model
@@ -26,6 +28,10 @@ class SignalActorConfig(ActorConfig, frozen=True, kw_only=True):
     instrument_ids: list[str]
     model_dirs: dict[str, str]  # model name -> directory written by SignalModel.save
     lookback_bars: int = LOOKBACK_BARS
+    # Live: ask the data client for the bars of this many sessions before ``warmup_as_of``
+    # (an ISO time; None = the clock's now) at start, so signals flow from the first live bar.
+    warmup_sessions: int = 0
+    warmup_as_of: str | None = None
 
 
 class BarBuffer:
@@ -99,6 +105,10 @@ class SignalActor(Actor):
         self._history = 1
         self._min_bars = 0
         self._signalled_ts: dict[InstrumentId, int] = {}
+        # Instruments whose warm-up history has not arrived yet, and the live bars held until
+        # it does (a live bar appended first would make every history bar look late).
+        self._warming: set[InstrumentId] = set()
+        self._held: dict[InstrumentId, list[Bar]] = {}
 
     def on_start(self) -> None:
         if not self.config.model_dirs:
@@ -124,6 +134,32 @@ class SignalActor(Actor):
             )
         for iid in self.instrument_ids:
             self.subscribe_bars(BarType.from_str(f"{iid}-{BAR_SPEC}"))
+        if self.config.warmup_sessions > 0:
+            self._request_warmup()
+
+    @property
+    def warming_up(self) -> bool:
+        return bool(self._warming)
+
+    def _request_warmup(self) -> None:
+        as_of = pd.Timestamp(self.config.warmup_as_of) if self.config.warmup_as_of else self.clock.utc_now()
+        as_of = as_of.tz_localize("UTC") if as_of.tz is None else as_of
+        sessions = sessions_ending((as_of - pd.Timedelta(days=1)).date(), self.config.warmup_sessions)
+        start = sessions["open"].iloc[0].to_pydatetime()
+        for iid in self.instrument_ids:
+            self._warming.add(iid)
+            self._held[iid] = []
+            self.request_bars(
+                BarType.from_str(f"{iid}-{BAR_SPEC}"), start=start,
+                callback=lambda _request_id, iid=iid: self._warmed_up(iid),
+            )
+
+    def _warmed_up(self, iid: InstrumentId) -> None:
+        self._warming.discard(iid)
+        held = self._held.pop(iid, [])
+        self.log.info(f"{iid}: warm-up holds {len(self.buffers[iid])} bars; releasing {len(held)} live bars")
+        for bar in held:
+            self.on_bar(bar)
 
     def on_historical_data(self, data) -> None:
         if isinstance(data, Bar):
@@ -133,6 +169,9 @@ class SignalActor(Actor):
 
     def on_bar(self, bar: Bar) -> None:
         iid = bar.bar_type.instrument_id
+        if iid in self._warming:
+            self._held[iid].append(bar)
+            return
         buffer = self.buffers[iid]
         if not buffer.append(bar) and (
             bar.ts_event != buffer.last_ts or self._signalled_ts.get(iid) == bar.ts_event

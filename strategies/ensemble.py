@@ -13,7 +13,7 @@ published by the SignalActor).
 import pandas as pd
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.currencies import USD
-from nautilus_trader.model.data import BarType, DataType
+from nautilus_trader.model.data import Bar, BarType, DataType
 from nautilus_trader.model.enums import AccountType, OrderSide, TradingState
 from nautilus_trader.model.events import OrderRejected, PositionClosed
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, Venue
@@ -53,6 +53,8 @@ class EnsembleStrategy(Strategy):
         self._sectors: dict[InstrumentId, str] = {}
         self._session_open = 0
         self._session_close = 0
+        self._flatten_at = 0
+        self._flattened = True  # nothing to flatten before the first session
         self._entry_cutoff = 0
         self._day_start_equity = 0.0
         self._halted = False
@@ -103,6 +105,10 @@ class EnsembleStrategy(Strategy):
         else:
             return
         self._enter(iid, side)
+
+    def on_bar(self, bar: Bar) -> None:
+        if not self._flattened and bar.ts_event >= self._flatten_at:
+            self._flatten_for_close()
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self.log.warning(f"order {event.client_order_id} rejected: {event.reason}; carrying on")
@@ -164,9 +170,18 @@ class EnsembleStrategy(Strategy):
         self.flatten("position carried over a session boundary")
         self._day_start_equity = self._equity()
         self.clock.cancel_timers()
-        flatten_at = self._session_close - self.rules.flatten_minutes_before_close * minute
-        if flatten_at > self.clock.timestamp_ns():
-            self.clock.set_time_alert_ns(FLATTEN_ALERT, flatten_at, lambda _: self.flatten("session close"))
+        self._flatten_at = self._session_close - self.rules.flatten_minutes_before_close * minute
+        self._flattened = False
+        if self._flatten_at > self.clock.timestamp_ns():
+            self.clock.set_time_alert_ns(FLATTEN_ALERT, self._flatten_at, self._flatten_for_close)
+
+    def _flatten_for_close(self, _alert: object = None) -> None:
+        """Once per session, at the flatten time by the clock or by the first bar stamped at or
+        after it, whichever comes first. The bar path is what a rehearsal relies on: it replays
+        a past day while the node's clock shows today, so no clock alert can be set for it."""
+        if not self._flattened:
+            self._flattened = True
+            self.flatten("session close")
 
     def _check_daily_loss(self) -> None:
         if self._halted or self._day_start_equity <= 0:
