@@ -28,6 +28,7 @@ from nautilus_trader.persistence.catalog.types import CatalogDataResult
 
 from catalog.instruments import BAR_SPEC, VENUE
 from catalog.store import MarketCatalog
+from strategies.records import INTENT_COLUMNS, creation_key, order_intent
 from strategies.risk import install_trading_state_endpoint
 from strategies.signals import MLSignal, signals_from_table
 
@@ -70,6 +71,7 @@ class WindowResult:
     name: str
     iterations: int
     elapsed_s: float
+    orders_path: str
     fills_path: str
     positions_path: str
     account_path: str
@@ -159,7 +161,9 @@ def run_window(spec: WindowSpec) -> WindowResult:
     out = Path(spec.out_dir)
     out.mkdir(parents=True, exist_ok=True)
     trader = engine.trader
+    orders = sorted(engine.cache.orders(), key=creation_key)
     reports = {
+        "orders": pd.DataFrame([order_intent(o) for o in orders], columns=INTENT_COLUMNS),
         "fills": trader.generate_order_fills_report(),
         "positions": trader.generate_positions_report(),
         "account": trader.generate_account_report(VENUE),
@@ -177,6 +181,7 @@ def run_window(spec: WindowSpec) -> WindowResult:
         name=spec.name,
         iterations=iterations,
         elapsed_s=elapsed,
+        orders_path=paths["orders"],
         fills_path=paths["fills"],
         positions_path=paths["positions"],
         account_path=paths["account"],

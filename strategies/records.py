@@ -1,0 +1,45 @@
+"""What a strategy decided, as plain rows: the same shape from a backtest engine's cache and
+from a live node's journal, so the two can be compared row by row (the parity test)."""
+
+from nautilus_trader.model.orders import Order
+
+from strategies.signals import MLSignal
+
+INTENT_COLUMNS = ["ts_init", "client_order_id", "instrument_id", "side", "quantity", "type",
+                  "price", "trigger_price", "time_in_force", "tags"]
+
+
+def order_intent(order: Order) -> dict:
+    """Instrument, side, quantity, type and prices of an order as the strategy created it.
+
+    Read at submission, before any venue changes it; a modified order keeps its original
+    intent here."""
+    price = getattr(order, "price", None)
+    trigger = getattr(order, "trigger_price", None)
+    return {
+        "ts_init": order.ts_init,
+        "client_order_id": order.client_order_id.value,
+        "instrument_id": order.instrument_id.value,
+        "side": order.side_string(),
+        "quantity": str(order.quantity),
+        "type": order.type_string(),
+        "price": str(price) if price is not None else None,
+        "trigger_price": str(trigger) if trigger is not None else None,
+        "time_in_force": order.tif_string(),
+        "tags": ",".join(order.tags or []),
+    }
+
+
+def creation_key(order: Order) -> tuple[int, int]:
+    """Sort key for creation order: time, then the strategy's submission counter that ends
+    every client order id (orders of one bracket share a timestamp)."""
+    return order.ts_init, int(order.client_order_id.value.rsplit("-", 1)[1])
+
+
+def signal_record(signal: MLSignal) -> dict:
+    return {
+        "ts_event": signal.ts_event,
+        "instrument_id": signal.instrument_id.value,
+        "models": signal.models,
+        "probabilities": [float(p) for p in signal.probabilities],
+    }
