@@ -214,6 +214,45 @@ def sandbox_polygon(
     sandbox.serve_forever()
 
 
+@sandbox_app.command("alpaca")
+def sandbox_alpaca(
+    catalog: CatalogOpt = Path("data/catalog"),
+    host: str = "127.0.0.1",
+    port: int = 8766,
+    cash: Annotated[float, typer.Option(help="starting cash of the paper account")] = 100_000.0,
+    participation: Annotated[float | None, typer.Option(help="cap each fill at this share of a bar's volume")] = None,
+    speed: Annotated[float | None, typer.Option(help="run the simulated clock at this many seconds per second")] = None,
+    start: Annotated[str | None, typer.Option(help="simulated start (UTC); default: the catalog's first session open")] = None,
+    fault: Annotated[list[str] | None, typer.Option(help="scripted fault, e.g. rest:rate_limit:times=2 (repeatable)")] = None,
+) -> None:
+    """A loopback paper broker speaking Alpaca's REST + trade_updates API, filling at catalog prices.
+
+    Without --speed its clock stands still (orders rest until a rehearsal moves it)."""
+    from adapters.alpaca.sandbox import (
+        AlpacaSandbox,
+        CatalogMarket,
+        first_session_open,
+        parse_alpaca_fault,
+    )
+    from adapters.polygon.sandbox import SimClock
+
+    if not MarketCatalog(catalog).symbols():
+        _fail(f"catalog {catalog} holds no bars")
+    try:
+        faults = [parse_alpaca_fault(spec) for spec in fault or []]
+    except ValueError as e:
+        _fail(str(e))
+    market = CatalogMarket(catalog)
+    begin = pd.Timestamp(start, tz="UTC") if start else first_session_open(market)
+    clock = SimClock.paced(start=begin, speed=speed) if speed else SimClock.manual(begin)
+    sandbox = AlpacaSandbox(market, host=host, port=port, starting_cash=cash, clock=clock,
+                            participation=participation, faults=faults).start()
+    console.print(f"Alpaca sandbox over {catalog}: REST {sandbox.base_url}  stream {sandbox.stream_url}  "
+                  "keys test-key / test-secret")
+    console.print(f"simulated clock at {_ny(sandbox.now_ns(), '%Y-%m-%d %H:%M ET')}; Ctrl-C stops")
+    sandbox.serve_forever()
+
+
 def _ny(ns: int | None, fmt: str = "%m-%d %H:%M") -> str:
     """A UTC nanosecond stamp in New York time (how US-equity people read times)."""
     return pd.Timestamp(ns, tz="UTC").tz_convert("America/New_York").strftime(fmt) if ns else "-"

@@ -1,0 +1,153 @@
+"""Scripted faults: what can go wrong with Alpaca, and which request, order or event it hits.
+
+Each fault is consumed ``times`` times by the first requests/orders/events it matches, in the
+order the faults were added. A ``FaultSchedule`` is shared by the REST middleware, the order
+intake and the stream hub, so a test can add a fault from its own thread while the server runs.
+"""
+
+import threading
+from dataclasses import dataclass, fields
+
+REST_KINDS = frozenset({"rate_limit", "server_error", "stall"})
+STREAM_KINDS = frozenset({"drop_before_fill", "drop_stream"})
+ORDER_KINDS = frozenset({"reject_next"})
+KINDS = REST_KINDS | STREAM_KINDS | ORDER_KINDS
+TARGETS = {"rest": REST_KINDS, "stream": STREAM_KINDS, "order": ORDER_KINDS}
+
+
+@dataclass(frozen=True)
+class AlpacaFault:
+    """One scripted failure.
+
+    REST (any endpoint, or only paths starting with ``path``):
+      rate_limit        HTTP 429 with ``Retry-After`` (alpaca-py ignores it and sleeps 3 s)
+      server_error      HTTP ``status`` (5xx) with an Alpaca error body
+      stall             the server waits ``stall_secs`` before answering normally
+    Stream (consumed only by an event some connection listens to):
+      drop_before_fill  the next fill or partial_fill is applied to the book, but instead of the
+                        event every stream connection is closed (abnormally unless ``clean``):
+                        the client must recover the fill by reconciling over REST
+      drop_stream       every stream connection is closed right after the next event is sent
+    Order:
+      reject_next       the next order is accepted (HTTP 200, status "accepted") and then
+                        rejected by a ``rejected`` trade update
+    """
+
+    kind: str
+    times: int = 1
+    status: int = 503
+    retry_after_secs: float = 1.0
+    stall_secs: float = 30.0
+    path: str | None = None
+    clean: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(
+                f"unknown Alpaca fault kind {self.kind!r}; expected one of {sorted(KINDS)}"
+            )
+        if self.times < 1:
+            raise ValueError(f"times must be >= 1, got {self.times}")
+        if self.kind == "server_error" and not 500 <= self.status <= 599:
+            raise ValueError(f"server_error status must be 5xx, got {self.status}")
+        if self.retry_after_secs < 0 or self.stall_secs < 0:
+            raise ValueError("retry_after_secs and stall_secs must be >= 0")
+        if self.path is not None and self.kind not in REST_KINDS:
+            raise ValueError(f"path= only applies to REST faults, not {self.kind!r}")
+
+    @property
+    def target(self) -> str:
+        return next(t for t, kinds in TARGETS.items() if self.kind in kinds)
+
+
+_INT_OPTIONS = frozenset({"times", "status"})
+_FLOAT_OPTIONS = frozenset({"retry_after_secs", "stall_secs"})
+_OPTIONS = frozenset(f.name for f in fields(AlpacaFault)) - {"kind"}
+_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
+
+
+def parse_alpaca_fault(spec: str) -> AlpacaFault:
+    """Build a fault from a CLI string: ``[target:]kind[:key=value,...]``, e.g.
+    ``rest:rate_limit:times=2``, ``server_error:status=500,path=/v2/orders``,
+    ``stream:drop_before_fill`` or ``order:reject_next``. Targets: rest, stream, order."""
+    parts = [p.strip() for p in spec.strip().split(":")]
+    target = None
+    if parts and parts[0] in TARGETS:
+        target = parts.pop(0)
+    if not parts or not parts[0]:
+        raise ValueError(f"fault spec {spec!r}: no fault kind; expected one of {sorted(KINDS)}")
+    kind = parts.pop(0)
+    if kind not in KINDS:
+        raise ValueError(
+            f"fault spec {spec!r}: unknown kind {kind!r}; expected one of {sorted(KINDS)}"
+        )
+    if target is not None and kind not in TARGETS[target]:
+        raise ValueError(
+            f"fault spec {spec!r}: {kind!r} is not a {target} fault; "
+            f"{target} kinds are {sorted(TARGETS[target])}"
+        )
+    raw_options = ":".join(parts)
+    options: dict[str, object] = {}
+    if raw_options:
+        for item in raw_options.split(","):
+            key, sep, raw = item.partition("=")
+            key, raw = key.strip(), raw.strip()
+            if not sep or key not in _OPTIONS:
+                raise ValueError(
+                    f"fault spec {spec!r}: bad option {item!r}; options are {sorted(_OPTIONS)}"
+                )
+            options[key] = _convert(key, raw, spec)
+    return AlpacaFault(kind=kind, **options)  # type: ignore[arg-type]
+
+
+def _convert(key: str, raw: str, spec: str) -> object:
+    try:
+        if key == "clean":
+            if raw.lower() not in _TRUE | _FALSE:
+                raise ValueError(raw)
+            return raw.lower() in _TRUE
+        if key in _INT_OPTIONS:
+            return int(raw)
+        if key in _FLOAT_OPTIONS:
+            return float(raw)
+    except ValueError:
+        raise ValueError(f"fault spec {spec!r}: bad value for {key}: {raw!r}") from None
+    return raw
+
+
+class FaultSchedule:
+    """The faults still to fire, shared between the test thread and the server loop."""
+
+    def __init__(self, faults: "tuple[AlpacaFault, ...] | list[AlpacaFault]" = ()) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[list] = []  # [fault, remaining times]
+        for fault in faults:
+            self.add(fault)
+
+    def add(self, fault: AlpacaFault) -> None:
+        if not isinstance(fault, AlpacaFault):
+            raise TypeError(f"expected an AlpacaFault, got {type(fault).__name__}")
+        with self._lock:
+            self._pending.append([fault, fault.times])
+
+    def pending(self) -> list[tuple[AlpacaFault, int]]:
+        with self._lock:
+            return [(fault, left) for fault, left in self._pending]
+
+    def take_rest(self, path: str) -> AlpacaFault | None:
+        return self._take(
+            lambda f: f.kind in REST_KINDS and (f.path is None or path.startswith(f.path))
+        )
+
+    def take(self, kind: str) -> AlpacaFault | None:
+        return self._take(lambda f: f.kind == kind)
+
+    def _take(self, matches) -> AlpacaFault | None:
+        with self._lock:
+            for entry in self._pending:
+                if matches(entry[0]):
+                    entry[1] -= 1
+                    if entry[1] == 0:
+                        self._pending.remove(entry)
+                    return entry[0]
+        return None
