@@ -97,6 +97,7 @@ def run_walkforward(
     metrics["run"]["total_seconds"] = round(time.perf_counter() - started, 1)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
     write_report(run_dir / "report.html", metrics, equity_curve, fold_rows, _mean_importance(importance))
+    _point_latest_at(run_dir)
     return RunResult(run_dir=run_dir, metrics=metrics)
 
 
@@ -333,6 +334,16 @@ def _new_run_dir(root: Path, name: str) -> Path:
         suffix += 1
     run_dir.mkdir(parents=True)
     return run_dir
+
+
+def _point_latest_at(run_dir: Path) -> None:
+    """``<runs>/latest`` -> the newest finished run, so a live config can name
+    ``runs/latest/models``. Replaced atomically: a reader never sees it missing."""
+    link = run_dir.parent / "latest"
+    tmp = run_dir.parent / f".latest-{run_dir.name}"
+    tmp.unlink(missing_ok=True)
+    tmp.symlink_to(run_dir.name, target_is_directory=True)
+    tmp.replace(link)
 
 
 def _iso(ns: int) -> str:

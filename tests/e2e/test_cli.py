@@ -54,7 +54,7 @@ def sextant(*args: str, cwd: Path) -> subprocess.CompletedProcess:
 
 
 def run_dirs(out: Path) -> list[Path]:
-    return sorted(p for p in out.iterdir() if p.is_dir()) if out.exists() else []
+    return sorted(p for p in out.iterdir() if p.is_dir() and not p.is_symlink()) if out.exists() else []
 
 
 # -- happy path, real processes ----------------------------------------------------------------
@@ -104,6 +104,7 @@ def test_second_run_gets_a_second_dir_and_a_missing_catalog_is_generated(two_run
     assert squash("catalog fresh not found: generating 2 synthetic symbols x 8 sessions") in squash(second.stdout)
     dirs = run_dirs(work / "out")
     assert len(dirs) == 2 and all((d / "metrics.json").is_file() for d in dirs)
+    assert (work / "out" / "latest").resolve() == dirs[-1].resolve()  # for live configs: runs/latest/models
     metrics = [json.loads((d / "metrics.json").read_text()) for d in dirs]
     assert {m["run"]["catalog"] for m in metrics} == {"given", "fresh"}
     fresh = MarketCatalog(work / "fresh")
