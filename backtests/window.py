@@ -162,8 +162,9 @@ def run_window(spec: WindowSpec) -> WindowResult:
     out.mkdir(parents=True, exist_ok=True)
     trader = engine.trader
     orders = sorted(engine.cache.orders(), key=creation_key)
+    orders_path = out / "orders.parquet"
+    pd.DataFrame([order_intent(o) for o in orders], columns=INTENT_COLUMNS).to_parquet(orders_path)
     reports = {
-        "orders": pd.DataFrame([order_intent(o) for o in orders], columns=INTENT_COLUMNS),
         "fills": trader.generate_order_fills_report(),
         "positions": trader.generate_positions_report(),
         "account": trader.generate_account_report(VENUE),
@@ -181,7 +182,7 @@ def run_window(spec: WindowSpec) -> WindowResult:
         name=spec.name,
         iterations=iterations,
         elapsed_s=elapsed,
-        orders_path=paths["orders"],
+        orders_path=str(orders_path),
         fills_path=paths["fills"],
         positions_path=paths["positions"],
         account_path=paths["account"],

@@ -55,6 +55,7 @@ class EnsembleStrategy(Strategy):
         self._session_close = 0
         self._flatten_at = 0
         self._flattened = True  # nothing to flatten before the first session
+        self._flatten_by_bar = False
         self._entry_cutoff = 0
         self._day_start_equity = 0.0
         self._halted = False
@@ -107,7 +108,7 @@ class EnsembleStrategy(Strategy):
         self._enter(iid, side)
 
     def on_bar(self, bar: Bar) -> None:
-        if not self._flattened and bar.ts_event >= self._flatten_at:
+        if self._flatten_by_bar and not self._flattened and bar.ts_event >= self._flatten_at:
             self._flatten_for_close()
 
     def on_order_rejected(self, event: OrderRejected) -> None:
@@ -172,13 +173,16 @@ class EnsembleStrategy(Strategy):
         self.clock.cancel_timers()
         self._flatten_at = self._session_close - self.rules.flatten_minutes_before_close * minute
         self._flattened = False
-        if self._flatten_at > self.clock.timestamp_ns():
-            self.clock.set_time_alert_ns(FLATTEN_ALERT, self._flatten_at, self._flatten_for_close)
+        # One nanosecond after the flatten minute: every instrument's bar of that minute has
+        # reached the venue by then, so all positions close at that minute's prices.
+        self._flatten_by_bar = self._flatten_at + 1 <= self.clock.timestamp_ns()
+        if not self._flatten_by_bar:
+            self.clock.set_time_alert_ns(FLATTEN_ALERT, self._flatten_at + 1, self._flatten_for_close)
 
     def _flatten_for_close(self, _alert: object = None) -> None:
-        """Once per session, at the flatten time by the clock or by the first bar stamped at or
-        after it, whichever comes first. The bar path is what a rehearsal relies on: it replays
-        a past day while the node's clock shows today, so no clock alert can be set for it."""
+        """Once per session: by the clock alert, or, when the clock is already past the flatten
+        time (a rehearsal replays a past day while the node's clock shows today), by the first
+        bar stamped at the flatten minute, by when a rehearsal's broker has settled that minute."""
         if not self._flattened:
             self._flattened = True
             self.flatten("session close")

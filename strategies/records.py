@@ -30,10 +30,11 @@ def order_intent(order: Order) -> dict:
     }
 
 
-def creation_key(order: Order) -> tuple[int, int]:
-    """Sort key for creation order: time, then the strategy's submission counter that ends
-    every client order id (orders of one bracket share a timestamp)."""
-    return order.ts_init, int(order.client_order_id.value.rsplit("-", 1)[1])
+def creation_key(order: Order) -> tuple[str, int]:
+    """Sort key for creation order: the strategy, then the counter that ends every client
+    order id it generates. Not the timestamp: a backtest stamps a bracket's three orders
+    alike, a live clock stamps them apart and not in counter order."""
+    return order.strategy_id.value, int(order.client_order_id.value.rsplit("-", 1)[1])
 
 
 def signal_record(signal: MLSignal) -> dict:

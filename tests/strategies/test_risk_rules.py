@@ -134,7 +134,8 @@ def test_flat_before_the_real_close_and_no_late_entries(backtest, day, entered):
     run = backtest(market)
 
     assert sorted(run.entered()) == entered
-    flatten_at = close - 5 * MINUTE
+    # One nanosecond after the flatten minute: that minute's bars of every stock are in.
+    flatten_at = close - 5 * MINUTE + pd.Timedelta(1, "ns")
     for position in run.positions():
         closing = run.engine.cache.order(position.closing_order_id)
         assert position.is_closed and at(position.ts_closed) == flatten_at, position

@@ -1,0 +1,70 @@
+"""Typed settings of the Alpaca execution client. No field holds a key: the key pair comes
+from the environment when the client is built (``common.credentials_from_env``), so printing
+a config never prints a secret."""
+
+from nautilus_trader.live.config import LiveExecClientConfig
+
+from adapters.alpaca.common import LIVE_BASE_URL, PAPER_BASE_URL, stream_url_for
+
+
+class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
+    """The execution client: endpoints, the REST fault policy, stream supervision.
+
+    ``base_url`` is the REST root without ``/v2`` (the SDK's ``url_override``);
+    ``stream_url`` defaults to its ``/stream`` (see ``resolved_stream_url``). ``paper`` states
+    which account the operator means: pointing a ``paper=True`` config at Alpaca's live
+    endpoint (or the reverse) is refused, so real money is never traded by a paper config.
+
+    REST: every request gets ``request_timeout_secs`` (alpaca-py has no timeout of its own);
+    429, 5xx and timeouts are retried up to ``max_retries`` times with exponential backoff
+    from ``retry_initial_delay_secs`` to ``retry_max_delay_secs`` (a 429's Retry-After wins
+    when present). ``http_workers`` is the number of threads the synchronous SDK may block
+    at once; a stalled request holds one until the server answers or closes.
+
+    Stream: a connection not authenticated and listening within ``stream_connect_timeout_secs``
+    is abandoned; reconnects back off from ``reconnect_initial_delay_secs`` to
+    ``reconnect_max_delay_secs``. ``reconcile_on_reconnect``: after every reconnect, fetch
+    the venue state of every open order over REST and emit what the stream missed.
+
+    ``instrument_sectors``: symbol -> sector for the instruments the provider builds (Alpaca
+    assets carry no sector; the live node passes the catalog's). Unlisted symbols get the
+    UNKNOWN sector.
+    """
+
+    base_url: str = PAPER_BASE_URL
+    stream_url: str | None = None
+    paper: bool = True
+    request_timeout_secs: float = 10.0
+    max_retries: int = 3
+    retry_initial_delay_secs: float = 0.5
+    retry_max_delay_secs: float = 10.0
+    http_workers: int = 4
+    stream_connect_timeout_secs: float = 10.0
+    reconnect_initial_delay_secs: float = 0.5
+    reconnect_max_delay_secs: float = 30.0
+    reconcile_on_reconnect: bool = True
+    instrument_sectors: dict[str, str] | None = None
+
+    def __post_init__(self) -> None:
+        if self.request_timeout_secs <= 0 or self.stream_connect_timeout_secs <= 0:
+            raise ValueError(
+                "request_timeout_secs and stream_connect_timeout_secs must be positive"
+            )
+        if self.max_retries < 0:
+            raise ValueError("max_retries must be >= 0")
+        if not 0 < self.retry_initial_delay_secs <= self.retry_max_delay_secs:
+            raise ValueError("need 0 < retry_initial_delay_secs <= retry_max_delay_secs")
+        if not 0 < self.reconnect_initial_delay_secs <= self.reconnect_max_delay_secs:
+            raise ValueError("need 0 < reconnect_initial_delay_secs <= reconnect_max_delay_secs")
+        if self.http_workers < 1:
+            raise ValueError("http_workers must be at least 1")
+        if self.paper and self.base_url.rstrip("/") == LIVE_BASE_URL:
+            raise ValueError("paper=True but base_url is Alpaca's live endpoint")
+        if not self.paper and self.base_url.rstrip("/") == PAPER_BASE_URL:
+            raise ValueError("paper=False but base_url is Alpaca's paper endpoint")
+        if self.stream_url is None:
+            stream_url_for(self.base_url)  # raises early on a base_url that is not http(s)
+
+    @property
+    def resolved_stream_url(self) -> str:
+        return self.stream_url or stream_url_for(self.base_url)

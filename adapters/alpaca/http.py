@@ -1,0 +1,379 @@
+"""Alpaca REST through the official ``alpaca-py`` SDK, made safe for an event loop.
+
+alpaca-py's ``TradingClient`` is synchronous (requests), has no timeout, and retries 429/504
+itself with a fixed 3 s sleep that ignores Retry-After. Here:
+
+- every call runs on a worker thread of this client's own pool, never on the event loop;
+  the pool is private so stalled calls cannot starve the loop's default executor, which
+  other components share;
+- every call has a hard timeout (``asyncio.wait_for``). The SDK gives no way to abort a
+  request, so a timed-out call's worker thread stays blocked until the server answers or
+  closes the connection; the caller is released at once and sees ``AlpacaTimeoutError``;
+- the SDK's own retry is switched off (``_SingleShotTradingClient``) and replaced by one
+  policy: 429, 5xx, connection errors and timeouts are retried with exponential backoff and
+  jitter, a 429's Retry-After honoured; when retries run out the caller gets
+  ``AlpacaRequestError`` naming the request and the last failure;
+- POST /orders is retried only with the same body, so the same ``client_order_id``: if an
+  earlier attempt did reach Alpaca, the retry is answered 422 "duplicate", which means the
+  order went through, and it is fetched by its client_order_id instead;
+- Alpaca's error answers become typed exceptions (403 ``AlpacaForbiddenError``, e.g.
+  insufficient buying power; 404 ``AlpacaNotFoundError``; 422 ``AlpacaUnprocessableError``;
+  401 ``AlpacaAuthError``) carrying Alpaca's code and message.
+
+Responses are raw JSON (``raw_data=True``): dicts with money and quantities still strings.
+The key pair is handed to the SDK and never logged.
+"""
+
+import asyncio
+import functools
+import json
+import random
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime
+from typing import Any
+
+import pandas as pd
+import requests
+from alpaca.common.enums import Sort
+from alpaca.common.exceptions import APIError
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import AssetClass, AssetStatus, QueryOrderStatus
+from alpaca.trading.requests import GetAssetsRequest, GetOrderByIdRequest, GetOrdersRequest
+from nautilus_trader.common.component import Logger
+
+from adapters.alpaca.common import AlpacaCredentials
+from adapters.alpaca.config import AlpacaExecClientConfig
+
+DUPLICATE_CLIENT_ORDER_ID_CODE = 40010001
+ORDERS_PAGE_LIMIT = 500  # Alpaca's maximum
+ACTIVITIES_PAGE_SIZE = 100
+_TRANSPORT_ERRORS = (
+    requests.exceptions.ConnectionError,
+    requests.exceptions.Timeout,
+    requests.exceptions.ChunkedEncodingError,
+)
+
+
+class AlpacaError(Exception):
+    """Base of everything this client raises about a request."""
+
+
+class AlpacaApiError(AlpacaError):
+    """Alpaca answered with an error status; ``code``/``message`` from its JSON body."""
+
+    def __init__(self, request: str, status: int, code: int | None, message: str) -> None:
+        super().__init__(f"{request}: HTTP {status} (code {code}): {message}")
+        self.request = request
+        self.status = status
+        self.code = code
+        self.message = message
+
+
+class AlpacaAuthError(AlpacaApiError):
+    """401: the key pair was rejected. Retrying cannot help."""
+
+
+class AlpacaForbiddenError(AlpacaApiError):
+    """403: e.g. insufficient buying power (code 40310000) or a restricted account."""
+
+
+class AlpacaNotFoundError(AlpacaApiError):
+    """404: no such order, position or asset."""
+
+
+class AlpacaUnprocessableError(AlpacaApiError):
+    """422: the request is invalid (bad field, order not cancelable, duplicate id...)."""
+
+    @property
+    def is_duplicate_client_order_id(self) -> bool:
+        text = self.message.lower()
+        return (
+            self.code == DUPLICATE_CLIENT_ORDER_ID_CODE
+            and "client_order_id" in text
+            and ("unique" in text or "duplicate" in text or "already" in text)
+        )
+
+
+class AlpacaRequestError(AlpacaError):
+    """No usable answer: 429/5xx/connection failures/timeouts outlasted the retries."""
+
+
+class AlpacaTimeoutError(AlpacaRequestError):
+    """The last attempt got no answer within ``request_timeout_secs``."""
+
+
+class _Retryable(Exception):
+    """A transient failure of one attempt; ``reason`` without the request label."""
+
+    def __init__(
+        self, reason: str, retry_after: float | None = None, timeout: bool = False
+    ) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.retry_after = retry_after
+        self.timeout = timeout
+
+
+class _SingleShotTradingClient(TradingClient):
+    """alpaca-py's TradingClient with its built-in 429/504 retry switched off.
+
+    The SDK's ``RESTClient`` retries the status codes in ``_retry_codes`` with a fixed sleep
+    on the calling thread; ``TradingClient`` does not expose the list, so it is emptied here
+    (tests/adapters/alpaca/test_http.py checks a 429 reaches this module immediately)."""
+
+    def __init__(self, credentials: AlpacaCredentials, paper: bool, base_url: str) -> None:
+        super().__init__(
+            api_key=credentials.key_id,
+            secret_key=credentials.secret_key,
+            paper=paper,
+            raw_data=True,
+            url_override=base_url,
+        )
+        self._retry_codes = []
+
+
+def backoff_delay(attempt: int, initial: float, maximum: float, rng: random.Random) -> float:
+    """Exponential backoff with equal jitter (half fixed, half random)."""
+    step = min(maximum, initial * (2 ** min(attempt, 32)))
+    return step / 2 + rng.uniform(0, step / 2)
+
+
+class AlpacaHttpClient:
+    """The Trading API calls the execution client and the instrument provider need."""
+
+    def __init__(
+        self,
+        credentials: AlpacaCredentials,
+        config: AlpacaExecClientConfig,
+        logger: Logger | None = None,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        rng: random.Random | None = None,
+    ) -> None:
+        self.base_url = config.base_url.rstrip("/")
+        self._sdk = _SingleShotTradingClient(credentials, config.paper, self.base_url)
+        self._executor = ThreadPoolExecutor(config.http_workers, thread_name_prefix="alpaca-http")
+        self._timeout = config.request_timeout_secs
+        self._max_retries = config.max_retries
+        self._delays = (config.retry_initial_delay_secs, config.retry_max_delay_secs)
+        self._log = logger or Logger(type(self).__name__)
+        self._sleep = sleep
+        self._rng = rng or random.Random()
+
+    def close(self) -> None:
+        """Release the worker pool; a thread stuck on a stalled server is not waited for."""
+        self._executor.shutdown(wait=False, cancel_futures=True)
+
+    # -- account, positions --------------------------------------------------------------
+
+    async def get_account(self) -> dict:
+        return await self._request("GET /account", self._sdk.get_account)
+
+    async def get_positions(self) -> list[dict]:
+        return await self._request("GET /positions", self._sdk.get_all_positions)
+
+    async def get_position(self, symbol: str) -> dict | None:
+        """The open position in ``symbol``; None when flat (Alpaca answers 404)."""
+        try:
+            return await self._request(
+                f"GET /positions/{symbol}", self._sdk.get_open_position, symbol
+            )
+        except AlpacaNotFoundError:
+            return None
+
+    # -- orders ----------------------------------------------------------------------------
+
+    async def submit_order(self, body: dict) -> dict:
+        """POST /orders, idempotent through ``body["client_order_id"]`` (required)."""
+        client_order_id = body.get("client_order_id")
+        if not client_order_id:
+            raise ValueError("an order body needs a client_order_id (it makes retries safe)")
+        return await self._request(
+            f"POST /orders {client_order_id}",
+            self._sdk.post,
+            "/orders",
+            body,
+            on_duplicate=lambda: self._existing_order(client_order_id),
+        )
+
+    async def _existing_order(self, client_order_id: str) -> dict:
+        order = await self.get_order_by_client_id(client_order_id)
+        if order is None:
+            raise AlpacaRequestError(
+                f"POST /orders {client_order_id}: Alpaca called it a duplicate but has no such order"
+            )
+        self._log.info(f"Order {client_order_id} had already reached Alpaca on an earlier attempt")
+        return order
+
+    async def get_order(self, order_id: str) -> dict | None:
+        """One order with its legs; None when Alpaca does not know the id."""
+        try:
+            return await self._request(
+                f"GET /orders/{order_id}",
+                self._sdk.get_order_by_id,
+                order_id,
+                GetOrderByIdRequest(nested=True),
+            )
+        except AlpacaNotFoundError:
+            return None
+
+    async def get_order_by_client_id(self, client_order_id: str) -> dict | None:
+        try:
+            return await self._request(
+                f"GET /orders:by_client_order_id {client_order_id}",
+                self._sdk.get_order_by_client_id,
+                client_order_id,
+            )
+        except AlpacaNotFoundError:
+            return None
+
+    async def list_orders(
+        self,
+        status: str = "all",
+        after: datetime | None = None,
+        symbols: list[str] | None = None,
+    ) -> list[dict]:
+        """Every order submitted after ``after`` (all pages), legs nested in their parent."""
+        orders: dict[str, dict] = {}
+        until: datetime | None = None
+        while True:
+            request = GetOrdersRequest(
+                status=QueryOrderStatus(status),
+                limit=ORDERS_PAGE_LIMIT,
+                after=after,
+                until=until,
+                direction=Sort.DESC,
+                nested=True,
+                symbols=symbols,
+            )
+            page = await self._request(
+                f"GET /orders status={status}", self._sdk.get_orders, request
+            )
+            new = [o for o in page if o["id"] not in orders]
+            orders.update((o["id"], o) for o in new)
+            if len(page) < ORDERS_PAGE_LIMIT or not new:
+                return list(orders.values())
+            until = pd.Timestamp(min(o["submitted_at"] for o in page)).to_pydatetime()
+
+    async def replace_order(self, order_id: str, body: dict) -> dict:
+        """PATCH /orders/{id}: Alpaca answers with the NEW order (new id, ``replaces``)."""
+        return await self._request(
+            f"PATCH /orders/{order_id}", self._sdk.patch, f"/orders/{order_id}", body
+        )
+
+    async def cancel_order(self, order_id: str) -> None:
+        await self._request(f"DELETE /orders/{order_id}", self._sdk.cancel_order_by_id, order_id)
+
+    async def fill_activities(self, after: datetime | None = None) -> list[dict]:
+        """Executions (GET /account/activities/FILL, all pages, oldest first). alpaca-py
+        has no method for it; its generic ``get`` sends the request the same way."""
+        activities: list[dict] = []
+        params: dict[str, Any] = {"direction": "asc", "page_size": ACTIVITIES_PAGE_SIZE}
+        if after is not None:
+            params["after"] = after.isoformat()
+        while True:
+            page = await self._request(
+                "GET /account/activities/FILL",
+                self._sdk.get,
+                "/account/activities/FILL",
+                dict(params),
+            )
+            activities.extend(page)
+            if len(page) < ACTIVITIES_PAGE_SIZE:
+                return activities
+            params["page_token"] = page[-1]["id"]
+
+    # -- assets ----------------------------------------------------------------------------
+
+    async def list_assets(self) -> list[dict]:
+        request = GetAssetsRequest(status=AssetStatus.ACTIVE, asset_class=AssetClass.US_EQUITY)
+        return await self._request("GET /assets", self._sdk.get_all_assets, request)
+
+    async def get_asset(self, symbol: str) -> dict | None:
+        try:
+            return await self._request(f"GET /assets/{symbol}", self._sdk.get_asset, symbol)
+        except AlpacaNotFoundError:
+            return None
+
+    # -- transport -------------------------------------------------------------------------
+
+    async def _request(
+        self,
+        label: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        on_duplicate: Callable[[], Awaitable[Any]] | None = None,
+    ) -> Any:
+        """``fn(*args)`` on the pool, retried on transient failures (see the module doc)."""
+        attempt = 0
+        while True:
+            try:
+                return await self._attempt(label, fn, *args)
+            except _Retryable as retry:
+                if attempt >= self._max_retries:
+                    error = AlpacaTimeoutError if retry.timeout else AlpacaRequestError
+                    raise error(
+                        f"{label}: gave up after {attempt + 1} attempts: {retry.reason}"
+                    ) from None
+                delay = retry.retry_after
+                if delay is None:
+                    delay = backoff_delay(attempt, *self._delays, self._rng)
+                attempt += 1
+                self._log.warning(
+                    f"{label}: {retry.reason}; retry {attempt}/{self._max_retries} in {delay:.2f}s"
+                )
+                await self._sleep(delay)
+            except AlpacaUnprocessableError as exc:
+                if on_duplicate is not None and attempt > 0 and exc.is_duplicate_client_order_id:
+                    return await on_duplicate()
+                raise
+
+    async def _attempt(self, label: str, fn: Callable[..., Any], *args: Any) -> Any:
+        loop = asyncio.get_running_loop()
+        future = loop.run_in_executor(self._executor, functools.partial(fn, *args))
+        try:
+            return await asyncio.wait_for(future, self._timeout)
+        except TimeoutError:
+            raise _Retryable(f"no answer within {self._timeout:g}s", timeout=True) from None
+        except APIError as exc:
+            raise _classify(label, exc) from None
+        except _TRANSPORT_ERRORS as exc:
+            raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+
+
+def _classify(label: str, exc: APIError) -> Exception:
+    status = exc.status_code or 0
+    code, message = _error_body(str(exc))
+    if status == 429 or status >= 500:
+        retry_after = _retry_after(exc.response) if status == 429 else None
+        return _Retryable(f"HTTP {status}: {message}", retry_after)
+    error_type = {
+        401: AlpacaAuthError,
+        403: AlpacaForbiddenError,
+        404: AlpacaNotFoundError,
+        422: AlpacaUnprocessableError,
+    }.get(status, AlpacaApiError)
+    return error_type(label, status, code, message)
+
+
+def _error_body(text: str) -> tuple[int | None, str]:
+    """Alpaca's ``{"code", "message"}``; a non-JSON body (a proxy's HTML page) as is."""
+    try:
+        body = json.loads(text)
+    except ValueError:
+        return None, text[:300]
+    if not isinstance(body, dict):
+        return None, text[:300]
+    code = body.get("code")
+    return (code if isinstance(code, int) else None), str(body.get("message", text[:300]))
+
+
+def _retry_after(response: requests.Response | None) -> float | None:
+    """Retry-After in seconds; the HTTP-date form is rare enough to fall back to backoff."""
+    if response is None:
+        return None
+    value = response.headers.get("Retry-After")
+    try:
+        return max(0.0, float(value)) if value is not None else None
+    except ValueError:
+        return None

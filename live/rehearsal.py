@@ -1,0 +1,220 @@
+"""A whole trading day offline: the Polygon sandbox replays a catalog day, the Alpaca sandbox
+fills the orders, and the real TradingNode (data client, execution client, SignalActor,
+EnsembleStrategy) trades it exactly as it would trade today.
+
+The day runs in lockstep, minute by minute, as fast as the node keeps up:
+1. the broker settles its resting orders (brackets' stops and targets) against the bar
+   closing at t, and the node is given time to take in those fills;
+2. the Polygon sandbox publishes the AM bars closing at t; the node turns them into
+   signals and orders, the broker fills market orders at that bar's close;
+3. the next minute starts only when the node has seen every bar of t and no order is in
+   flight (submitted, not yet acknowledged; or an acknowledged market order not yet filled)
+   and nothing has moved on either side for a few polls.
+That is the order a backtest venue works in (a bar first reaches the matching engine, then
+the strategy), which is what lets the parity test compare the two paths order by order.
+
+Keys: the sandboxes take throwaway keys, put in the environment only for the rehearsal, so a
+real key in the environment is never sent to them.
+"""
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig, InstrumentProviderConfig
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.enums import OrderStatus, OrderType
+from nautilus_trader.model.events import OrderEvent
+
+from adapters.alpaca.config import AlpacaExecClientConfig
+from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
+from adapters.polygon.config import PolygonDataClientConfig
+from adapters.polygon.sandbox import PolygonSandbox, SimClock
+from catalog.instruments import bar_type, instrument_id
+from catalog.sessions import session_minutes, trading_sessions
+from catalog.store import MarketCatalog
+from live.journal import LiveJournal, LiveJournalConfig
+from live.node import NodeThread, build_node, node_config
+from live.settings import LiveConfig
+
+SANDBOX_KEYS = {
+    "POLYGON_API_KEY": "rehearsal-polygon-key",
+    "ALPACA_API_KEY_ID": "rehearsal-key",
+    "ALPACA_API_SECRET_KEY": "rehearsal-secret",
+}
+_IN_FLIGHT = {OrderStatus.INITIALIZED, OrderStatus.SUBMITTED, OrderStatus.PENDING_UPDATE, OrderStatus.PENDING_CANCEL}
+_POLL_SECS = 0.005
+_STABLE_POLLS = 3
+
+
+class RehearsalStalledError(RuntimeError):
+    """The node did not take in a minute in time (a lost bar, an order never acknowledged)."""
+
+
+@dataclass
+class RehearsalResult:
+    day: date
+    minutes: int
+    elapsed_s: float
+    signals: list[dict] = field(default_factory=list)
+    intents: list[dict] = field(default_factory=list)
+    fills: list[dict] = field(default_factory=list)
+    broker_orders: list[dict] = field(default_factory=list)
+
+
+class PacerConfig(ActorConfig, frozen=True, kw_only=True):
+    bar_types: list[str]
+
+
+class Pacer(Actor):
+    """Counts what reached the node, so the driver knows when a minute is fully taken in."""
+
+    def __init__(self, config: PacerConfig) -> None:
+        super().__init__(config)
+        self.bars_at: dict[int, int] = {}
+        self.order_events = 0
+
+    def on_start(self) -> None:
+        for bt in self.config.bar_types:
+            self.subscribe_bars(BarType.from_str(bt))
+        self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+
+    def on_bar(self, bar: Bar) -> None:
+        self.bars_at[bar.ts_event] = self.bars_at.get(bar.ts_event, 0) + 1
+
+    def _on_order_event(self, _event: OrderEvent) -> None:
+        self.order_events += 1
+
+    def in_flight(self) -> int:
+        return sum(
+            1 for o in self.cache.orders()
+            if o.status in _IN_FLIGHT or (o.order_type == OrderType.MARKET and o.is_open)
+        )
+
+
+def rehearse(
+    config: LiveConfig,
+    catalog_path: str | Path,
+    day: date | str,
+    *,
+    starting_cash: float = 100_000.0,
+    out_dir: Path | None = None,
+    on_minute: Callable[[int, int], None] | None = None,
+    minute_timeout_secs: float = 30.0,
+    log_level: str = "ERROR",
+) -> RehearsalResult:
+    """Trade ``day`` of the catalog through both sandboxes; ``on_minute(done, total)``
+    reports progress. Returns what the node's journal recorded and the broker's orders."""
+    sessions = trading_sessions(day, day)
+    if sessions.empty:
+        raise ValueError(f"{day} is not an NYSE session")
+    session_open = sessions["open"].iloc[0]
+    minutes = session_minutes(sessions)
+    catalog = MarketCatalog(catalog_path)
+    missing = sorted(set(config.universe) - set(catalog.symbols()))
+    if missing:
+        raise ValueError(f"the catalog {catalog.path} has no bars for {', '.join(missing)}")
+    expected = _bars_per_minute(catalog, config.universe, minutes)
+
+    clock = SimClock.manual(session_open)
+    polygon = PolygonSandbox(catalog.path, api_key=SANDBOX_KEYS["POLYGON_API_KEY"], clock=clock)
+    broker = AlpacaSandbox(CatalogMarket(catalog.path), key_id=SANDBOX_KEYS["ALPACA_API_KEY_ID"],
+                           secret_key=SANDBOX_KEYS["ALPACA_API_SECRET_KEY"], clock=clock,
+                           starting_cash=starting_cash)
+    ids = frozenset(str(instrument_id(s)) for s in config.universe)
+    pacer = Pacer(PacerConfig(bar_types=[str(bar_type(s)) for s in config.universe]))
+    journal = LiveJournal(LiveJournalConfig(out_dir=str(out_dir) if out_dir else None))
+    began = time.perf_counter()
+    with _sandbox_environment(), polygon, broker:
+        cfg = node_config(
+            config,
+            polygon=PolygonDataClientConfig(
+                base_url=polygon.base_url, ws_feed=polygon.ws_feed, secure=False,
+                stale_after_secs=3600.0, instrument_provider=InstrumentProviderConfig(load_ids=ids),
+            ),
+            alpaca=AlpacaExecClientConfig(
+                base_url=broker.base_url, stream_url=broker.stream_url,
+                instrument_provider=InstrumentProviderConfig(load_ids=ids),
+                instrument_sectors=catalog.sectors(),
+            ),
+            log_level=log_level,
+            reconciliation_lookback_mins=None,
+        )
+        with NodeThread(build_node, config, cfg, warmup_as_of=session_open.isoformat(),
+                        extra_actors=[pacer, journal]) as node:
+            _wait_until_trading(node, polygon, minute_timeout_secs)
+            for done, t in enumerate(minutes.asi8, start=1):
+                broker.advance_to(pd.Timestamp(t, tz="UTC"))
+                _settle(node, pacer, broker, t, 0, minute_timeout_secs)
+                polygon.advance_to(pd.Timestamp(t, tz="UTC"))
+                _settle(node, pacer, broker, t, expected.get(t, 0), minute_timeout_secs)
+                if on_minute:
+                    on_minute(done, len(minutes))
+            result = RehearsalResult(
+                day=sessions.index[0].date(), minutes=len(minutes), elapsed_s=0.0,
+                signals=list(journal.signals), intents=node.call(journal.intents), fills=list(journal.fills),
+            )
+        result.broker_orders = broker.orders()
+    result.elapsed_s = time.perf_counter() - began
+    return result
+
+
+def _bars_per_minute(catalog: MarketCatalog, symbols: list[str], minutes: pd.DatetimeIndex) -> dict[int, int]:
+    counts: dict[int, int] = {}
+    for symbol in symbols:
+        for ts in catalog.read_bars(symbol, start=minutes[0], end=minutes[-1]).index.asi8:
+            counts[int(ts)] = counts.get(int(ts), 0) + 1
+    return counts
+
+
+def _wait_until_trading(node: NodeThread, polygon: PolygonSandbox, timeout: float) -> None:
+    """Connected, reconciled, subscribed and warmed up: the SignalActor holds its history."""
+    polygon.wait_for_subscribers(1, timeout=timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        ready = node.call(lambda: node.node.trader.is_running and not any(
+            getattr(a, "warming_up", False) for a in node.node.trader.actors()))
+        if ready:
+            return
+        if time.monotonic() > deadline:
+            raise RehearsalStalledError("the node did not start trading (connect, reconcile, warm-up) in time")
+        time.sleep(0.05)
+
+
+def _settle(node: NodeThread, pacer: Pacer, broker: AlpacaSandbox, t: int, bars: int, timeout: float) -> None:
+    """Block until the node holds all ``bars`` bars of minute ``t`` and both sides are quiet."""
+    deadline = time.monotonic() + timeout
+    last, stable = None, 0
+    while True:
+        seen, events, in_flight = node.call(lambda: (pacer.bars_at.get(t, 0), pacer.order_events, pacer.in_flight()))
+        snapshot = (seen, events, in_flight, len(broker.events_sent), len(broker.order_requests))
+        if seen >= bars and in_flight == 0:
+            stable = stable + 1 if snapshot == last else 0
+            if stable >= _STABLE_POLLS:
+                return
+        last = snapshot
+        if time.monotonic() > deadline:
+            raise RehearsalStalledError(
+                f"minute {pd.Timestamp(t, tz='UTC')}: {seen}/{bars} bars, {in_flight} orders in flight after {timeout:.0f} s"
+            )
+        time.sleep(_POLL_SECS)
+
+
+@contextmanager
+def _sandbox_environment() -> Iterator[None]:
+    saved = {name: os.environ.get(name) for name in SANDBOX_KEYS}
+    os.environ.update(SANDBOX_KEYS)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
