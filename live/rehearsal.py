@@ -66,6 +66,7 @@ class RehearsalResult:
     intents: list[dict] = field(default_factory=list)
     fills: list[dict] = field(default_factory=list)
     broker_orders: list[dict] = field(default_factory=list)
+    broker_positions: dict = field(default_factory=dict)
 
 
 class PacerConfig(ActorConfig, frozen=True, kw_only=True):
@@ -106,16 +107,22 @@ def rehearse(
     starting_cash: float = 100_000.0,
     out_dir: Path | None = None,
     on_minute: Callable[[int, int], None] | None = None,
+    until: str | None = None,
     minute_timeout_secs: float = 30.0,
     log_level: str = "ERROR",
 ) -> RehearsalResult:
     """Trade ``day`` of the catalog through both sandboxes; ``on_minute(done, total)``
-    reports progress. Returns what the node's journal recorded and the broker's orders."""
+    reports progress. ``until`` ("HH:MM", New York time) stops the node early, the way an
+    operator would: the strategy cancels its orders and flattens on the way out. Returns what
+    the node's journal recorded and the broker's orders and positions afterwards."""
     sessions = trading_sessions(day, day)
     if sessions.empty:
         raise ValueError(f"{day} is not an NYSE session")
     session_open = sessions["open"].iloc[0]
     minutes = session_minutes(sessions)
+    if until is not None:
+        stop = pd.Timestamp(f"{sessions.index[0].date()} {until}", tz="America/New_York")
+        minutes = minutes[minutes <= stop]
     catalog = MarketCatalog(catalog_path)
     missing = sorted(set(config.universe) - set(catalog.symbols()))
     if missing:
@@ -161,6 +168,7 @@ def rehearse(
                 signals=list(journal.signals), intents=node.call(journal.intents), fills=list(journal.fills),
             )
         result.broker_orders = broker.orders()
+        result.broker_positions = broker.positions()
     result.elapsed_s = time.perf_counter() - began
     return result
 

@@ -97,3 +97,21 @@ def test_fills_agree_where_the_fill_rules_agree(both_paths):
 
     live = fills(pd.DataFrame(rehearsal.fills), "last_qty", "last_px")
     assert live == fills(backtest, "filled_qty", "avg_px")
+
+
+@pytest.mark.slow
+def test_stopping_mid_session_leaves_no_orphan_orders(both_paths):
+    """An operator stops the node at 11:30 with brackets working: the strategy cancels every
+    order and closes every position before the node disconnects."""
+    run_dir, _ = both_paths
+    live = LiveConfig(
+        universe=["S000", "S001", "S002", "S003"],
+        models=ModelsSection(registry=str(run_dir / "models"), weights={"lightgbm": 1.0}),
+        strategy=StrategySection(entry_threshold=0.6),
+    )
+    result = rehearse(live, run_dir.parent.parent / "catalog", DAY, starting_cash=100_000, until="11:30")
+    assert result.minutes == 120
+    assert any(i["tags"] == "STOP_LOSS" for i in result.intents)  # brackets were working
+    still_open = [o for o in result.broker_orders if o["status"] in ("new", "accepted", "held", "partially_filled")]
+    assert still_open == []
+    assert all(qty == 0 for qty, _ in result.broker_positions.values())
