@@ -138,7 +138,7 @@ def rehearse(
     pacer = Pacer(PacerConfig(bar_types=[str(bar_type(s)) for s in config.universe]))
     journal = LiveJournal(LiveJournalConfig(out_dir=str(out_dir) if out_dir else None))
     began = time.perf_counter()
-    with _sandbox_environment(), polygon, broker:
+    with sandbox_environment(), polygon, broker:
         cfg = node_config(
             config,
             polygon=PolygonDataClientConfig(
@@ -158,9 +158,9 @@ def rehearse(
             _wait_until_trading(node, polygon, minute_timeout_secs)
             for done, t in enumerate(minutes.asi8, start=1):
                 broker.advance_to(pd.Timestamp(t, tz="UTC"))
-                _settle(node, pacer, broker, t, 0, minute_timeout_secs)
+                settle(node, pacer, lambda: broker_activity(broker), t, 0, minute_timeout_secs)
                 polygon.advance_to(pd.Timestamp(t, tz="UTC"))
-                _settle(node, pacer, broker, t, expected.get(t, 0), minute_timeout_secs)
+                settle(node, pacer, lambda: broker_activity(broker), t, expected.get(t, 0), minute_timeout_secs)
                 if on_minute:
                     on_minute(done, len(minutes))
             result = RehearsalResult(
@@ -195,13 +195,19 @@ def _wait_until_trading(node: NodeThread, polygon: PolygonSandbox, timeout: floa
         time.sleep(0.05)
 
 
-def _settle(node: NodeThread, pacer: Pacer, broker: AlpacaSandbox, t: int, bars: int, timeout: float) -> None:
-    """Block until the node holds all ``bars`` bars of minute ``t`` and both sides are quiet."""
+def broker_activity(broker: AlpacaSandbox) -> tuple[int, int]:
+    """Counters that move whenever the broker hears or says something."""
+    return len(broker.events_sent), len(broker.order_requests)
+
+
+def settle(node: NodeThread, pacer: Pacer, activity: Callable[[], tuple], t: int, bars: int, timeout: float) -> None:
+    """Block until the node holds all ``bars`` bars of minute ``t`` and both sides are quiet
+    (``activity()`` reads the broker's counters)."""
     deadline = time.monotonic() + timeout
     last, stable = None, 0
     while True:
         seen, events, in_flight = node.call(lambda: (pacer.bars_at.get(t, 0), pacer.order_events, pacer.in_flight()))
-        snapshot = (seen, events, in_flight, len(broker.events_sent), len(broker.order_requests))
+        snapshot = (seen, events, in_flight, *activity())
         if seen >= bars and in_flight == 0:
             stable = stable + 1 if snapshot == last else 0
             if stable >= _STABLE_POLLS:
@@ -215,7 +221,7 @@ def _settle(node: NodeThread, pacer: Pacer, broker: AlpacaSandbox, t: int, bars:
 
 
 @contextmanager
-def _sandbox_environment() -> Iterator[None]:
+def sandbox_environment() -> Iterator[None]:
     saved = {name: os.environ.get(name) for name in SANDBOX_KEYS}
     os.environ.update(SANDBOX_KEYS)
     try:

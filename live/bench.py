@@ -1,0 +1,183 @@
+"""Order-path latency for ``sextant bench``: from the Polygon sandbox sending an AM frame to
+the Alpaca sandbox receiving the order it caused, with many symbols closing a bar at once.
+
+The node is the real one (PolygonDataClient, AlpacaExecutionClient, their factories); the
+strategy is a probe that sends one market order per bar, so every bar of every symbol makes
+an order and the figure is the edges' cost: parse, route, strategy callback, risk checks,
+the execution client's request over HTTP, the broker's intake. The SignalActor's inference
+comes on top and is measured by the backtest bench (batch) and the parity test (streaming).
+"""
+
+import multiprocessing
+import tempfile
+import time
+from multiprocessing.connection import Connection
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from nautilus_trader.config import (
+    InstrumentProviderConfig,
+    LoggingConfig,
+    StrategyConfig,
+    TradingNodeConfig,
+)
+from nautilus_trader.live.config import LiveRiskEngineConfig
+from nautilus_trader.live.node import TradingNode
+from nautilus_trader.model.data import Bar, BarType
+from nautilus_trader.model.enums import OrderSide
+from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.trading.strategy import Strategy
+
+from adapters.alpaca.config import AlpacaExecClientConfig
+from adapters.alpaca.factories import AlpacaLiveExecClientFactory
+from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
+from adapters.polygon.config import PolygonDataClientConfig
+from adapters.polygon.factories import PolygonLiveDataClientFactory
+from adapters.polygon.sandbox import PolygonSandbox, SimClock
+from catalog.instruments import bar_type, instrument_id
+from catalog.jobs import generate_catalog
+from catalog.sessions import session_minutes, sessions_ending
+from live.node import NodeThread
+from live.rehearsal import (
+    SANDBOX_KEYS,
+    Pacer,
+    PacerConfig,
+    broker_activity,
+    sandbox_environment,
+    settle,
+)
+
+
+class ProbeConfig(StrategyConfig, frozen=True, kw_only=True):
+    instrument_ids: list[str]
+
+
+class OrderProbe(Strategy):
+    """One market order per bar, alternating sides per symbol so positions stay small."""
+
+    def __init__(self, config: ProbeConfig) -> None:
+        super().__init__(config)
+        self._buy: dict[InstrumentId, bool] = {}
+
+    def on_start(self) -> None:
+        for iid in self.config.instrument_ids:
+            self.subscribe_bars(BarType.from_str(f"{iid}-1-MINUTE-LAST-EXTERNAL"))
+
+    def on_bar(self, bar: Bar) -> None:
+        iid = bar.bar_type.instrument_id
+        buy = self._buy[iid] = not self._buy.get(iid, False)
+        instrument = self.cache.instrument(iid)
+        self.submit_order(self.order_factory.market(
+            iid, OrderSide.BUY if buy else OrderSide.SELL, instrument.make_qty(1)))
+
+
+def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 16) -> dict[str, float]:
+    """p50/p99 (ms) from AM frame sent to order received, over ``minutes`` bar closes of
+    ``n_symbols`` symbols each. Both sandboxes run in one spawned process (as remote venues
+    would), so they do not share the node's interpreter lock."""
+    with tempfile.TemporaryDirectory(prefix="sextant-latency-") as tmp:
+        catalog = Path(tmp) / "catalog"
+        symbols = generate_catalog(catalog, n_symbols=n_symbols, n_days=2, seed=3).symbols()
+        day = sessions_ending("2024-12-31", 1)
+        closes = session_minutes(day)[:minutes]
+        ids = [str(instrument_id(s)) for s in symbols]
+        pacer = Pacer(PacerConfig(bar_types=[str(bar_type(s)) for s in symbols]))
+        context = multiprocessing.get_context("spawn")
+        conn, child = context.Pipe()
+        host = context.Process(target=_host_sandboxes, args=(str(catalog), day["open"].iloc[0].value, child),
+                               daemon=True)
+        host.start()
+        try:
+            polygon_url, ws_feed, broker_url = conn.recv()
+
+            def remote(command: str, arg: object = None) -> object:
+                conn.send((command, arg))
+                return conn.recv()
+
+            with sandbox_environment(), NodeThread(_probe_node, ids, polygon_url, ws_feed, broker_url,
+                                                   http_workers, pacer) as node:
+                remote("wait_for_subscribers")
+                _wait_running(node)
+                for t in closes.asi8:
+                    remote("advance", int(t))
+                    settle(node, pacer, lambda: remote("activity"), int(t), n_symbols, 30.0)
+            frames, received = remote("records")
+            remote("stop")
+        finally:
+            host.join(timeout=30)
+    # Each order belongs to the newest frame sent before it arrived.
+    frame_times = np.array(sorted(frames))
+    received = np.array(received)
+    owner = frame_times[np.searchsorted(frame_times, received, side="right") - 1]
+    latency_ms = (received - owner) / 1e6
+    return {
+        "orders": float(len(latency_ms)),
+        "symbols": float(n_symbols),
+        "closes": float(len(closes)),
+        "p50_ms": float(np.percentile(latency_ms, 50)),
+        "p99_ms": float(np.percentile(latency_ms, 99)),
+        "max_ms": float(latency_ms.max()),
+    }
+
+
+def _probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str, http_workers: int,
+                pacer: Pacer, loop=None) -> TradingNode:
+    load = InstrumentProviderConfig(load_ids=frozenset(ids))
+    config = TradingNodeConfig(
+        logging=LoggingConfig(log_level="ERROR"),
+        data_clients={"POLYGON": PolygonDataClientConfig(
+            base_url=polygon_url, ws_feed=ws_feed, secure=False, stale_after_secs=3600.0, instrument_provider=load)},
+        exec_clients={"ALPACA": AlpacaExecClientConfig(
+            base_url=broker_url, http_workers=http_workers, instrument_provider=load)},
+        # 50 orders per stepped minute, minutes a few ms apart: lift the default 100/s
+        # submit throttle so the figure is latency, not the throttle's queue.
+        risk_engine=LiveRiskEngineConfig(max_order_submit_rate="100000/00:00:01"),
+        timeout_connection=30.0, timeout_post_stop=1.0,
+    )
+    node = TradingNode(config=config, loop=loop)
+    node.trader.add_actor(pacer)
+    node.trader.add_strategy(OrderProbe(ProbeConfig(instrument_ids=ids)))
+    node.add_data_client_factory("POLYGON", PolygonLiveDataClientFactory)
+    node.add_exec_client_factory("ALPACA", AlpacaLiveExecClientFactory)
+    node.build()
+    return node
+
+
+def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
+    """The spawned process: both sandboxes on one simulated clock, driven over a pipe."""
+    clock = SimClock.manual(pd.Timestamp(open_ns, tz="UTC"))
+    polygon = PolygonSandbox(catalog, api_key=SANDBOX_KEYS["POLYGON_API_KEY"], clock=clock)
+    broker = AlpacaSandbox(CatalogMarket(catalog), key_id=SANDBOX_KEYS["ALPACA_API_KEY_ID"],
+                           secret_key=SANDBOX_KEYS["ALPACA_API_SECRET_KEY"], clock=clock,
+                           starting_cash=10_000_000.0)
+    with polygon, broker:
+        conn.send((polygon.base_url, polygon.ws_feed, broker.base_url))
+        while True:
+            command, arg = conn.recv()
+            if command == "wait_for_subscribers":
+                polygon.wait_for_subscribers(1, timeout=30.0)
+                conn.send(None)
+            elif command == "advance":
+                ts = pd.Timestamp(arg, tz="UTC")
+                broker.advance_to(ts)
+                polygon.advance_to(ts)
+                conn.send(None)
+            elif command == "activity":
+                conn.send(broker_activity(broker))
+            elif command == "records":
+                conn.send(([f.sent_ns for f in polygon.frames_sent],
+                           [r.received_ns for r in broker.order_requests if r.method == "POST"]))
+            elif command == "stop":
+                conn.send(None)
+                return
+            else:
+                raise ValueError(f"unknown sandbox host command {command!r}")
+
+
+def _wait_running(node: NodeThread, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not node.call(lambda: node.node.trader.is_running):
+        if time.monotonic() > deadline:
+            raise TimeoutError("the node did not start")
+        time.sleep(0.05)
