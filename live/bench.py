@@ -59,12 +59,14 @@ class OrderProbe(Strategy):
     def __init__(self, config: ProbeConfig) -> None:
         super().__init__(config)
         self._buy: dict[InstrumentId, bool] = {}
+        self.decided_ns: list[int] = []  # wall time of each order decision (time.time_ns)
 
     def on_start(self) -> None:
         for iid in self.config.instrument_ids:
             self.subscribe_bars(BarType.from_str(f"{iid}-1-MINUTE-LAST-EXTERNAL"))
 
     def on_bar(self, bar: Bar) -> None:
+        self.decided_ns.append(time.time_ns())
         iid = bar.bar_type.instrument_id
         buy = self._buy[iid] = not self._buy.get(iid, False)
         instrument = self.cache.instrument(iid)
@@ -72,7 +74,7 @@ class OrderProbe(Strategy):
             iid, OrderSide.BUY if buy else OrderSide.SELL, instrument.make_qty(1)))
 
 
-def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 16) -> dict[str, float]:
+def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 4) -> dict[str, float]:
     """p50/p99 (ms) from AM frame sent to order received, over ``minutes`` bar closes of
     ``n_symbols`` symbols each. Both sandboxes run in one spawned process (as remote venues
     would), so they do not share the node's interpreter lock."""
@@ -83,6 +85,7 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 16
         closes = session_minutes(day)[:minutes]
         ids = [str(instrument_id(s)) for s in symbols]
         pacer = Pacer(PacerConfig(bar_types=[str(bar_type(s)) for s in symbols]))
+        probe = OrderProbe(ProbeConfig(instrument_ids=ids))
         context = multiprocessing.get_context("spawn")
         conn, child = context.Pipe()
         host = context.Process(target=_host_sandboxes, args=(str(catalog), day["open"].iloc[0].value, child),
@@ -96,7 +99,7 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 16
                 return conn.recv()
 
             with sandbox_environment(), NodeThread(_probe_node, ids, polygon_url, ws_feed, broker_url,
-                                                   http_workers, pacer) as node:
+                                                   http_workers, pacer, probe) as node:
                 remote("wait_for_subscribers")
                 _wait_running(node)
                 for t in closes.asi8:
@@ -111,7 +114,11 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 16
     received = np.array(received)
     owner = frame_times[np.searchsorted(frame_times, received, side="right") - 1]
     latency_ms = (received - owner) / 1e6
+    decided = np.array(probe.decided_ns)
+    decision_ms = (decided - frame_times[np.searchsorted(frame_times, decided, side="right") - 1]) / 1e6
     return {
+        "decision_p50_ms": float(np.percentile(decision_ms, 50)),
+        "decision_p99_ms": float(np.percentile(decision_ms, 99)),
         "orders": float(len(latency_ms)),
         "symbols": float(n_symbols),
         "closes": float(len(closes)),
@@ -122,7 +129,7 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 16
 
 
 def _probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str, http_workers: int,
-                pacer: Pacer, loop=None) -> TradingNode:
+                pacer: Pacer, probe: "OrderProbe", loop=None) -> TradingNode:
     load = InstrumentProviderConfig(load_ids=frozenset(ids))
     config = TradingNodeConfig(
         logging=LoggingConfig(log_level="ERROR"),
@@ -137,7 +144,7 @@ def _probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str,
     )
     node = TradingNode(config=config, loop=loop)
     node.trader.add_actor(pacer)
-    node.trader.add_strategy(OrderProbe(ProbeConfig(instrument_ids=ids)))
+    node.trader.add_strategy(probe)
     node.add_data_client_factory("POLYGON", PolygonLiveDataClientFactory)
     node.add_exec_client_factory("ALPACA", AlpacaLiveExecClientFactory)
     node.build()
@@ -148,7 +155,9 @@ def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
     """The spawned process: both sandboxes on one simulated clock, driven over a pipe."""
     clock = SimClock.manual(pd.Timestamp(open_ns, tz="UTC"))
     polygon = PolygonSandbox(catalog, api_key=SANDBOX_KEYS["POLYGON_API_KEY"], clock=clock)
-    broker = AlpacaSandbox(CatalogMarket(catalog), key_id=SANDBOX_KEYS["ALPACA_API_KEY_ID"],
+    market = CatalogMarket(catalog)
+    market.preload()
+    broker = AlpacaSandbox(market, key_id=SANDBOX_KEYS["ALPACA_API_KEY_ID"],
                            secret_key=SANDBOX_KEYS["ALPACA_API_SECRET_KEY"], clock=clock,
                            starting_cash=10_000_000.0)
     with polygon, broker:

@@ -348,17 +348,35 @@ def bench(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="existing catalog (default: build one)")] = None,
     symbols: int = 10,
     days: int = 260,
-    part: Annotated[str, typer.Option(help="all, engine (backtest/ML figures) or polygon (market-data figures)")] = "all",
+    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), polygon (market data) or live (order path)")] = "all",
 ) -> None:
-    """Measure engine, backtest, feature, inference and market-data throughput."""
-    if part not in ("all", "engine", "polygon"):
-        _fail(f"--part must be all, engine or polygon, not {part!r}")
+    """Measure engine, backtest, feature, inference, market-data and order-path performance."""
+    if part not in ("all", "engine", "polygon", "live"):
+        _fail(f"--part must be all, engine, polygon or live, not {part!r}")
     if part in ("all", "engine"):
         from backtests.bench import run_bench
 
         run_bench(console, catalog=catalog, n_symbols=symbols, n_days=days)
     if part in ("all", "polygon"):
         _bench_polygon()
+    if part in ("all", "live"):
+        _bench_order_path()
+
+
+def _bench_order_path() -> None:
+    """AM frame sent by the Polygon sandbox -> order received by the Alpaca sandbox."""
+    from live.bench import order_latency
+
+    console.print("Order path: 50 symbols closing a bar at once, 30 closes, sandboxes in their own process ...")
+    r = order_latency()
+    table = Table(title="sextant bench: live order path (TradingNode between the two sandboxes)")
+    for col, justify in (("figure", "left"), ("value", "right"), ("target", "right")):
+        table.add_column(col, justify=justify)
+    table.add_row(f"AM frame sent -> order received, p50 ms ({r['orders']:,.0f} orders)", f"{r['p50_ms']:.1f}", "")
+    table.add_row("AM frame sent -> order received, p99 ms", f"{r['p99_ms']:.1f}", "<= 20")
+    table.add_row("AM frame sent -> strategy decided, p50 / p99 ms",
+                  f"{r['decision_p50_ms']:.1f} / {r['decision_p99_ms']:.1f}", "")
+    console.print(table)
 
 
 def _bench_polygon() -> None:

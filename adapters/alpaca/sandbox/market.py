@@ -6,7 +6,7 @@ unlike the Polygon sandbox it never needs a whole large catalog at once).
 """
 
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
@@ -30,6 +30,7 @@ class SymbolBars:
     low: np.ndarray
     close: np.ndarray
     volume: np.ndarray
+    _converted: dict[int, "BarPrices"] = field(default_factory=dict, compare=False, repr=False)
 
     def __len__(self) -> int:
         return len(self.close_ns)
@@ -46,6 +47,14 @@ class SymbolBars:
         return first, last
 
     def bar(self, i: int) -> "BarPrices":
+        """Row ``i`` in the broker's units, converted once: every order and every account
+        valuation asks for the latest bars again."""
+        cached = self._converted.get(i)
+        if cached is None:
+            cached = self._converted[i] = self._convert(i)
+        return cached
+
+    def _convert(self, i: int) -> "BarPrices":
         return BarPrices(
             close_ns=int(self.close_ns[i]),
             high=price(self.high[i]),
@@ -86,6 +95,12 @@ class CatalogMarket:
 
     def has(self, symbol: str) -> bool:
         return symbol in self._known
+
+    def preload(self) -> None:
+        """Read every symbol now (a few ms each) rather than on its first order, so the
+        first minute of a rehearsal or a latency measurement does not pay for it."""
+        for symbol in self.symbols:
+            self.bars(symbol)
 
     def bars(self, symbol: str) -> SymbolBars:
         if symbol not in self._known:

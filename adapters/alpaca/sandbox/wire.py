@@ -4,6 +4,7 @@ Pure formatting, so the REST answers, the trade_updates events and the snapshots
 (``AlpacaSandbox.orders()``) are the same dicts.
 """
 
+import functools
 from decimal import Decimal
 from typing import Any
 
@@ -15,8 +16,10 @@ MAX_DECIMALS = Decimal("1e-10")
 CENT = Decimal("0.01")
 
 
+@functools.lru_cache(maxsize=4096)
 def rfc3339(ts_ns: int | None) -> str | None:
-    """UTC time with microseconds, like Alpaca (``2024-12-30T14:31:00.000000Z``)."""
+    """UTC time with microseconds, like Alpaca (``2024-12-30T14:31:00.000000Z``). Cached:
+    an order's JSON repeats a handful of simulated instants, and formatting is the cost."""
     if ts_ns is None:
         return None
     return pd.Timestamp(ts_ns, tz="UTC").strftime("%Y-%m-%dT%H:%M:%S.%fZ")
