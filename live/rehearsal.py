@@ -29,7 +29,7 @@ import pandas as pd
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig, InstrumentProviderConfig
 from nautilus_trader.model.data import Bar, BarType
-from nautilus_trader.model.enums import OrderStatus, OrderType
+from nautilus_trader.model.enums import OrderType
 from nautilus_trader.model.events import OrderEvent
 
 from adapters.alpaca.config import AlpacaExecClientConfig
@@ -48,7 +48,6 @@ SANDBOX_KEYS = {
     "ALPACA_API_KEY_ID": "rehearsal-key",
     "ALPACA_API_SECRET_KEY": "rehearsal-secret",
 }
-_IN_FLIGHT = {OrderStatus.INITIALIZED, OrderStatus.SUBMITTED, OrderStatus.PENDING_UPDATE, OrderStatus.PENDING_CANCEL}
 _POLL_SECS = 0.005
 _STABLE_POLLS = 3
 
@@ -93,10 +92,14 @@ class Pacer(Actor):
         self.order_events += 1
 
     def in_flight(self) -> int:
-        return sum(
-            1 for o in self.cache.orders()
-            if o.status in _IN_FLIGHT or (o.order_type == OrderType.MARKET and o.is_open)
-        )
+        """Orders not yet settled with the venue: created but not submitted, submitted but not
+        acknowledged, pending a change, or an acknowledged market order not filled yet. From
+        the cache's indexes (the driver polls this every few ms on the node's loop)."""
+        cache = self.cache
+        initialized = (cache.orders_total_count() - cache.orders_open_count() - cache.orders_closed_count()
+                       - cache.orders_inflight_count() - cache.orders_emulated_count())
+        open_market = sum(1 for o in cache.orders_open() if o.order_type == OrderType.MARKET)
+        return initialized + cache.orders_inflight_count() + open_market
 
 
 def rehearse(

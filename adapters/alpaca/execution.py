@@ -202,6 +202,7 @@ class AlpacaExecutionClient(LiveExecutionClient):
         """Stops the stream; reconciliation and account refreshes are tasks of this client,
         cancelled by ``LiveExecutionClient.disconnect`` after this returns."""
         await self._stream.stop()
+        await self._http.close_order_session()
 
     # -- commands ------------------------------------------------------------------------------
     #

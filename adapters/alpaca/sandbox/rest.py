@@ -116,33 +116,46 @@ class RestApi:
             return await handler(request)
         received_ns = time.time_ns()
         describe = await self._describe(request)
-        response = await self._answer(request, handler)
-        if describe is not None:
-            self.records.append(
-                OrderRequestRecord(
-                    received_ns, request.method, request.path, *describe, response.status
-                )
-            )
-        return response
 
-    async def _answer(self, request: web.Request, handler) -> web.StreamResponse:
+        def record(response: web.StreamResponse) -> web.StreamResponse:
+            if describe is not None:
+                self.records.append(
+                    OrderRequestRecord(received_ns, request.method, request.path, *describe, response.status)
+                )
+            return response
+
+        return await self._answer(request, handler, record)
+
+    async def _answer(
+        self, request: web.Request, handler, record: Callable[[web.StreamResponse], web.StreamResponse]
+    ) -> web.StreamResponse:
         key = request.headers.get("APCA-API-KEY-ID")
         secret = request.headers.get("APCA-API-SECRET-KEY")
         if key is None or secret is None:
-            return _json(UNAUTHORIZED, 401)
+            return record(_json(UNAUTHORIZED, 401))
         if key != self.key_id or secret != self.secret_key:
-            return _json(UNAUTHORIZED, 403)
+            return record(_json(UNAUTHORIZED, 403))
         fault = self.faults.take_rest(request.path)
         if fault is not None and fault.kind == "rate_limit":
             retry_after = str(max(1, int(-(-fault.retry_after_secs // 1))))
-            return _error(429, 42910000, "rate limit exceeded", {"Retry-After": retry_after})
+            return record(_error(429, 42910000, "rate limit exceeded", {"Retry-After": retry_after}))
         if fault is not None and fault.kind == "server_error":
-            return _error(fault.status, 50010000, "internal server error (sandbox fault)")
+            return record(_error(fault.status, 50010000, "internal server error (sandbox fault)"))
         if fault is not None:  # stall
-            try:
-                await asyncio.wait_for(self.stopping.wait(), fault.stall_secs)
-            except TimeoutError:
-                pass  # stalled for the whole time: now answer normally
+            # Shielded: a slow server still does the work after the client gave up waiting
+            # (that is the case an execution client must survive: an order it abandoned
+            # appearing at the broker later).
+            return await asyncio.shield(self._stalled(request, handler, fault.stall_secs, record))
+        return record(await self._process(request, handler))
+
+    async def _stalled(self, request: web.Request, handler, stall_secs: float, record) -> web.StreamResponse:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), stall_secs)
+        except TimeoutError:
+            pass  # stalled for the whole time: now answer normally
+        return record(await self._process(request, handler))
+
+    async def _process(self, request: web.Request, handler) -> web.StreamResponse:
         await self.sync()
         try:
             return await handler(request)
