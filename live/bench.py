@@ -35,18 +35,11 @@ from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
 from adapters.polygon.config import PolygonDataClientConfig
 from adapters.polygon.factories import PolygonLiveDataClientFactory
 from adapters.polygon.sandbox import PolygonSandbox, SimClock
-from catalog.instruments import bar_type, instrument_id
+from catalog.instruments import instrument_id
 from catalog.jobs import generate_catalog
 from catalog.sessions import session_minutes, sessions_ending
 from live.node import NodeThread
-from live.rehearsal import (
-    SANDBOX_KEYS,
-    Pacer,
-    PacerConfig,
-    broker_activity,
-    sandbox_environment,
-    settle,
-)
+from live.rehearsal import SANDBOX_KEYS, broker_activity, sandbox_environment
 
 
 class ProbeConfig(StrategyConfig, frozen=True, kw_only=True):
@@ -84,7 +77,6 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 4)
         day = sessions_ending("2024-12-31", 1)
         closes = session_minutes(day)[:minutes]
         ids = [str(instrument_id(s)) for s in symbols]
-        pacer = Pacer(PacerConfig(bar_types=[str(bar_type(s)) for s in symbols]))
         probe = OrderProbe(ProbeConfig(instrument_ids=ids))
         context = multiprocessing.get_context("spawn")
         conn, child = context.Pipe()
@@ -99,12 +91,12 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 4)
                 return conn.recv()
 
             with sandbox_environment(), NodeThread(_probe_node, ids, polygon_url, ws_feed, broker_url,
-                                                   http_workers, pacer, probe) as node:
+                                                   http_workers, probe) as node:
                 remote("wait_for_subscribers")
                 _wait_running(node)
-                for t in closes.asi8:
+                for k, t in enumerate(closes.asi8, start=1):
                     remote("advance", int(t))
-                    settle(node, pacer, lambda: remote("activity"), int(t), n_symbols, 30.0)
+                    _wait_for_broker(lambda: remote("activity"), orders=k * n_symbols)
             frames, received = remote("records")
             remote("stop")
         finally:
@@ -129,7 +121,7 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 4)
 
 
 def _probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str, http_workers: int,
-                pacer: Pacer, probe: "OrderProbe", loop=None) -> TradingNode:
+                probe: "OrderProbe", loop=None) -> TradingNode:
     load = InstrumentProviderConfig(load_ids=frozenset(ids))
     config = TradingNodeConfig(
         logging=LoggingConfig(log_level="ERROR"),
@@ -143,7 +135,6 @@ def _probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str,
         timeout_connection=30.0, timeout_post_stop=1.0,
     )
     node = TradingNode(config=config, loop=loop)
-    node.trader.add_actor(pacer)
     node.trader.add_strategy(probe)
     node.add_data_client_factory("POLYGON", PolygonLiveDataClientFactory)
     node.add_exec_client_factory("ALPACA", AlpacaLiveExecClientFactory)
@@ -182,6 +173,23 @@ def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
                 return
             else:
                 raise ValueError(f"unknown sandbox host command {command!r}")
+
+
+def _wait_for_broker(activity, orders: int, timeout: float = 30.0) -> None:
+    """Until the broker has answered ``orders`` orders with their new + fill events and gone
+    quiet. Polls the broker, not the node: the node's loop is what is being timed."""
+    deadline = time.monotonic() + timeout
+    last, stable = None, 0
+    while True:
+        events, requests = snapshot = activity()
+        if requests >= orders and events >= 2 * orders:
+            stable = stable + 1 if snapshot == last else 0
+            if stable >= 3:
+                return
+        last = snapshot
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the broker saw {requests}/{orders} orders in {timeout:g} s")
+        time.sleep(0.005)
 
 
 def _wait_running(node: NodeThread, timeout: float = 30.0) -> None:
