@@ -13,12 +13,11 @@ paced clock the broker settles by itself as the clock runs.
 """
 
 import asyncio
-import signal
 import threading
 import uuid
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from decimal import Decimal
-from typing import Any, Self, TypeVar
+from typing import Any, TypeVar
 
 import pandas as pd
 from aiohttp import web
@@ -29,18 +28,19 @@ from adapters.alpaca.sandbox.market import CatalogMarket
 from adapters.alpaca.sandbox.rest import OrderRequestRecord, RestApi
 from adapters.alpaca.sandbox.stream import STREAM_PATH, EventRecord, TradeStream
 from adapters.alpaca.sandbox.wire import order_json
+from adapters.loopback import LoopbackServer
 from adapters.polygon.sandbox.clock import SimClock
 from catalog.sessions import load_calendar, session_bounds
 
-_START_TIMEOUT_SECS = 30.0
-_CALL_TIMEOUT_SECS = 120.0
 _PACED_POLL_SECS = 0.05
 
 T = TypeVar("T")
 
 
-class AlpacaSandbox:
+class AlpacaSandbox(LoopbackServer):
     """A paper broker over ``market`` speaking Alpaca's wire protocol on ``host:port``."""
+
+    name = "Alpaca"
 
     def __init__(
         self,
@@ -55,6 +55,7 @@ class AlpacaSandbox:
         participation: float | None = None,
         faults: Iterable[AlpacaFault] = (),
     ) -> None:
+        super().__init__()
         load_calendar()  # every order looks its session up; build the calendar now
         self.market = market
         self.key_id = key_id
@@ -75,84 +76,11 @@ class AlpacaSandbox:
         self._listening = threading.Condition()
         self._n_listening = 0
         self._port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._rest: RestApi | None = None
         self._paced: asyncio.Task | None = None
 
     # -- lifecycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("sandbox already started")
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._run_loop, args=(ready, failure), name="alpaca-sandbox", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(_START_TIMEOUT_SECS):
-            raise TimeoutError("the Alpaca sandbox did not start in time")
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        """Close the stream connections (code 1001), end stalled answers, stop the server and
-        join its thread. Safe to call twice."""
-        if self._thread is None or self._loop is None:
-            return
-        if self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(
-                _CALL_TIMEOUT_SECS
-            )
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
-        self._thread = None
-
-    def serve_forever(self) -> None:
-        """Serve until Ctrl-C or SIGTERM, then stop cleanly (for the CLI). Starts the sandbox
-        unless the caller already did (e.g. to print ``base_url`` first)."""
-        stop = threading.Event()
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, lambda *_: stop.set())
-        if self._thread is None:
-            self.start()
-        try:
-            while not stop.wait(0.5) and self._thread is not None and self._thread.is_alive():
-                pass
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            self.stop()
-
-    def _run_loop(self, ready: threading.Event, failure: list[BaseException]) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the starting thread
-            failure.append(exc)
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        loop.run_forever()
 
     async def _startup(self) -> None:
         self.clock.start()
@@ -332,18 +260,6 @@ class AlpacaSandbox:
             return read()
 
         return self._call(on_loop())
-
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
-        if self._loop is None or not self._loop.is_running():
-            coro.close()
-            raise RuntimeError("sandbox not started")
-        if threading.current_thread() is self._thread:
-            coro.close()
-            raise RuntimeError(
-                "this would deadlock: call it from another thread than the sandbox's"
-            )
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_CALL_TIMEOUT_SECS)
-
 
 def first_session_open(market: CatalogMarket) -> pd.Timestamp:
     """Open of the session holding the catalog's first bar (the default clock's start)."""

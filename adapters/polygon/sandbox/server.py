@@ -6,15 +6,14 @@ calling thread while SDK clients talk to it over real sockets.
 """
 
 import asyncio
-import signal
 import threading
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Any, Self
 
 import pandas as pd
 from aiohttp import web
 
+from adapters.loopback import LoopbackServer
 from adapters.polygon.sandbox.bars import CatalogBars
 from adapters.polygon.sandbox.clock import SimClock
 from adapters.polygon.sandbox.faults import Fault, FaultSchedule
@@ -23,12 +22,11 @@ from adapters.polygon.sandbox.stream import STREAM_PATH, ConnectionRecord, Frame
 from catalog.sessions import load_calendar
 from catalog.store import EmptyCatalogError
 
-_START_TIMEOUT_SECS = 30.0
-_CALL_TIMEOUT_SECS = 120.0
 
-
-class PolygonSandbox:
+class PolygonSandbox(LoopbackServer):
     """Serve ``catalog_path`` over Polygon's wire protocol on ``host:port`` (0 = a free port)."""
+
+    name = "Polygon"
 
     def __init__(
         self,
@@ -42,6 +40,8 @@ class PolygonSandbox:
         max_page_size: int = 50_000,
         max_cached_rows: int = 20_000_000,
     ) -> None:
+        super().__init__()
+        load_calendar()  # daily aggregates need it; build it before the first request waits on it
         if max_page_size < 1:
             raise ValueError(f"max_page_size must be >= 1, got {max_page_size}")
         self.catalog_path = Path(catalog_path)
@@ -56,8 +56,6 @@ class PolygonSandbox:
             raise EmptyCatalogError(f"no symbols with bars in catalog {self.catalog_path}")
         self._requests: list[RequestRecord] = []
         self._port: int | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self._rest: RestApi | None = None
         self._hub: StreamHub | None = None
@@ -67,78 +65,6 @@ class PolygonSandbox:
         self._n_subscribed = 0
 
     # -- lifecycle ------------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
-    def start(self) -> Self:
-        if self._thread is not None:
-            raise RuntimeError("sandbox already started")
-        load_calendar()  # daily aggregates need it; build it before the first request waits on it
-        ready = threading.Event()
-        failure: list[BaseException] = []
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(
-            target=self._run_loop, args=(ready, failure), name="polygon-sandbox", daemon=True
-        )
-        self._thread.start()
-        if not ready.wait(_START_TIMEOUT_SECS):
-            raise TimeoutError("the Polygon sandbox did not start in time")
-        if failure:
-            self._thread.join()
-            self._thread = None
-            raise failure[0]
-        return self
-
-    def stop(self) -> None:
-        """Close every WebSocket (code 1001), end stalled answers, stop the server and join its
-        thread. Safe to call twice."""
-        if self._thread is None or self._loop is None:
-            return
-        if self._loop.is_running():
-            asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(
-                _CALL_TIMEOUT_SECS
-            )
-            self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join()
-        self._loop.close()
-        self._thread = None
-
-    def serve_forever(self) -> None:
-        """Serve until Ctrl-C or SIGTERM, then stop cleanly (for the CLI). Starts the sandbox
-        unless the caller already did (e.g. to print ``base_url`` first)."""
-        stop = threading.Event()
-        previous = {}
-        if threading.current_thread() is threading.main_thread():
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                previous[signum] = signal.signal(signum, lambda *_: stop.set())
-        if self._thread is None:
-            self.start()
-        try:
-            while not stop.wait(0.5) and self._thread is not None and self._thread.is_alive():
-                pass
-        finally:
-            for signum, handler in previous.items():
-                signal.signal(signum, handler)
-            self.stop()
-
-    def _run_loop(self, ready: threading.Event, failure: list[BaseException]) -> None:
-        loop = self._loop
-        assert loop is not None
-        asyncio.set_event_loop(loop)
-        try:
-            loop.run_until_complete(self._startup())
-        except BaseException as exc:  # noqa: BLE001 - re-raised by the starting thread
-            failure.append(exc)
-            ready.set()
-            loop.close()
-            return
-        ready.set()
-        loop.run_forever()
 
     async def _startup(self) -> None:
         start_ns = None
@@ -291,6 +217,3 @@ class PolygonSandbox:
             raise RuntimeError("sandbox not started")
         return self._hub
 
-    def _call(self, coro: Any) -> Any:
-        assert self._loop is not None
-        return asyncio.run_coroutine_threadsafe(coro, self._loop).result(_CALL_TIMEOUT_SECS)
