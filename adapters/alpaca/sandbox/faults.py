@@ -5,8 +5,9 @@ order the faults were added. A ``FaultSchedule`` is shared by the REST middlewar
 intake and the stream hub, so a test can add a fault from its own thread while the server runs.
 """
 
-import threading
 from dataclasses import dataclass, fields
+
+from adapters.sandbox_faults import FaultQueue, parse_options
 
 REST_KINDS = frozenset({"rate_limit", "server_error", "stall"})
 STREAM_KINDS = frozenset({"drop_before_fill", "drop_stream"})
@@ -63,7 +64,6 @@ class AlpacaFault:
 _INT_OPTIONS = frozenset({"times", "status"})
 _FLOAT_OPTIONS = frozenset({"retry_after_secs", "stall_secs"})
 _OPTIONS = frozenset(f.name for f in fields(AlpacaFault)) - {"kind"}
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def parse_alpaca_fault(spec: str) -> AlpacaFault:
@@ -87,52 +87,14 @@ def parse_alpaca_fault(spec: str) -> AlpacaFault:
             f"{target} kinds are {sorted(TARGETS[target])}"
         )
     raw_options = ":".join(parts)
-    options: dict[str, object] = {}
-    if raw_options:
-        for item in raw_options.split(","):
-            key, sep, raw = item.partition("=")
-            key, raw = key.strip(), raw.strip()
-            if not sep or key not in _OPTIONS:
-                raise ValueError(
-                    f"fault spec {spec!r}: bad option {item!r}; options are {sorted(_OPTIONS)}"
-                )
-            options[key] = _convert(key, raw, spec)
+    options = parse_options(spec, raw_options, _OPTIONS, _INT_OPTIONS, _FLOAT_OPTIONS)
     return AlpacaFault(kind=kind, **options)  # type: ignore[arg-type]
 
 
-def _convert(key: str, raw: str, spec: str) -> object:
-    try:
-        if key == "clean":
-            if raw.lower() not in _TRUE | _FALSE:
-                raise ValueError(raw)
-            return raw.lower() in _TRUE
-        if key in _INT_OPTIONS:
-            return int(raw)
-        if key in _FLOAT_OPTIONS:
-            return float(raw)
-    except ValueError:
-        raise ValueError(f"fault spec {spec!r}: bad value for {key}: {raw!r}") from None
-    return raw
-
-
-class FaultSchedule:
+class FaultSchedule(FaultQueue[AlpacaFault]):
     """The faults still to fire, shared between the test thread and the server loop."""
 
-    def __init__(self, faults: "tuple[AlpacaFault, ...] | list[AlpacaFault]" = ()) -> None:
-        self._lock = threading.Lock()
-        self._pending: list[list] = []  # [fault, remaining times]
-        for fault in faults:
-            self.add(fault)
-
-    def add(self, fault: AlpacaFault) -> None:
-        if not isinstance(fault, AlpacaFault):
-            raise TypeError(f"expected an AlpacaFault, got {type(fault).__name__}")
-        with self._lock:
-            self._pending.append([fault, fault.times])
-
-    def pending(self) -> list[tuple[AlpacaFault, int]]:
-        with self._lock:
-            return [(fault, left) for fault, left in self._pending]
+    fault_type = AlpacaFault
 
     def take_rest(self, path: str) -> AlpacaFault | None:
         return self._take(
@@ -141,13 +103,3 @@ class FaultSchedule:
 
     def take(self, kind: str) -> AlpacaFault | None:
         return self._take(lambda f: f.kind == kind)
-
-    def _take(self, matches) -> AlpacaFault | None:
-        with self._lock:
-            for entry in self._pending:
-                if matches(entry[0]):
-                    entry[1] -= 1
-                    if entry[1] == 0:
-                        self._pending.remove(entry)
-                    return entry[0]
-        return None

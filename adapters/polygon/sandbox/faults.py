@@ -5,8 +5,9 @@ the order the faults were added. Matching is done by a ``FaultSchedule`` that th
 and the stream hub share, so a test can add a fault from its own thread while the server runs.
 """
 
-import threading
 from dataclasses import dataclass, fields
+
+from adapters.sandbox_faults import FaultQueue, parse_options
 
 REST_KINDS = frozenset({"rate_limit", "server_error", "malformed", "truncated", "stall"})
 WS_KINDS = frozenset({"drop", "stall", "refuse"})
@@ -82,7 +83,6 @@ def _infer_target(kind: str) -> str:
 _INT_OPTIONS = frozenset({"times", "status", "after_messages", "page"})
 _FLOAT_OPTIONS = frozenset({"retry_after_secs", "stall_secs"})
 _OPTIONS = frozenset(f.name for f in fields(Fault)) - {"kind", "target"}
-_TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
 def parse_fault(spec: str) -> Fault:
@@ -97,54 +97,16 @@ def parse_fault(spec: str) -> Fault:
     target, kind = (first, second) if first in TARGETS else (second, first)
     if target not in TARGETS:
         raise ValueError(f"fault spec {spec!r}: no target; expected one of {TARGETS}")
-    options: dict[str, object] = {}
-    if len(parts) == 3 and parts[2].strip():
-        for item in parts[2].split(","):
-            key, sep, raw = item.partition("=")
-            key, raw = key.strip(), raw.strip()
-            if not sep or key not in _OPTIONS:
-                raise ValueError(
-                    f"fault spec {spec!r}: bad option {item!r}; options are {sorted(_OPTIONS)}"
-                )
-            options[key] = _convert(key, raw, spec)
+    raw_options = parts[2] if len(parts) == 3 else ""
+    options = parse_options(spec, raw_options, _OPTIONS, _INT_OPTIONS, _FLOAT_OPTIONS,
+                            nullable=frozenset({"symbol", "page"}))
     return Fault(kind=kind, target=target, **options)  # type: ignore[arg-type]
 
 
-def _convert(key: str, raw: str, spec: str) -> object:
-    if key in ("symbol", "page") and raw.lower() == "none":
-        return None
-    try:
-        if key == "clean":
-            if raw.lower() not in _TRUE | _FALSE:
-                raise ValueError(raw)
-            return raw.lower() in _TRUE
-        if key in _INT_OPTIONS:
-            return int(raw)
-        if key in _FLOAT_OPTIONS:
-            return float(raw)
-    except ValueError:
-        raise ValueError(f"fault spec {spec!r}: bad value for {key}: {raw!r}") from None
-    return raw
-
-
-class FaultSchedule:
+class FaultSchedule(FaultQueue[Fault]):
     """The faults still to fire, shared between the test thread and the server loop."""
 
-    def __init__(self, faults: "tuple[Fault, ...] | list[Fault]" = ()) -> None:
-        self._lock = threading.Lock()
-        self._pending: list[list] = []  # [fault, remaining times]
-        for fault in faults:
-            self.add(fault)
-
-    def add(self, fault: Fault) -> None:
-        if not isinstance(fault, Fault):
-            raise TypeError(f"expected a Fault, got {type(fault).__name__}")
-        with self._lock:
-            self._pending.append([fault, fault.times])
-
-    def pending(self) -> list[tuple[Fault, int]]:
-        with self._lock:
-            return [(fault, left) for fault, left in self._pending]
+    fault_type = Fault
 
     def take_rest(self, symbol: str | None, page: int | None, listing: bool) -> Fault | None:
         """Consume the first REST fault matching a request for ``symbol`` at ``page``
@@ -160,13 +122,3 @@ class FaultSchedule:
 
     def take_ws(self, kinds: frozenset[str]) -> Fault | None:
         return self._take(lambda f: f.target == "ws" and f.kind in kinds)
-
-    def _take(self, matches) -> Fault | None:
-        with self._lock:
-            for entry in self._pending:
-                if matches(entry[0]):
-                    entry[1] -= 1
-                    if entry[1] == 0:
-                        self._pending.remove(entry)
-                    return entry[0]
-        return None
