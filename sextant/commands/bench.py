@@ -1,0 +1,72 @@
+"""`sextant bench`: the performance figures the issues name, measured in one run."""
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from sextant.commands.common import console, fail
+
+
+def bench(
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="existing catalog (default: build one)")] = None,
+    symbols: int = 10,
+    days: int = 260,
+    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), polygon (market data) or live (order path)")] = "all",
+) -> None:
+    """Measure engine, backtest, feature, inference, market-data and order-path performance."""
+    if part not in ("all", "engine", "polygon", "live"):
+        fail(f"--part must be all, engine, polygon or live, not {part!r}")
+    if part in ("all", "engine"):
+        from backtests.bench import run_bench
+
+        run_bench(console, catalog=catalog, n_symbols=symbols, n_days=days)
+    if part in ("all", "polygon"):
+        _bench_polygon()
+    if part in ("all", "live"):
+        _bench_order_path()
+
+
+def _bench_order_path() -> None:
+    """AM frame sent by the Polygon sandbox -> order received by the Alpaca sandbox."""
+    from live.bench import order_latency
+
+    console.print("Order path: 50 symbols closing a bar at once, 30 closes, sandboxes in their own process ...")
+    r = order_latency()
+    table = Table(title="sextant bench: live order path (TradingNode between the two sandboxes)")
+    for col, justify in (("figure", "left"), ("value", "right"), ("target", "right")):
+        table.add_column(col, justify=justify)
+    table.add_row(f"AM frame sent -> order received, p50 ms ({r['orders']:,.0f} orders)", f"{r['p50_ms']:.1f}", "")
+    table.add_row("AM frame sent -> order received, p99 ms", f"{r['p99_ms']:.1f}", "<= 20")
+    table.add_row("AM frame sent -> strategy decided, p50 / p99 ms",
+                  f"{r['decision_p50_ms']:.1f} / {r['decision_p99_ms']:.1f}", "")
+    console.print(table)
+
+
+def _bench_polygon() -> None:
+    """Ingest from the sandbox, live-feed throughput and latency (adapters/polygon/benchmarks.py)."""
+    from adapters.polygon.benchmarks import feed_latency, feed_throughput, measure_ingest_throughput
+
+    console.print("Polygon: ingesting a 10 x 130-session catalog from a sandbox process ...")
+    ingest = measure_ingest_throughput()
+    if ingest["failures"]:
+        fail("bench ingest failed: " + "; ".join(ingest["failures"]))
+    console.print("Polygon: live feed throughput (200k AM messages) and latency (390 minutes x 3 symbols) ...")
+    feed = feed_throughput()
+    latency = feed_latency()
+    table = Table(title="sextant bench: Polygon market data")
+    for col, justify in (("figure", "left"), ("value", "right"), ("target", "right")):
+        table.add_column(col, justify=justify)
+    table.add_row("ingest from the sandbox into the catalog, bars/s", f"{ingest['bars_per_second']:,.0f}", ">= 200,000")
+    table.add_row(f"  ({ingest['bars']:,} bars in {ingest['seconds']:.2f} s, 4 worker threads)", "", "")
+    table.add_row("live feed: parse only, messages/s (baseline)", f"{feed['parse_only_messages_per_sec']:,.0f}", "")
+    table.add_row("live feed: parsed and handed to on_bar, messages/s", f"{feed['messages_per_sec']:,.0f}", ">= 50,000")
+    table.add_row("  handed to on_bar / parse only",
+                  f"{feed['messages_per_sec'] / feed['parse_only_messages_per_sec']:.2f}", "")
+    table.add_row("frame received -> on_bar, median ms", f"{latency['receive_to_on_bar_median_ms']:.3f}", "< 1")
+    table.add_row("frame received -> on_bar, p99 ms", f"{latency['receive_to_on_bar_p99_ms']:.3f}", "")
+    table.add_row("sandbox send -> on_bar (incl. socket), median / p99 ms",
+                  f"{latency['send_to_on_bar_median_ms']:.3f} / {latency['send_to_on_bar_p99_ms']:.3f}", "")
+    console.print(table)
+

@@ -1,0 +1,71 @@
+"""`sextant live`: the TradingNode (paper unless every real-money guard agrees), or a rehearsal."""
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.progress import Progress
+
+from catalog.store import EmptyCatalogError
+from sextant.commands.common import console, fail
+
+
+def live(
+    config: Annotated[Path, typer.Argument(help="live YAML (configs/paper.yaml)")],
+    rehearse: Annotated[bool, typer.Option(help="trade one catalog day offline against both sandboxes")] = False,
+    catalog: Annotated[Path, typer.Option("--catalog", help="with --rehearse: the catalog to replay")] = Path("data/catalog"),
+    day: Annotated[str | None, typer.Option(help="with --rehearse: the session to trade (YYYY-MM-DD)")] = None,
+    out: Annotated[Path, typer.Option("--out", help="where the journal (signals, orders, fills) goes")] = Path("runs"),
+    live_money: Annotated[bool, typer.Option("--live", help="real money: also needs --i-understand-real-money")] = False,
+    understood: Annotated[bool, typer.Option("--i-understand-real-money")] = False,
+) -> None:
+    """Run the TradingNode: Polygon data + Alpaca execution (paper unless told otherwise)."""
+    from live.settings import LiveConfigError, check_mode, load_live_config
+
+    try:
+        cfg = load_live_config(config)
+        if rehearse:
+            if live_money:
+                fail("--rehearse trades the sandboxes only; drop --live")
+            if day is None:
+                fail("--rehearse needs --day YYYY-MM-DD (a session in the catalog)")
+            _rehearse(cfg, catalog, day, out)
+            return
+        check_mode(cfg, live_flag=live_money, understood=understood)
+    except LiveConfigError as e:
+        fail(str(e))
+    _run_node(cfg, out)
+
+
+def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
+    from live.rehearsal import RehearsalStalledError, rehearse
+
+    journal = out / f"rehearsal-{cfg.name}-{day}"
+    try:
+        with Progress(console=console) as progress:
+            task = progress.add_task(f"rehearsing {day}", total=None)
+            result = rehearse(cfg, catalog, day, out_dir=journal,
+                              on_minute=lambda done, total: progress.update(task, completed=done, total=total))
+    except (ValueError, EmptyCatalogError, RehearsalStalledError) as e:
+        fail(str(e))
+    console.print(f"{result.day}: {result.minutes} minutes in {result.elapsed_s:.1f} s; {len(result.signals):,} "
+                  f"signals, {len(result.intents)} orders, {len(result.fills)} fills; journal: {journal}")
+
+
+def _run_node(cfg, out: Path) -> None:
+    """Blocks until Ctrl-C; the strategy cancels its orders and flattens as the node stops."""
+    from live.journal import LiveJournal, LiveJournalConfig
+    from live.node import build_node, node_config
+
+    stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
+    journal = LiveJournal(LiveJournalConfig(out_dir=str(out / f"{cfg.name}-{stamp}")))
+    node = build_node(cfg, node_config(cfg), extra_actors=[journal])
+    console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
+    try:
+        node.run()
+    except KeyboardInterrupt:
+        console.print("stopping: cancelling orders and flattening")
+    finally:
+        node.dispose()
+

@@ -1,0 +1,93 @@
+"""`sextant sandbox ...`: loopback servers that speak the vendors' real protocols."""
+
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+
+from catalog.store import MarketCatalog
+from sextant.commands.common import CatalogOpt, console, fail, ny
+
+sandbox_app = typer.Typer(help="Loopback servers that speak real vendor protocols, for offline work.",
+                          no_args_is_help=True)
+
+
+@sandbox_app.command("polygon")
+def sandbox_polygon(
+    catalog: CatalogOpt = Path("data/catalog"),
+    host: str = "127.0.0.1",
+    port: int = 8765,
+    speed: Annotated[float | None, typer.Option(help="stream AM bars at this many simulated seconds per second")] = None,
+    start: Annotated[str | None, typer.Option(help="simulated start (UTC); default: open of the catalog's last session")] = None,
+    api_key: Annotated[str, typer.Option(help="the key clients must present")] = "test-key",
+    fault: Annotated[list[str] | None, typer.Option(help="scripted fault, e.g. rest:rate_limit:times=2 (repeatable)")] = None,
+) -> None:
+    """Serve a catalog as Polygon REST + WebSocket (loopback), optionally paced by a simulated clock."""
+    from adapters.polygon.sandbox import PolygonSandbox, SimClock, parse_fault
+    from catalog.sessions import session_bounds
+
+    store = MarketCatalog(catalog)
+    symbols = store.symbols()
+    if not symbols:
+        fail(f"catalog {catalog} holds no bars")
+    try:
+        faults = [parse_fault(spec) for spec in fault or []]
+    except ValueError as e:
+        fail(str(e))
+    clock = None
+    if speed is not None:
+        if start is None:
+            last = store.read_bars(symbols[0]).index[-1]
+            begin = session_bounds(last - pd.Timedelta(minutes=1))[0]
+        else:
+            begin = pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tz is None else pd.Timestamp(start)
+        clock = SimClock.paced(start=begin, speed=speed)
+    sandbox = PolygonSandbox(catalog, api_key=api_key, host=host, port=port, clock=clock, faults=faults).start()
+    shown_key = api_key if api_key == "test-key" else "(the one given)"
+    console.print(f"Polygon sandbox over {catalog} ({len(symbols)} symbols): REST {sandbox.base_url}  "
+                  f"WebSocket ws://{sandbox.ws_feed}/stocks  key {shown_key}")
+    console.print(f"streaming from {ny(clock.now_ns(), '%Y-%m-%d %H:%M ET')} at {speed:g}x" if clock
+                  else "no clock: REST serves all bars; the WebSocket streams nothing (use --speed)")
+    console.print("Ctrl-C stops")
+    sandbox.serve_forever()
+
+
+@sandbox_app.command("alpaca")
+def sandbox_alpaca(
+    catalog: CatalogOpt = Path("data/catalog"),
+    host: str = "127.0.0.1",
+    port: int = 8766,
+    cash: Annotated[float, typer.Option(help="starting cash of the paper account")] = 100_000.0,
+    participation: Annotated[float | None, typer.Option(help="cap each fill at this share of a bar's volume")] = None,
+    speed: Annotated[float | None, typer.Option(help="run the simulated clock at this many seconds per second")] = None,
+    start: Annotated[str | None, typer.Option(help="simulated start (UTC); default: the catalog's first session open")] = None,
+    fault: Annotated[list[str] | None, typer.Option(help="scripted fault, e.g. rest:rate_limit:times=2 (repeatable)")] = None,
+) -> None:
+    """A loopback paper broker speaking Alpaca's REST + trade_updates API, filling at catalog prices.
+
+    Without --speed its clock stands still (orders rest until a rehearsal moves it)."""
+    from adapters.alpaca.sandbox import (
+        AlpacaSandbox,
+        CatalogMarket,
+        first_session_open,
+        parse_alpaca_fault,
+    )
+    from adapters.polygon.sandbox import SimClock
+
+    if not MarketCatalog(catalog).symbols():
+        fail(f"catalog {catalog} holds no bars")
+    try:
+        faults = [parse_alpaca_fault(spec) for spec in fault or []]
+    except ValueError as e:
+        fail(str(e))
+    market = CatalogMarket(catalog)
+    begin = pd.Timestamp(start, tz="UTC") if start else first_session_open(market)
+    clock = SimClock.paced(start=begin, speed=speed) if speed else SimClock.manual(begin)
+    sandbox = AlpacaSandbox(market, host=host, port=port, starting_cash=cash, clock=clock,
+                            participation=participation, faults=faults).start()
+    console.print(f"Alpaca sandbox over {catalog}: REST {sandbox.base_url}  stream {sandbox.stream_url}  "
+                  "keys test-key / test-secret")
+    console.print(f"simulated clock at {ny(sandbox.now_ns(), '%Y-%m-%d %H:%M ET')}; Ctrl-C stops")
+    sandbox.serve_forever()
+
