@@ -4,6 +4,7 @@ One venue constant is used for instruments, the backtest venue and the live exec
 so accounts, routing and the catalog line up in every mode.
 """
 
+import re
 from decimal import Decimal
 
 from nautilus_trader.model.currencies import USD
@@ -11,6 +12,8 @@ from nautilus_trader.model.data import BarType
 from nautilus_trader.model.identifiers import InstrumentId, Symbol, Venue
 from nautilus_trader.model.instruments import Equity
 from nautilus_trader.model.objects import Price, Quantity
+
+from catalog.errors import InvalidSymbolError
 
 VENUE = Venue("ALPACA")
 UNKNOWN_SECTOR = "UNKNOWN"
@@ -24,6 +27,41 @@ BAR_SPECS: dict[str, str] = {
     "1h": "1-HOUR-LAST-EXTERNAL",
     "1d": "1-DAY-LAST-EXTERNAL",
 }
+
+
+# US-equity tickers: a root of letters and digits starting with a letter, optionally one share
+# class or series suffix after "." or "-" (BRK.B as Polygon and Alpaca spell it, BF-B, PBR.A).
+# The symbol becomes a directory name, a DataFusion table name and part of a BarType string, so
+# nothing else (commas, "/", "$", "*", spaces, "..") may reach the catalog.
+SYMBOL_PATTERN = re.compile(r"[A-Z][A-Z0-9]{0,9}(?:[.-][A-Z0-9]{1,5})?")
+MAX_SYMBOL_LENGTH = 16
+
+
+def parse_symbol(text: str) -> str:
+    """The catalog's spelling of a user-typed ticker: trimmed, upper case, validated.
+
+    The one symbol rule of the project: every entry point (CSV import, ingest, generate,
+    replay, configs' universes) passes its symbols through here, so ``inda``, ``"INDA "`` and
+    ``INDA`` are one instrument and a malformed name is refused before anything is written."""
+    symbol = text.strip().upper()
+    if not symbol:
+        raise InvalidSymbolError("empty symbol: give a ticker such as AAPL or BRK.B")
+    if len(symbol) > MAX_SYMBOL_LENGTH:
+        raise InvalidSymbolError(
+            f"symbol {text[:20]!r}... is {len(symbol)} characters long; a ticker has at most {MAX_SYMBOL_LENGTH}"
+        )
+    if not SYMBOL_PATTERN.fullmatch(symbol):
+        raise InvalidSymbolError(
+            f"invalid symbol {text!r}: a US-equity ticker is letters and digits, starting with a letter, "
+            "with an optional '.' or '-' class suffix (AAPL, BRK.B, BF-B)"
+        )
+    return symbol
+
+
+def parse_symbols(text: str) -> list[str]:
+    """A comma-separated list of tickers (``--symbols AAPL,msft``), each by ``parse_symbol``,
+    duplicates dropped, order kept."""
+    return list(dict.fromkeys(parse_symbol(part) for part in text.split(",")))
 
 
 def instrument_id(symbol: str) -> InstrumentId:

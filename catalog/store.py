@@ -1,14 +1,22 @@
-"""The project's view of a NautilusTrader ParquetDataCatalog: idempotent writes, fast reads.
+"""The project's view of a NautilusTrader ParquetDataCatalog: merging, crash-safe writes, fast reads.
 
-NautilusTrader 1.221 detects overlapping files only after writing one, so a second write of a
-range duplicates rows. Every write here first checks the existing file intervals for the
-identifier, deletes the overlapping range, then writes: writing the same range twice leaves
-one copy. Bars are read back by decoding the Parquet columns directly (fixed-point int128)
-into a bars frame, which is what the feature code wants; the engine itself still reads the
-same files through the catalog.
+Merge rule: a written row replaces the stored row of the same identifier with the same
+``ts_init``; every other stored row stays. (NautilusTrader 1.221 detects overlapping files only
+after writing one, so its own writer would duplicate a re-written range.) A write reads the
+files whose interval overlaps the new rows, merges, writes the result to a temporary file in the
+same directory, renames it into place and only then removes the files it supersedes: a failed
+write (disk full, a crash) leaves the catalog as it was.
+
+Bars are read back by decoding the Parquet columns directly (fixed-point int128) into a bars
+frame, which is what the feature code wants; the engine itself still reads the same files
+through the catalog. NautilusTrader's DataFusion reader panics (SIGABRT) on a damaged file, so
+whatever the engine is about to read is first opened with pyarrow (``verify``), which names the
+file instead; files written here carry page checksums so a flipped bit is caught too.
 """
 
 import json
+import os
+import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,14 +31,33 @@ from nautilus_trader.model.instruments import Equity
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 
-from catalog.instruments import UNKNOWN_SECTOR, bar_type, equity, sector_of
+from catalog.errors import DamagedCatalogError, EmptyCatalogError, MissingCatalogError
+from catalog.instruments import UNKNOWN_SECTOR, bar_type, equity, parse_symbol, sector_of
 
 SYNTHETIC_MARKER = "sextant-synthetic.json"
 BAR_COLUMNS = ["open", "high", "low", "close", "volume"]
 
 
-class EmptyCatalogError(LookupError):
-    """The catalog holds no instruments or no bars for what was asked."""
+__all__ = ["EmptyCatalogError", "MarketCatalog", "open_catalog"]
+
+
+def open_catalog(path: str | Path) -> "MarketCatalog":
+    """An existing catalog named by the user; a path that does not exist or an empty directory
+    is refused (a typo must not look like an empty market)."""
+    path = Path(path)
+    if not path.exists():
+        raise MissingCatalogError(
+            f"catalog {path} does not exist; check the path (`sextant catalog info --catalog PATH` "
+            "shows what a catalog holds)"
+        )
+    if not path.is_dir():
+        raise MissingCatalogError(f"catalog {path} is a file, not a catalog directory")
+    if not any(path.iterdir()):
+        raise MissingCatalogError(
+            f"catalog {path} is an empty directory; fill it with `sextant catalog generate`, `import-csv` "
+            "or `ingest` first"
+        )
+    return MarketCatalog(path)
 
 
 class MarketCatalog:
@@ -45,6 +72,7 @@ class MarketCatalog:
     def instruments(self) -> list[Equity]:
         if not (self.path / "data").exists():
             return []
+        _check_files(sorted((self.path / "data" / class_to_filename(Equity)).glob("*/*.parquet")))
         return [i for i in self.nautilus.instruments() if isinstance(i, Equity)]
 
     def symbols(self) -> list[str]:
@@ -77,6 +105,7 @@ class MarketCatalog:
         writes (fixed-point int128 prices and sizes, the same schema metadata): the engine and
         ``ParquetDataCatalog.bars`` read it back unchanged, and it is an order of magnitude
         faster than building one ``Bar`` object per row."""
+        symbol = parse_symbol(symbol)
         if frame.empty:
             return 0
         if sector is None:  # keep a stored symbol's sector; only then read the instruments
@@ -131,7 +160,11 @@ class MarketCatalog:
         expr = None
         for f in filters:
             expr = f if expr is None else expr & f
-        table = pds.dataset(files).to_table(filter=expr).sort_by("ts_init")
+        try:
+            table = pds.dataset(files, format=_CHECKED_PARQUET).to_table(filter=expr).sort_by("ts_init")
+        except _READ_ERRORS:
+            _check_files(files)  # names the damaged file
+            raise
         metadata = pq.read_schema(files[0]).metadata
         price_precision = int(metadata[b"price_precision"])
         size_precision = int(metadata[b"size_precision"])
@@ -144,6 +177,13 @@ class MarketCatalog:
         frame["volume"] = frame["volume"].round(size_precision)
         return frame
 
+    def verify(self, symbols: Iterable[str], timeframe: str = "1m") -> None:
+        """Read every instrument file and ``symbols``' bar files with pyarrow, checksums
+        included, before NautilusTrader's engine reads them: a damaged file raises
+        ``DamagedCatalogError`` naming it instead of panicking inside DataFusion."""
+        self.instruments()
+        _check_files([f for s in symbols for f in self._bar_files(s, timeframe)])
+
     def bar_count(self, symbol: str, timeframe: str = "1m") -> int:
         return sum(pq.ParquetFile(f).metadata.num_rows for f in self._bar_files(symbol, timeframe))
 
@@ -154,17 +194,26 @@ class MarketCatalog:
     # -- custom data ----------------------------------------------------------------------------
 
     def write_table(self, data_cls: type, identifier: str, table: pa.Table) -> None:
-        """Idempotently write an Arrow table already in ``data_cls``'s catalog schema."""
+        """Merge an Arrow table already in ``data_cls``'s catalog schema into the catalog: its
+        rows replace stored rows with the same ts_init, every other stored row is kept, and a
+        failure part-way leaves the stored files untouched (module docstring)."""
         if table.num_rows == 0:
             return
         ts = table.column("ts_init").to_numpy()
         if np.any(np.diff(ts) < 0):
             raise ValueError(f"{data_cls.__name__} rows for {identifier} are not sorted by ts_init")
         start, end = int(ts[0]), int(ts[-1])
-        self._clear_range(data_cls, identifier, start, end)
         directory = self.path / "data" / class_to_filename(data_cls) / urisafe_identifier(identifier)
         directory.mkdir(parents=True, exist_ok=True)
-        pq.write_table(table, directory / f"{_file_stamp(start)}_{_file_stamp(end)}.parquet")
+        superseded = [f for f in sorted(directory.glob("*.parquet")) if _overlaps(f, start, end)]
+        merged = _merge(table, superseded)
+        merged_ts = merged.column("ts_init")
+        first, last = merged_ts[0].as_py(), merged_ts[-1].as_py()
+        final = directory / f"{_file_stamp(first)}_{_file_stamp(last)}.parquet"
+        _write_atomically(merged, final)
+        for old in superseded:
+            if old != final:
+                old.unlink()
 
     def read_table(
         self, data_cls: type, identifiers: Iterable[str], start_ns: int | None = None, end_ns: int | None = None
@@ -187,10 +236,67 @@ class MarketCatalog:
             if self.nautilus.get_intervals(data_cls, identifier):
                 self.nautilus.delete_data_range(data_cls, identifier)
 
-    def _clear_range(self, data_cls: type, identifier: str, start: int, end: int) -> None:
-        intervals = self.nautilus.get_intervals(data_cls, identifier)
-        if any(lo <= end and start <= hi for lo, hi in intervals):
-            self.nautilus.delete_data_range(data_cls, identifier, start, end)
+
+
+# pyarrow's signals that a file is not readable Parquet: ArrowInvalid (a ValueError) for a bad
+# footer or schema, OSError for corrupt pages, failed checksums and decompression errors.
+_READ_ERRORS = (pa.ArrowException, OSError)
+_CHECKED_PARQUET = pds.ParquetFileFormat(
+    default_fragment_scan_options=pds.ParquetFragmentScanOptions(page_checksum_verification=True)
+)
+
+
+def _check_files(files: Iterable[str | Path]) -> None:
+    """Read each file completely (page checksums verified where the file has them)."""
+    for file in files:
+        try:
+            pq.ParquetFile(file, page_checksum_verification=True).read()
+        except _READ_ERRORS as exc:
+            raise DamagedCatalogError(
+                f"catalog file {file} is damaged and cannot be read ({exc}); restore it from a backup or "
+                "delete it and re-import or re-ingest that data"
+            ) from exc
+
+
+def _overlaps(file: Path, start: int, end: int) -> bool:
+    """Does a catalog file named ``<first ts>_<last ts>.parquet`` overlap [start, end]?"""
+    first, last = (_parse_file_stamp(part) for part in file.stem.split("_"))
+    return first <= end and start <= last
+
+
+def _merge(new: pa.Table, superseded: list[Path]) -> pa.Table:
+    """``new`` plus the rows of ``superseded`` files whose ts_init ``new`` does not hold."""
+    if not superseded:
+        return new
+    new_ts = new.column("ts_init").to_numpy()
+    kept = []
+    for file in superseded:
+        try:
+            old = pq.read_table(file)
+        except _READ_ERRORS:
+            _check_files([file])
+            raise
+        keep = ~np.isin(old.column("ts_init").to_numpy(), new_ts)
+        kept.append(pa.Table.from_arrays(old.select(new.column_names).columns, schema=new.schema).filter(keep))
+    # Files left overlapping by a crash between rename and unlink hold the same rows twice.
+    merged = pa.concat_tables([new, *kept]).sort_by("ts_init")
+    ts = merged.column("ts_init").to_numpy()
+    return merged.filter(np.r_[True, ts[1:] != ts[:-1]]) if len(ts) > 1 else merged
+
+
+def _write_atomically(table: pa.Table, final: Path) -> None:
+    """Write to a hidden temporary file beside ``final`` (same filesystem), flush it to disk,
+    then rename it over ``final``: readers see the old file or the new one, never half."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{final.name}.", suffix=".partial", dir=final.parent)
+    os.close(fd)
+    try:
+        pq.write_table(table, temporary, write_page_checksum=True)
+        with open(temporary, "rb") as written:
+            os.fsync(written.fileno())
+        os.replace(temporary, final)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
 
 
 def _decode_fixed(column: pa.ChunkedArray) -> np.ndarray:
@@ -232,3 +338,9 @@ def _encode_fixed(values: np.ndarray, precision: int) -> pa.FixedSizeBinaryArray
 def _file_stamp(ts_ns: int) -> str:
     stamp = pd.Timestamp(ts_ns, tz="UTC")
     return stamp.strftime("%Y-%m-%dT%H-%M-%S-") + f"{ts_ns % 1_000_000_000:09d}Z"
+
+
+def _parse_file_stamp(text: str) -> int:
+    """Inverse of ``_file_stamp`` (NautilusTrader names its files the same way)."""
+    seconds, nanos = text.removesuffix("Z").rsplit("-", 1)
+    return pd.Timestamp(pd.to_datetime(seconds, format="%Y-%m-%dT%H-%M-%S"), tz="UTC").value + int(nanos)

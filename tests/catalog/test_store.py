@@ -1,5 +1,8 @@
-"""MarketCatalog: exact bar round trips, idempotent and range-replacing writes, listings."""
+"""MarketCatalog: exact bar round trips, merging and crash-safe writes, damaged files, listings."""
 
+import resource
+import signal
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -7,6 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
+from catalog.errors import DamagedCatalogError
 from catalog.instruments import equity
 from catalog.store import EmptyCatalogError, MarketCatalog
 
@@ -181,3 +185,88 @@ def test_unsorted_or_non_finite_bars_are_refused(tmp_path: Path):
     frame.iloc[3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
         catalog.write_bars("ABC", frame)
+
+
+# -- merge rule: a new bar replaces the stored bar at its timestamp, nothing else ------------------
+
+
+def test_sparse_write_across_stored_bars_replaces_only_its_own_timestamps(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path / "cat")
+    week = pd.concat([day(d, 60, seed=i) for i, d in enumerate(
+        ["2024-01-02", "2024-01-03", "2024-01-04", "2024-01-05", "2024-01-08"])])
+    catalog.write_bars("ABC", week)
+    # Two bars at the first and last stored minutes plus one minute nothing held before.
+    new_minute = pd.Timestamp("2024-01-04 16:00", tz="UTC")
+    patch = day("2024-01-02", 3, seed=99, base=90.0).set_axis(
+        pd.DatetimeIndex([week.index[0], new_minute, week.index[-1]], name="ts"))
+    assert catalog.write_bars("ABC", patch) == 3
+    back = catalog.read_bars("ABC")
+    expected = pd.concat([week.drop([week.index[0], week.index[-1]]), patch]).sort_index()
+    assert len(back) == files_on_disk(catalog, "ABC") == len(week) + 1
+    pd.testing.assert_frame_equal(back, expected, check_exact=True, check_freq=False)
+
+
+@contextmanager
+def file_size_limit(nbytes: int):
+    """A real failing write: the kernel refuses to grow any file past ``nbytes`` (EFBIG), as a
+    full disk refuses to grow it (ENOSPC); SIGXFSZ is ignored so the write returns the error."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (nbytes, hard))
+    try:
+        yield
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+
+
+def test_a_write_failing_half_way_leaves_the_stored_bars_as_they_were(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path / "cat")
+    stored = pd.concat([day("2024-01-02", 300, seed=1), day("2024-01-03", 300, seed=2)])
+    catalog.write_bars("ABC", stored)
+    files_before = sorted(p.name for p in Path(catalog._bar_files("ABC")[0]).parent.iterdir())
+    rewrite = pd.concat([day("2024-01-02", 300, seed=3, base=60.0), day("2024-01-03", 300, seed=4)])
+    with file_size_limit(4096), pytest.raises(OSError):
+        catalog.write_bars("ABC", rewrite)
+    pd.testing.assert_frame_equal(catalog.read_bars("ABC"), stored, check_exact=True, check_freq=False)
+    # No half-written or temporary file is left beside the stored one.
+    assert sorted(p.name for p in Path(catalog._bar_files("ABC")[0]).parent.iterdir()) == files_before
+    catalog.write_bars("ABC", rewrite)  # with room again, the same write goes through
+    pd.testing.assert_frame_equal(catalog.read_bars("ABC"), rewrite, check_exact=True, check_freq=False)
+
+
+# -- damaged files are named, never handed to the engine ---------------------------------------------
+
+
+def damage(path: str, how: str) -> None:
+    data = bytearray(Path(path).read_bytes())
+    if how == "truncated":
+        data = data[: len(data) // 2]
+    else:  # one flipped bit in the middle of the column data
+        data[len(data) // 2] ^= 0x01
+    Path(path).write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("how", ["truncated", "bit-flipped"])
+def test_a_damaged_bar_file_is_named_by_reads_and_verify(tmp_path: Path, how: str):
+    catalog = MarketCatalog(tmp_path / "cat")
+    catalog.write_bars("ABC", day("2024-01-02", 300, seed=1))
+    catalog.write_bars("XYZ", day("2024-01-02", 300, seed=2))
+    file = catalog._bar_files("ABC")[0]
+    damage(file, how)
+    with pytest.raises(DamagedCatalogError, match="damaged") as read_error:
+        catalog.read_bars("ABC")
+    with pytest.raises(DamagedCatalogError) as verify_error:
+        catalog.verify(["XYZ", "ABC"])
+    assert file in str(read_error.value) and file in str(verify_error.value)
+    catalog.verify(["XYZ"])  # the intact symbol still reads
+    assert len(catalog.read_bars("XYZ")) == 300
+
+
+def test_a_damaged_instrument_file_is_named(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path / "cat")
+    catalog.write_bars("ABC", day("2024-01-02", 5))
+    file = next((tmp_path / "cat" / "data" / "equity").glob("*/*.parquet"))
+    damage(str(file), "truncated")
+    with pytest.raises(DamagedCatalogError, match=str(file)):
+        catalog.symbols()

@@ -1,0 +1,28 @@
+"""The catalog's own error types: a user's data or path problem, reported without a traceback.
+
+Commands catch ``CatalogError`` for a clean one-line message; anything else that escapes the
+catalog is a bug and keeps its traceback."""
+
+
+class CatalogError(Exception):
+    """A catalog cannot serve or accept what was asked; the message names the path or symbol."""
+
+
+class EmptyCatalogError(CatalogError, LookupError):
+    """The catalog holds no instruments or no bars for what was asked."""
+
+
+class MissingCatalogError(CatalogError, LookupError):
+    """A catalog path given explicitly does not exist or is an empty directory."""
+
+
+class CatalogExistsError(CatalogError):
+    """A job that creates a whole catalog found one already there (it never splices two)."""
+
+
+class DamagedCatalogError(CatalogError):
+    """A catalog file cannot be read (truncated, bit-flipped, not Parquet); the message names it."""
+
+
+class InvalidSymbolError(CatalogError, ValueError):
+    """A ticker that is not a US-equity symbol (refused before anything is written)."""
