@@ -18,19 +18,21 @@ minute without trades is represented by its absence everywhere else in these fil
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from catalog.sessions import in_regular_session
+from catalog.errors import CatalogError
+from catalog.sessions import CALENDAR_END, CALENDAR_START, in_regular_session, outside_calendar
 
 COLUMNS = ["open", "high", "low", "close", "volume"]
 _REQUIRED = ["timestamp", *COLUMNS]
 _ONE_MINUTE = pd.Timedelta(minutes=1)
 
 
-class CsvFormatError(ValueError):
+class CsvFormatError(CatalogError, ValueError):
     """A minute-bar CSV file does not satisfy the expected format."""
 
 
@@ -43,6 +45,7 @@ def read_minute_csv(path: str | Path, regular_session_only: bool = True) -> pd.D
     """
     raw = _read_text_table(Path(path))
     starts = _parse_timestamps(raw["timestamp"], path)
+    _check_in_calendar(starts, raw["timestamp"], path)
     values = {name: _parse_numbers(raw[name], name, path) for name in COLUMNS}
     _check_strictly_increasing(starts, path)
     _check_bars(values, path)
@@ -57,8 +60,21 @@ def read_minute_csv(path: str | Path, regular_session_only: bool = True) -> pd.D
 
 def _read_text_table(path: Path) -> pd.DataFrame:
     """Load every cell as text so bad values can be reported verbatim with their row."""
+    if path.is_dir():
+        raise CsvFormatError(f"{path} is a directory, not a CSV file")
+    if not path.exists():
+        raise CsvFormatError(f"{path}: file not found")
+    data = path.read_bytes()
     try:
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=True)
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise CsvFormatError(
+            f"{path}: not UTF-8 text (line {line}, byte {exc.start} is {data[exc.start:exc.start + 1]!r}); "
+            "save it as UTF-8 CSV"
+        ) from exc
+    try:
+        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
     except pd.errors.EmptyDataError as exc:
         raise CsvFormatError(f"{path}: file is empty") from exc
     except pd.errors.ParserError as exc:
@@ -92,6 +108,16 @@ def _parse_timestamps(text: pd.Series, path: str | Path) -> pd.DatetimeIndex:
             "is not on a minute boundary"
         )
     return stamps
+
+
+def _check_in_calendar(starts: pd.DatetimeIndex, text: pd.Series, path: str | Path) -> None:
+    """Bars the NYSE calendar cannot place (it is pinned to a fixed range) are refused by row."""
+    bad = np.flatnonzero(outside_calendar(starts + _ONE_MINUTE))
+    if len(bad):
+        raise CsvFormatError(
+            f"{path}: {_row(bad[0])}: timestamp {text.iloc[bad[0]]!r} is outside the supported calendar "
+            f"range {CALENDAR_START.date()}..{CALENDAR_END.date()}"
+        )
 
 
 def _parse_numbers(text: pd.Series, column: str, path: str | Path) -> np.ndarray:

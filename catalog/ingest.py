@@ -28,7 +28,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from catalog.instruments import BAR_SPECS, UNKNOWN_SECTOR
+from catalog.instruments import BAR_SPECS, UNKNOWN_SECTOR, parse_symbol
 from catalog.sessions import trading_sessions
 from catalog.store import MarketCatalog
 
@@ -189,6 +189,7 @@ def ingest_bars(
         chunk_sessions = DAILY_CHUNK_SESSIONS if timeframe == "1d" else INTRADAY_CHUNK_SESSIONS
     if chunk_sessions < 1 or max_workers < 1:
         raise ValueError("chunk_sessions and max_workers must be at least 1")
+    unique = list(dict.fromkeys(parse_symbol(s) for s in symbols))  # refused before any write
     sessions = [d.date() for d in trading_sessions(start, end).index]
     catalog_path = Path(catalog_path)
     catalog_path.mkdir(parents=True, exist_ok=True)
@@ -198,7 +199,6 @@ def ingest_bars(
     stored = MarketCatalog(catalog_path).sectors()
     job = _SymbolJob(catalog_path, sessions, timeframe, source, manifest, chunk_sessions, on_progress)
     report = IngestReport(timeframe, len(sessions))
-    unique = list(dict.fromkeys(symbols))
     with ThreadPoolExecutor(max_workers=max(1, min(max_workers, len(unique)))) as pool:
         outcomes = pool.map(
             lambda s: job.run(s, (sectors or {}).get(s) or stored.get(s, UNKNOWN_SECTOR)), unique

@@ -107,13 +107,22 @@ def session_minutes(sessions: pd.DataFrame) -> pd.DatetimeIndex:
     return pd.DatetimeIndex(stamps, name="ts").tz_localize("UTC")
 
 
+def _outside_calendar_ns(ts_ns: np.ndarray) -> np.ndarray:
+    lo = pd.Timestamp(CALENDAR_START, tz="UTC").value
+    hi = pd.Timestamp(CALENDAR_END + pd.Timedelta(days=1), tz="UTC").value
+    return (ts_ns < lo) | (ts_ns >= hi)
+
+
+def outside_calendar(ts: pd.DatetimeIndex) -> np.ndarray:
+    """Boolean mask: which tz-aware timestamps the pinned calendar range cannot place."""
+    return _outside_calendar_ns(_to_utc_ns(pd.DatetimeIndex(ts)))
+
+
 def _session_positions(ts_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """For each timestamp, the index of the first session whose close is >= it, and
     whether the timestamp actually lies in that session's ``(open, close]``."""
     opens, closes = _bounds_ns()
-    lo = pd.Timestamp(CALENDAR_START, tz="UTC").value
-    hi = pd.Timestamp(CALENDAR_END + pd.Timedelta(days=1), tz="UTC").value
-    if len(ts_ns) and (ts_ns.min() < lo or ts_ns.max() >= hi):
+    if _outside_calendar_ns(ts_ns).any():
         raise ValueError(
             "timestamps outside the supported calendar range "
             f"{CALENDAR_START.date()}..{CALENDAR_END.date()}"

@@ -142,6 +142,35 @@ def test_empty_and_header_only_files(tmp_path: Path) -> None:
         read_minute_csv(header_only)
 
 
+def test_a_directory_or_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(CsvFormatError, match="is a directory, not a CSV file"):
+        read_minute_csv(tmp_path)
+    with pytest.raises(CsvFormatError, match=r"nope\.csv: file not found"):
+        read_minute_csv(tmp_path / "nope.csv")
+
+
+def test_a_file_that_is_not_utf8_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "latin1.csv"
+    path.write_bytes(f"{HEADER}\n2023-07-10 13:30:00,10,10,10,10,1 # caf\xe9\n".encode("latin-1"))
+    with pytest.raises(CsvFormatError, match=r"latin1\.csv: not UTF-8 text \(line 2, byte 76 is b'\\xe9'\)"):
+        read_minute_csv(path)
+    binary = tmp_path / "bars.parquet.csv"
+    binary.write_bytes(b"PAR1\x15\x04\x15\xc8\x01\xff\xfe")
+    with pytest.raises(CsvFormatError, match="not UTF-8 text"):
+        read_minute_csv(binary)
+
+
+@pytest.mark.parametrize("regular_session_only", [True, False])
+def test_a_row_outside_the_calendar_range_is_named(tmp_path: Path, regular_session_only: bool) -> None:
+    path = write_csv(tmp_path, ["2023-07-10 13:30:00,10,10,10,10,1", "2031-01-02 14:30:00,10,10,10,10,1"])
+    with pytest.raises(CsvFormatError, match=r"row 2 \(line 3\): timestamp '2031-01-02 14:30:00' is outside "
+                                             r"the supported calendar range 2000-01-01..2030-12-31"):
+        read_minute_csv(path, regular_session_only=regular_session_only)
+    early = write_csv(tmp_path, ["1999-12-31 14:30:00,10,10,10,10,1"], name="early.csv")
+    with pytest.raises(CsvFormatError, match=r"early\.csv: row 1 \(line 2\): timestamp '1999-12-31 14:30:00'"):
+        read_minute_csv(early)
+
+
 def test_error_is_a_value_error() -> None:
     assert issubclass(CsvFormatError, ValueError)
 

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from catalog.errors import CatalogExistsError
 from catalog.jobs import generate_catalog, import_csv
 from catalog.store import MarketCatalog
 from tests.real_data import real_csv
@@ -50,15 +51,54 @@ def test_generate_catalog_marks_it_synthetic_and_writes_every_symbol(tmp_path):
     assert (bars["low"] <= bars[["open", "close"]].min(axis=1)).all()
 
 
-def test_generate_catalog_again_is_deterministic_and_idempotent(tmp_path):
+def test_generate_catalog_again_is_deterministic_and_replaces_with_replace(tmp_path):
     first = generate_catalog(tmp_path / "cat", 2, 5, seed=4)
     before = {s: first.read_bars(s) for s in first.symbols()}
-    again = generate_catalog(tmp_path / "cat", 2, 5, seed=4)
+    again = generate_catalog(tmp_path / "cat", 2, 5, seed=4, replace=True)
     for symbol, frame in before.items():
         assert again.bar_count(symbol) == len(frame)  # one copy, not two
         pd.testing.assert_frame_equal(again.read_bars(symbol), frame, check_exact=True)
     other = generate_catalog(tmp_path / "other", 2, 5, seed=5)
     assert not np.array_equal(other.read_bars("S000")["close"], before["S000"]["close"])
+
+
+def test_generate_over_an_existing_catalog_is_refused_and_changes_nothing(tmp_path):
+    old = generate_catalog(tmp_path / "cat", 3, 5, seed=4)
+    before = {s: old.read_bars(s) for s in old.symbols()}
+    with pytest.raises(CatalogExistsError, match="already holds data.*--replace"):
+        generate_catalog(tmp_path / "cat", 2, 6, seed=9)
+    kept = MarketCatalog(tmp_path / "cat")
+    assert kept.symbols() == sorted(before) and kept.synthetic_origin()["seed"] == 4
+    for symbol, frame in before.items():
+        pd.testing.assert_frame_equal(kept.read_bars(symbol), frame, check_exact=True)
+
+
+def test_generate_with_replace_leaves_only_the_new_market(tmp_path):
+    generate_catalog(tmp_path / "cat", 3, 5, seed=4)
+    MarketCatalog(tmp_path / "cat").write_bars("REAL", generate_catalog(tmp_path / "src", 1, 5, seed=1).read_bars("S000"))
+    new = generate_catalog(tmp_path / "cat", 2, 6, seed=9, replace=True)
+    fresh = generate_catalog(tmp_path / "fresh", 2, 6, seed=9)
+    assert new.symbols() == ["S000", "S001"]  # S002 and REAL belonged to what was replaced
+    assert new.synthetic_origin() == fresh.synthetic_origin()
+    for symbol in new.symbols():  # no splice: exactly the market a fresh directory gets
+        pd.testing.assert_frame_equal(new.read_bars(symbol), fresh.read_bars(symbol), check_exact=True)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cat", "fresh", "src"]  # no staging left
+
+
+def test_a_replace_interrupted_half_way_keeps_the_old_catalog(tmp_path):
+    old = generate_catalog(tmp_path / "cat", 3, 5, seed=4)
+    before = {s: old.read_bars(s) for s in old.symbols()}
+
+    def interrupt_after_first(symbol, rows):
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        generate_catalog(tmp_path / "cat", 2, 6, seed=9, replace=True, on_symbol=interrupt_after_first)
+    kept = MarketCatalog(tmp_path / "cat")
+    assert kept.synthetic_origin()["seed"] == 4 and kept.symbols() == sorted(before)
+    for symbol, frame in before.items():
+        pd.testing.assert_frame_equal(kept.read_bars(symbol), frame, check_exact=True)
+    assert [p.name for p in tmp_path.iterdir()] == ["cat"]
 
 
 # -- import_csv on real data ---------------------------------------------------------------------
