@@ -16,6 +16,7 @@ from pydantic import (
     model_validator,
 )
 
+from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
 from strategies.risk import RiskRules
 
 
@@ -46,7 +47,7 @@ class GenerateConfig(_Strict):
     symbols: int = Field(12, ge=1)
     days: int = Field(120, ge=5)
     seed: int = 7
-    signal_strength: float = Field(0.0, ge=0.0, lt=1.0)
+    signal_strength: float = Field(0.0, ge=SIGNAL_STRENGTH_MIN, le=SIGNAL_STRENGTH_MAX)
 
 
 class CatalogConfig(_Strict):

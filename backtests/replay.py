@@ -126,6 +126,7 @@ def replay(
     if sessions.empty:
         raise ValueError(f"no NYSE session between {start} and {end}")
     first_open, last_close = sessions["open"].iloc[0], sessions["close"].iloc[-1]
+    catalog.verify(universe, timeframe)  # a damaged file would abort the process inside DataFusion
 
     engine = _engine(config)
     instruments = {i.id.symbol.value: i for i in catalog.instruments()}

@@ -24,10 +24,10 @@ from backtests.config import BacktestConfig
 from backtests.metrics import chain_equity, classification_metrics, daily_equity, trading_metrics
 from backtests.report import write_report
 from backtests.window import VenueSpec, WindowResult, WindowSpec, run_windows
-from catalog.instruments import equity, instrument_id
+from catalog.instruments import equity, instrument_id, parse_symbol
 from catalog.jobs import generate_catalog
 from catalog.sessions import trading_sessions
-from catalog.store import EmptyCatalogError, MarketCatalog
+from catalog.store import EmptyCatalogError, MarketCatalog, open_catalog
 from models.dataset import Panel
 from models.ensemble import ensemble_probability
 from models.features import FEATURE_NAMES, feature_matrix
@@ -48,9 +48,12 @@ def run_walkforward(
     config: BacktestConfig,
     out_root: Path,
     console: Console | None = None,
+    generate_missing_catalog: bool = True,
 ) -> RunResult:
+    """``generate_missing_catalog`` is False when the user named the catalog (``--catalog``):
+    only the config's own catalog is generated when missing (``ensure_catalog``)."""
     console = console or Console()
-    catalog = ensure_catalog(config, console)
+    catalog = ensure_catalog(config, console, generate_missing_catalog)
     symbols = _universe(config, catalog)
     started = time.perf_counter()
 
@@ -104,19 +107,22 @@ def run_walkforward(
 # -- data ---------------------------------------------------------------------------------------
 
 
-def ensure_catalog(config: BacktestConfig, console: Console) -> MarketCatalog:
-    """The configured catalog; generated from ``catalog.generate`` when it does not exist."""
-    catalog = MarketCatalog(config.catalog.path)
-    if catalog.instruments():
+def ensure_catalog(config: BacktestConfig, console: Console, generate_missing: bool = True) -> MarketCatalog:
+    """The configured catalog. With ``generate_missing`` (the config's own catalog) a path that
+    does not exist or is an empty directory is generated from ``catalog.generate``; without it
+    (a path the user typed) it is an error, since a typo must not backtest a made-up market."""
+    path = config.catalog.path
+    if not generate_missing or (path.is_dir() and any(path.iterdir())):
+        catalog = open_catalog(path)
+        if not catalog.instruments():
+            raise EmptyCatalogError(f"catalog {catalog.path} exists but holds no instruments")
         return catalog
-    if catalog.path.exists() and any(catalog.path.iterdir()):
-        raise EmptyCatalogError(f"catalog {catalog.path} exists but holds no instruments")
     gen = config.catalog.generate
     console.print(
-        f"[bold]catalog {catalog.path} not found:[/] generating {gen.symbols} synthetic symbols x "
+        f"[bold]catalog {path} not found:[/] generating {gen.symbols} synthetic symbols x "
         f"{gen.days} sessions (seed {gen.seed}, planted signal strength {gen.signal_strength})"
     )
-    return generate_catalog(catalog.path, gen.symbols, gen.days, gen.seed, gen.signal_strength)
+    return generate_catalog(path, gen.symbols, gen.days, gen.seed, gen.signal_strength)
 
 
 def _universe(config: BacktestConfig, catalog: MarketCatalog) -> list[str]:
@@ -125,10 +131,11 @@ def _universe(config: BacktestConfig, catalog: MarketCatalog) -> list[str]:
         raise EmptyCatalogError(f"catalog {catalog.path} holds no bars")
     if config.universe is None:
         return available
-    missing = sorted(set(config.universe) - set(available))
+    universe = list(dict.fromkeys(parse_symbol(s) for s in config.universe))
+    missing = [s for s in universe if s not in available]
     if missing:
         raise EmptyCatalogError(f"universe symbols {missing} have no bars in catalog {catalog.path}")
-    return list(config.universe)
+    return universe
 
 
 def build_panel(catalog: MarketCatalog, symbols: list[str], config: BacktestConfig) -> tuple[Panel, np.ndarray]:

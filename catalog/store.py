@@ -177,6 +177,20 @@ class MarketCatalog:
         frame["volume"] = frame["volume"].round(size_precision)
         return frame
 
+    def bar_times(self, symbol: str, timeframe: str = "1m") -> pd.DatetimeIndex:
+        """Sorted bar-close times (UTC) of one symbol, reading only that column: what an
+        inventory needs, at a fraction of ``read_bars``' cost."""
+        files = self._bar_files(symbol, timeframe)
+        if not files:
+            return pd.DatetimeIndex([], dtype="datetime64[ns, UTC]", name="ts")
+        try:
+            table = pds.dataset(files, format=_CHECKED_PARQUET).to_table(columns=["ts_init"])
+        except _READ_ERRORS:
+            _check_files(files)
+            raise
+        ns = np.sort(table.column("ts_init").to_numpy()).astype("datetime64[ns]")
+        return pd.DatetimeIndex(ns, name="ts").tz_localize("UTC")
+
     def verify(self, symbols: Iterable[str], timeframe: str = "1m") -> None:
         """Read every instrument file and ``symbols``' bar files with pyarrow, checksums
         included, before NautilusTrader's engine reads them: a damaged file raises

@@ -60,6 +60,13 @@ from scipy.signal import lfilter
 from catalog.sectors import SIC_DIVISIONS
 from catalog.sessions import session_minutes, sessions_ending
 
+# The planted signal strength ``s``, both ends allowed: the one rule for the command line, the
+# backtest config's ``catalog.generate`` and ``generate_market``. At s = 1 the hidden mispricing's
+# std is MISPRICING_VOLS minute-vols (5-14% daily vol, seed 0): beyond that the market stops
+# resembling an equity.
+SIGNAL_STRENGTH_MIN = 0.0
+SIGNAL_STRENGTH_MAX = 1.0
+
 # Latent state: AR(1) driver, then EMA smoothing; half-lives in bars.
 DRIVER_HALF_LIFE_BARS = 60.0
 SMOOTHING_HALF_LIFE_BARS = 30.0
@@ -110,13 +117,16 @@ def generate_market(
     """Generate ``n_symbols`` minute-bar frames over the last ``n_days`` NYSE sessions
     ending on/before ``end`` (half days keep their 210 bars).
 
-    Deterministic per ``seed``. ``signal_strength`` in [0, 1] is the ``s`` of the module
+    Deterministic per ``seed``. ``signal_strength`` in [SIGNAL_STRENGTH_MIN,
+    SIGNAL_STRENGTH_MAX] is the ``s`` of the module
     docstring: 0 means unpredictable direction, 0.1-0.3 a learnable momentum edge.
     """
     if n_symbols <= 0 or n_days <= 0:
         raise ValueError(f"n_symbols and n_days must be positive, got {n_symbols}, {n_days}")
-    if not 0.0 <= signal_strength <= 1.0:
-        raise ValueError(f"signal_strength must be in [0, 1], got {signal_strength}")
+    if not SIGNAL_STRENGTH_MIN <= signal_strength <= SIGNAL_STRENGTH_MAX:
+        raise ValueError(
+            f"signal_strength must be in [{SIGNAL_STRENGTH_MIN:g}, {SIGNAL_STRENGTH_MAX:g}], got {signal_strength}"
+        )
     if not 1 <= n_sectors <= len(SIC_DIVISIONS):
         raise ValueError(f"n_sectors must be in [1, {len(SIC_DIVISIONS)}], got {n_sectors}")
 

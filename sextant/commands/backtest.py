@@ -6,7 +6,7 @@ from typing import Annotated
 import typer
 
 from backtests.config import ConfigError, load_config
-from catalog.store import EmptyCatalogError
+from catalog.errors import CatalogError
 from sextant.commands.common import console, fail
 
 
@@ -21,8 +21,8 @@ def backtest(
 
     try:
         cfg = load_config(config, overrides={"catalog.path": str(catalog)} if catalog else None)
-        result = run_walkforward(cfg, out, console)
-    except (ConfigError, EmptyCatalogError, WindowCrashedError) as e:
+        result = run_walkforward(cfg, out, console, generate_missing_catalog=catalog is None)
+    except (ConfigError, CatalogError, WindowCrashedError) as e:
         fail(str(e))
     t = result.metrics["trading"]
     m = result.metrics["models"]

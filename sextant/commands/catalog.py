@@ -1,4 +1,4 @@
-"""`sextant catalog ...`: market data at rest (generate, import, ingest, replay)."""
+"""`sextant catalog ...`: market data at rest (info, generate, import, ingest, replay)."""
 
 from pathlib import Path
 from typing import Annotated
@@ -8,13 +8,41 @@ from rich.progress import Progress
 from rich.table import Table
 
 from backtests.config import ConfigError, load_config
-from catalog.csv_import import CsvFormatError
-from catalog.instruments import UNKNOWN_SECTOR
+from catalog.errors import CatalogError
+from catalog.instruments import UNKNOWN_SECTOR, parse_symbol, parse_symbols
+from catalog.inventory import describe_catalog
 from catalog.jobs import generate_catalog, import_csv
-from catalog.store import EmptyCatalogError, MarketCatalog
+from catalog.store import MarketCatalog, open_catalog
+from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
 from sextant.commands.common import CatalogOpt, console, fail, ny
 
-catalog_app = typer.Typer(help="Market data at rest: generate, import, ingest, replay.", no_args_is_help=True)
+catalog_app = typer.Typer(help="Market data at rest: info, generate, import, ingest, replay.", no_args_is_help=True)
+
+
+@catalog_app.command("info")
+def catalog_info(catalog: CatalogOpt = Path("data/catalog")) -> None:
+    """What a catalog holds: symbols, sectors, timeframes, sessions, gaps and where the bars came from."""
+    try:
+        info = describe_catalog(catalog)
+    except CatalogError as e:
+        fail(str(e))
+    if not info.series:
+        fail(f"catalog {catalog} holds no bars")
+    table = Table(title=f"catalog {catalog}: {len(info.symbols)} symbols")
+    for col in ("symbol", "sector", "timeframe", "first session", "last session", "sessions", "bars",
+                "incomplete sessions", "source"):
+        table.add_column(col, justify="right" if col in ("sessions", "bars", "incomplete sessions") else "left",
+                         no_wrap=True)
+    for s in info.series:
+        table.add_row(s.symbol, s.sector, s.timeframe, str(s.first_session), str(s.last_session), f"{s.sessions:,}",
+                      f"{s.bars:,}", f"{s.incomplete_sessions:,}", s.provenance)
+    console.print(table)
+    console.print("incomplete: a 1m session with fewer regular-session minutes than it has; other timeframes: "
+                  "a session without a bar")
+    if info.synthetic:
+        g = info.synthetic
+        console.print(f"synthetic market: {g.get('symbols')} symbols x {g.get('days')} sessions, seed {g.get('seed')}, "
+                      f"planted signal strength {g.get('signal_strength')}")
 
 
 @catalog_app.command("generate")
@@ -23,13 +51,18 @@ def catalog_generate(
     symbols: Annotated[int, typer.Option(min=1)] = 12,
     days: Annotated[int, typer.Option(min=1)] = 120,
     seed: int = 7,
-    signal_strength: Annotated[float, typer.Option(min=0.0, max=0.99, help="0 = pure random walk")] = 0.0,
+    signal_strength: Annotated[float, typer.Option(min=SIGNAL_STRENGTH_MIN, max=SIGNAL_STRENGTH_MAX,
+                                                   help="0 = pure random walk")] = 0.0,
+    replace: Annotated[bool, typer.Option(help="replace an existing catalog (everything in it is lost)")] = False,
 ) -> None:
-    """Write a synthetic multi-symbol minute-bar market into the catalog."""
-    with Progress(console=console) as progress:
-        task = progress.add_task("writing symbols", total=symbols)
-        generate_catalog(catalog, symbols, days, seed, signal_strength,
-                         on_symbol=lambda *_: progress.advance(task))
+    """Write a synthetic multi-symbol minute-bar market as a new catalog (or replace one with --replace)."""
+    try:
+        with Progress(console=console) as progress:
+            task = progress.add_task("writing symbols", total=symbols)
+            generate_catalog(catalog, symbols, days, seed, signal_strength,
+                             on_symbol=lambda *_: progress.advance(task), replace=replace)
+    except CatalogError as e:
+        fail(str(e))
     console.print(f"wrote {symbols} symbols x {days} sessions to {catalog}")
 
 
@@ -41,10 +74,13 @@ def catalog_import_csv(
     sector: Annotated[str | None, typer.Option(help=f"default: keep the stored sector, else {UNKNOWN_SECTOR}")] = None,
     all_hours: Annotated[bool, typer.Option(help="keep pre/post-market bars")] = False,
 ) -> None:
-    """Import real one-minute bars from a CSV file."""
+    """Import real one-minute bars from a CSV file.
+
+    A bar replaces the stored bar at the same minute; every other stored bar is kept."""
     try:
+        symbol = parse_symbol(symbol)
         rows = import_csv(csv, symbol, catalog, sector=sector, regular_session_only=not all_hours)
-    except (CsvFormatError, FileNotFoundError) as e:
+    except CatalogError as e:
         fail(str(e))
     console.print(f"imported {rows:,} bars for {symbol} into {catalog}")
 
@@ -76,8 +112,8 @@ def catalog_ingest(
     from catalog.ingest import ingest_bars
     from catalog.instruments import instrument_id
 
-    tickers = [s.strip().upper() for s in symbols.split(",") if s.strip()]
     try:
+        tickers = parse_symbols(symbols)
         config = PolygonHistoricalConfig(base_url=base_url.rstrip("/"), requests_per_minute=requests_per_minute,
                                          adjusted=not unadjusted, regular_session_only=not extended_hours,
                                          max_workers=workers)
@@ -94,7 +130,7 @@ def catalog_ingest(
                 on_progress=lambda sym, done, total: progress.update(tasks[sym], completed=done, total=total),
                 source_settings={"adjusted": config.adjusted, "regular_session_only": config.regular_session_only},
             )
-    except (MissingApiKeyError, PolygonError, ValueError) as e:
+    except (MissingApiKeyError, PolygonError, CatalogError, ValueError) as e:
         fail(str(e))
     for ticker in tickers:
         console.print(f"{ticker}: {report.bars_written[ticker]:,} bars from {report.sessions_fetched[ticker]} "
@@ -137,9 +173,11 @@ def catalog_replay(
         if registry and not model_dirs:
             fail(f"no saved models under {models}")
         cfg = load_config(config) if config else None
-        summary = replay(catalog, start, end, show, symbols=symbols.split(",") if symbols else None,
+        open_catalog(catalog)  # a mistyped path is an error, not an empty replay
+        summary = replay(catalog, start, end, show,
+                         symbols=parse_symbols(symbols) if symbols else None,
                          timeframe=timeframe, model_dirs=model_dirs, config=cfg)
-    except (ConfigError, EmptyCatalogError, ValueError) as e:
+    except (ConfigError, CatalogError, ValueError) as e:
         fail(str(e))
     table = Table(title=f"replay {start} .. {end}: {summary.sessions} sessions, {summary.bars:,} bars "
                         f"in {summary.elapsed_s:.2f} s")

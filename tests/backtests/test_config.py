@@ -155,7 +155,7 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
         ("walk_forward: {train_days: 1}\n", "'walk_forward.train_days'"),
         ("walk_forward: {embargo_days: -1}\n", "'walk_forward.embargo_days'"),
         ("labels: {horizon: 0}\n", "'labels.horizon'"),
-        ("catalog: {generate: {signal_strength: 1.0}}\n", "'catalog.generate.signal_strength'"),
+        ("catalog: {generate: {signal_strength: 1.5}}\n", "'catalog.generate.signal_strength'"),
         ("catalog: {generate: {days: 4}}\n", "'catalog.generate.days'"),
         ("strategy: {entry_threshold: 0.5}\n", "'strategy.entry_threshold'"),
         ("strategy: {risk: {stop_loss: -0.1}}\n", "risk.stop_loss"),

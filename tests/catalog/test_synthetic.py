@@ -10,7 +10,12 @@ import pytest
 from scipy.stats import rankdata
 
 from catalog.sessions import in_regular_session, session_minutes, sessions_ending
-from catalog.synthetic import SyntheticMarket, generate_market
+from catalog.synthetic import (
+    SIGNAL_STRENGTH_MAX,
+    SIGNAL_STRENGTH_MIN,
+    SyntheticMarket,
+    generate_market,
+)
 
 COLUMNS = ["open", "high", "low", "close", "volume"]
 
@@ -157,3 +162,24 @@ def test_generates_half_a_million_bars_quickly() -> None:
     elapsed = time.perf_counter() - started
     assert sum(len(frame) for frame in market.bars.values()) > 550_000
     assert elapsed < 5.0
+
+
+@pytest.mark.parametrize("strength", [SIGNAL_STRENGTH_MIN, 0.995, SIGNAL_STRENGTH_MAX])
+def test_one_signal_strength_rule_for_the_generator_and_the_config(strength: float) -> None:
+    """The bounds stated once in catalog/synthetic.py; the CLI side is in tests/e2e/test_cli.py."""
+    from backtests.config import GenerateConfig
+
+    assert generate_market(1, 1, seed=0, signal_strength=strength).signal_strength == strength
+    assert GenerateConfig(signal_strength=strength).signal_strength == strength
+
+
+@pytest.mark.parametrize("strength", [SIGNAL_STRENGTH_MIN - 0.01, SIGNAL_STRENGTH_MAX + 0.01])
+def test_signal_strength_outside_the_rule_is_refused_everywhere(strength: float) -> None:
+    from pydantic import ValidationError
+
+    from backtests.config import GenerateConfig
+
+    with pytest.raises(ValueError, match="signal_strength must be in \\[0, 1\\]"):
+        generate_market(1, 1, seed=0, signal_strength=strength)
+    with pytest.raises(ValidationError):
+        GenerateConfig(signal_strength=strength)
