@@ -21,7 +21,7 @@ from rich.table import Table
 from backtests.window import VenueSpec, WindowResult, WindowSpec, run_windows
 from catalog.instruments import BAR_SPEC, instrument_id
 from catalog.jobs import generate_catalog
-from catalog.store import MarketCatalog
+from catalog.store import EmptyCatalogError, MarketCatalog, open_catalog
 from models.dataset import Panel
 from models.features import FEATURE_NAMES, feature_matrix
 from models.labels import direction_labels
@@ -57,8 +57,10 @@ def run_bench(console: Console, catalog: Path | None = None, n_symbols: int = 10
             generate_catalog(catalog, n_symbols, n_days, seed=11, signal_strength=0.15)
             figures["catalog_write_s"] = time.perf_counter() - t0
             console.print(f"built a {n_symbols} x {n_days}-session synthetic catalog in {figures['catalog_write_s']:.1f} s")
-        store = MarketCatalog(catalog)
+        store = open_catalog(catalog)
         symbols = store.symbols()
+        if not symbols:
+            raise EmptyCatalogError(f"catalog {catalog} holds no bars to benchmark")
         t0 = time.perf_counter()
         frames = {s: store.read_bars(s) for s in symbols}
         figures["catalog_read_s"] = time.perf_counter() - t0

@@ -6,6 +6,7 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
+from catalog.errors import CatalogError
 from sextant.commands.common import console, fail
 
 
@@ -21,7 +22,10 @@ def bench(
     if part in ("all", "engine"):
         from backtests.bench import run_bench
 
-        run_bench(console, catalog=catalog, n_symbols=symbols, n_days=days)
+        try:
+            run_bench(console, catalog=catalog, n_symbols=symbols, n_days=days)
+        except CatalogError as e:
+            fail(str(e))
     if part in ("all", "polygon"):
         _bench_polygon()
     if part in ("all", "live"):

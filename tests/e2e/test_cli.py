@@ -2,17 +2,20 @@
 
 The happy path runs the installed console script in real processes (exit codes and output as a
 user sees them): generate a catalog, back-test it into --out, back-test again into the same
---out with a catalog that does not exist yet (so it is generated from the config). Bad inputs
+--out with a config whose own catalog does not exist yet (so it is generated from the config;
+a --catalog typed on the command line must exist). Bad inputs
 go through typer's CliRunner: each must fail with exit code 2 and one clear line naming the
 cause, never a traceback.
 """
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 from typer.testing import CliRunner
@@ -20,6 +23,7 @@ from typer.testing import CliRunner
 from catalog.jobs import generate_catalog
 from catalog.store import MarketCatalog
 from sextant.cli import app
+from tests.catalog.test_store import damage
 
 SEXTANT = Path(sys.executable).parent / "sextant"
 TINY = {
@@ -66,10 +70,11 @@ def two_runs(tmp_path_factory):
     generated = sextant("catalog", "generate", "--catalog", "given", "--symbols", "3", "--days", "8",
                         "--seed", "5", "--signal-strength", "0.2", cwd=work)
     # The config's own catalog path does not exist: --catalog must win over it.
-    config = write_config(work / "tiny.yaml", catalog__path="from-config")
+    write_config(work / "tiny.yaml", catalog__path="from-config")
     first = sextant("backtest", "tiny.yaml", "--catalog", "given", "--out", "out", cwd=work)
-    # A --catalog that does not exist yet is generated from the config's `catalog.generate`.
-    second = sextant("backtest", str(config), "--catalog", "fresh", "--out", "out", cwd=work)
+    # The config's own catalog, when it does not exist yet, is generated from `catalog.generate`.
+    fresh = write_config(work / "fresh.yaml", catalog__path="fresh")
+    second = sextant("backtest", str(fresh), "--out", "out", cwd=work)
     return work, generated, first, second
 
 
@@ -243,3 +248,157 @@ def test_window_with_no_usable_bars(tmp_path, small_catalog):
     config = write_config(tmp_path / "c.yaml", walk_forward={"folds": 1, "train_days": 2, "test_days": 5},
                           models={"lstm": {"params": {"seq_len": 1000}}})
     assert_clean_failure(backtest(config, tmp_path, small_catalog), "fold 0: 0 train rows", "no usable bars")
+
+
+# -- catalog commands: merging, symbols, replace, damaged files, missing paths, info -----------------
+
+
+def csv_of(path: Path, closes) -> Path:
+    starts = [(t - pd.Timedelta(minutes=1)).strftime("%Y-%m-%d %H:%M:%S") for t in closes]
+    path.write_text("timestamp,open,high,low,close,volume\n" + "".join(f"{t},10,10.5,9.5,10,100\n" for t in starts))
+    return path
+
+
+def test_import_csv_keeps_every_stored_bar_it_does_not_replace(tmp_path, small_catalog):
+    catalog = tmp_path / "cat"
+    shutil.copytree(small_catalog, catalog)
+    stored = MarketCatalog(catalog).read_bars("S000")
+    csv = csv_of(tmp_path / "two.csv", [stored.index[0], stored.index[-1]])  # spans all 8 sessions
+    result = runner.invoke(app, ["catalog", "import-csv", str(csv), "--symbol", "s000", "--catalog", str(catalog)])
+    assert result.exit_code == 0, result.output
+    assert squash("imported 2 bars for S000") in squash(result.output)
+    after = MarketCatalog(catalog).read_bars("S000")
+    assert len(after) == len(stored)
+    pd.testing.assert_frame_equal(after.iloc[1:-1], stored.iloc[1:-1], check_exact=True)
+    assert after["close"].iloc[[0, -1]].tolist() == [10.0, 10.0]
+
+
+@pytest.mark.parametrize("symbol", ["A,B", "*", "X$(id)", "BRK/B", "../../evil", "", "A" * 300])
+def test_import_csv_with_a_bad_symbol_writes_nothing(tmp_path, symbol):
+    csv = csv_of(tmp_path / "bars.csv", [pd.Timestamp("2024-01-02 14:31", tz="UTC")])
+    result = runner.invoke(app, ["catalog", "import-csv", str(csv), "--symbol", symbol, "--catalog", str(tmp_path / "cat")])
+    assert_clean_failure(result, "symbol")
+    assert not (tmp_path / "cat").exists() and not (tmp_path / "evil").exists()
+
+
+def test_import_csv_of_a_directory_or_non_utf8_file(tmp_path):
+    assert_clean_failure(import_abc(tmp_path, tmp_path), "is a directory, not a CSV file")
+    latin = tmp_path / "latin.csv"
+    latin.write_bytes(b"timestamp,open,high,low,close,volume\n2024-01-02 14:30:00,10,10,10,10,1 # caf\xe9\n")
+    assert_clean_failure(import_abc(latin, tmp_path), "latin.csv: not UTF-8 text (line 2")
+
+
+def test_import_csv_row_outside_the_calendar_is_named(tmp_path):
+    csv = tmp_path / "bars.csv"
+    csv.write_text("timestamp,open,high,low,close,volume\n2024-01-02 14:30:00,10,10,10,10,1\n"
+                   "2035-01-02 14:30:00,10,10,10,10,1\n")
+    assert_clean_failure(import_abc(csv, tmp_path), "row 2 (line 3): timestamp '2035-01-02 14:30:00' is outside")
+    assert not (tmp_path / "cat").exists()
+
+
+def test_ingest_with_a_bad_symbol_fails_before_any_request(tmp_path):
+    result = runner.invoke(app, ["catalog", "ingest", "--symbols", "AAPL,X$(id)", "--start", "2024-01-02",
+                                 "--end", "2024-01-03", "--catalog", str(tmp_path / "cat")])
+    assert_clean_failure(result, "invalid symbol 'X$(id)'")
+    assert not (tmp_path / "cat").exists()
+
+
+def generate(catalog: Path, *extra: str):
+    return runner.invoke(app, ["catalog", "generate", "--catalog", str(catalog), "--symbols", "2", "--days", "2", *extra])
+
+
+def test_generate_over_an_existing_catalog_needs_replace(tmp_path):
+    catalog = tmp_path / "cat"
+    assert generate(catalog, "--seed", "1").exit_code == 0
+    before = MarketCatalog(catalog).read_bars("S000")
+    assert_clean_failure(generate(catalog, "--seed", "2"), f"catalog {catalog} already holds data", "--replace")
+    pd.testing.assert_frame_equal(MarketCatalog(catalog).read_bars("S000"), before, check_exact=True)
+    assert generate(catalog, "--seed", "2", "--replace").exit_code == 0
+    assert MarketCatalog(catalog).synthetic_origin()["seed"] == 2
+    assert MarketCatalog(catalog).bar_count("S000") == len(before)  # replaced, not spliced
+
+
+def test_signal_strength_on_the_command_line_obeys_the_one_rule(tmp_path):
+    from catalog.synthetic import SIGNAL_STRENGTH_MAX
+
+    assert generate(tmp_path / "max", "--signal-strength", str(SIGNAL_STRENGTH_MAX)).exit_code == 0
+    assert MarketCatalog(tmp_path / "max").synthetic_origin()["signal_strength"] == SIGNAL_STRENGTH_MAX
+    above = generate(tmp_path / "above", "--signal-strength", str(SIGNAL_STRENGTH_MAX + 0.01))
+    assert above.exit_code == 2 and "--signal-strength" in above.output
+    assert not (tmp_path / "above").exists()
+
+
+def test_backtest_with_a_catalog_path_that_does_not_exist(tmp_path):
+    config = write_config(tmp_path / "c.yaml", catalog__path=str(tmp_path / "own"))
+    typo = tmp_path / "catalgo"
+    assert_clean_failure(backtest(config, tmp_path, typo), f"catalog {typo} does not exist", "sextant catalog info")
+    assert not typo.exists() and not (tmp_path / "own").exists() and not (tmp_path / "out").exists()
+
+
+def test_backtest_with_an_empty_catalog_directory(tmp_path):
+    config = write_config(tmp_path / "c.yaml", catalog__path=str(tmp_path / "own"))
+    (tmp_path / "empty").mkdir()
+    assert_clean_failure(backtest(config, tmp_path, tmp_path / "empty"), "is an empty directory")
+    assert list((tmp_path / "empty").iterdir()) == []
+
+
+@pytest.fixture
+def damaged_catalog(tmp_path, small_catalog) -> tuple[Path, str]:
+    catalog = tmp_path / "cat"
+    shutil.copytree(small_catalog, catalog)
+    file = MarketCatalog(catalog)._bar_files("S001")[0]
+    damage(file, "bit-flipped")
+    return catalog, file
+
+
+def test_backtest_on_a_damaged_file_names_it(tmp_path, damaged_catalog):
+    catalog, file = damaged_catalog
+    config = write_config(tmp_path / "c.yaml")
+    assert_clean_failure(backtest(config, tmp_path, catalog), f"catalog file {file} is damaged")
+    assert not (tmp_path / "out").exists()
+
+
+def test_replay_on_a_damaged_file_names_it_instead_of_aborting(damaged_catalog):
+    catalog, file = damaged_catalog
+    start = str(MarketCatalog(catalog).read_bars("S000").index[0].date())
+    result = runner.invoke(app, ["catalog", "replay", "--start", start, "--end", start, "--catalog", str(catalog),
+                                 "--quiet"])
+    assert_clean_failure(result, f"catalog file {file} is damaged")
+
+
+def test_replay_and_bench_on_a_missing_catalog(tmp_path):
+    missing = tmp_path / "nope"
+    replay = runner.invoke(app, ["catalog", "replay", "--start", "2024-01-02", "--end", "2024-01-02",
+                                 "--catalog", str(missing)])
+    assert_clean_failure(replay, f"catalog {missing} does not exist")
+    bench = runner.invoke(app, ["bench", "--catalog", str(missing), "--part", "engine"])
+    assert_clean_failure(bench, f"catalog {missing} does not exist")
+    assert not missing.exists()
+
+
+def test_replay_symbols_follow_the_symbol_rule(small_catalog):
+    start = str(MarketCatalog(small_catalog).read_bars("S000").index[0].date())
+    args = ["catalog", "replay", "--start", start, "--end", start, "--catalog", str(small_catalog), "--quiet"]
+    assert_clean_failure(runner.invoke(app, [*args, "--symbols", "S000,../x"]), "invalid symbol '../x'")
+    ok = runner.invoke(app, [*args, "--symbols", " s000"])
+    assert ok.exit_code == 0, ok.output
+    assert "S000" in ok.output
+
+
+def test_catalog_info_lists_what_the_catalog_holds(small_catalog):
+    result = runner.invoke(app, ["catalog", "info", "--catalog", str(small_catalog)], env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    stored = MarketCatalog(small_catalog)
+    sectors = stored.sectors()
+    lines = [line for line in result.output.splitlines() if "S00" in line]
+    assert len(lines) == 2
+    for line, symbol in zip(lines, ["S000", "S001"], strict=True):
+        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        assert cells[:3] == [symbol, sectors[symbol], "1m"]
+        assert cells[5:] == ["8", f"{stored.bar_count(symbol):,}", "0", "synthetic"]
+    assert squash("synthetic market: 2 symbols x 8 sessions, seed 3") in squash(result.output)
+
+
+def test_catalog_info_on_a_missing_catalog(tmp_path):
+    result = runner.invoke(app, ["catalog", "info", "--catalog", str(tmp_path / "nope")])
+    assert_clean_failure(result, "does not exist")
