@@ -238,16 +238,21 @@ def test_a_write_failing_half_way_leaves_the_stored_bars_as_they_were(tmp_path: 
 # -- damaged files are named, never handed to the engine ---------------------------------------------
 
 
+DAMAGE = ["truncated", "page-header", "bit-flipped"]
+
+
 def damage(path: str, how: str) -> None:
     data = bytearray(Path(path).read_bytes())
     if how == "truncated":
         data = data[: len(data) // 2]
-    else:  # one flipped bit in the middle of the column data
+    elif how == "page-header":  # the first page header follows the 4-byte magic: DataFusion panics
+        data[4] ^= 0xFF
+    else:  # one flipped bit in the middle of the column data: a silently wrong price without checksums
         data[len(data) // 2] ^= 0x01
     Path(path).write_bytes(bytes(data))
 
 
-@pytest.mark.parametrize("how", ["truncated", "bit-flipped"])
+@pytest.mark.parametrize("how", DAMAGE)
 def test_a_damaged_bar_file_is_named_by_reads_and_verify(tmp_path: Path, how: str):
     catalog = MarketCatalog(tmp_path / "cat")
     catalog.write_bars("ABC", day("2024-01-02", 300, seed=1))

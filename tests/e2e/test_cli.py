@@ -23,7 +23,7 @@ from typer.testing import CliRunner
 from catalog.jobs import generate_catalog
 from catalog.store import MarketCatalog
 from sextant.cli import app
-from tests.catalog.test_store import damage
+from tests.catalog.test_store import DAMAGE, damage
 
 SEXTANT = Path(sys.executable).parent / "sextant"
 TINY = {
@@ -342,12 +342,12 @@ def test_backtest_with_an_empty_catalog_directory(tmp_path):
     assert list((tmp_path / "empty").iterdir()) == []
 
 
-@pytest.fixture
-def damaged_catalog(tmp_path, small_catalog) -> tuple[Path, str]:
+@pytest.fixture(params=DAMAGE)
+def damaged_catalog(request, tmp_path, small_catalog) -> tuple[Path, str]:
     catalog = tmp_path / "cat"
     shutil.copytree(small_catalog, catalog)
     file = MarketCatalog(catalog)._bar_files("S001")[0]
-    damage(file, "bit-flipped")
+    damage(file, request.param)
     return catalog, file
 
 
@@ -364,6 +364,19 @@ def test_replay_on_a_damaged_file_names_it_instead_of_aborting(damaged_catalog):
     result = runner.invoke(app, ["catalog", "replay", "--start", start, "--end", start, "--catalog", str(catalog),
                                  "--quiet"])
     assert_clean_failure(result, f"catalog file {file} is damaged")
+
+
+@pytest.mark.slow  # a fresh interpreter importing NautilusTrader: ~5 s
+def test_replay_of_a_damaged_page_in_a_real_process_exits_2_without_a_panic(tmp_path, small_catalog):
+    catalog = tmp_path / "cat"
+    shutil.copytree(small_catalog, catalog)
+    file = MarketCatalog(catalog)._bar_files("S000")[0]
+    damage(file, "page-header")  # before the fix: a Rust panic in DataFusion, SIGABRT (rc -6)
+    start = str(MarketCatalog(catalog).read_bars("S001").index[0].date())
+    result = sextant("catalog", "replay", "--start", start, "--end", start, "--catalog", str(catalog), cwd=tmp_path)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "panicked" not in result.stderr and "Traceback" not in result.stdout + result.stderr
+    assert squash(f"catalog file {file} is damaged") in squash(result.stdout)
 
 
 def test_replay_and_bench_on_a_missing_catalog(tmp_path):
