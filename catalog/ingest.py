@@ -6,7 +6,7 @@ with legitimately no bars (a halt) is recorded too, so it is not asked for again
 sessions are grouped into contiguous runs and cut into chunks of a few sessions, one fetch
 each. A chunk is written with the idempotent ``MarketCatalog.write_bars`` and only then marked
 done: a run interrupted anywhere resumes without a gap (nothing is marked before it is
-written) or a duplicate (re-writing a chunk replaces its range).
+written) or a duplicate (re-writing a chunk replaces its bars, ``MarketCatalog.write_table``).
 
 The source is anything with a ``fetch`` method (``BarSource``): the catalog does not import
 the adapters that provide one. A source signals a range it cannot deliver by raising
@@ -269,8 +269,8 @@ def _chunks(missing: list[date], sessions: list[date], size: int) -> list[list[d
 
 def _check_within(frame: pd.DataFrame, symbol: str, chunk: list[date]) -> None:
     """A source must return bars of the asked sessions only (their Eastern dates; a bar
-    closing at midnight belongs to the day before), or the idempotent rewrite of this chunk
-    would delete a neighbouring chunk's bars."""
+    closing at midnight belongs to the day before), or bars of sessions the manifest does not
+    list as done would enter the catalog (and be fetched again on a later run)."""
     if frame.empty:
         return
     if not isinstance(frame.index, pd.DatetimeIndex) or frame.index.tz is None:

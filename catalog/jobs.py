@@ -1,7 +1,7 @@
 """Jobs that put bars into a catalog: the synthetic default market and real CSV files."""
 
 import shutil
-import tempfile
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -40,7 +40,8 @@ def generate_catalog(
         )
     market = generate_market(n_symbols=n_symbols, n_days=n_days, seed=seed, signal_strength=signal_strength)
     target.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.generating-", dir=target.parent))
+    staging = _sibling(target, "generating")
+    staging.mkdir()  # (mkdtemp would make the catalog directory private to its owner)
     try:
         catalog = MarketCatalog(staging)
         catalog.mark_synthetic({"generator": "catalog.synthetic.generate_market", "symbols": n_symbols,
@@ -57,6 +58,11 @@ def generate_catalog(
     return MarketCatalog(target)
 
 
+def _sibling(target: Path, purpose: str) -> Path:
+    """A hidden, unused name beside ``target`` (same filesystem, so renames are atomic)."""
+    return target.parent / f".{target.name}.{purpose}-{uuid.uuid4().hex[:12]}"
+
+
 def _holds_anything(path: Path) -> bool:
     return path.is_dir() and any(path.iterdir())
 
@@ -67,8 +73,7 @@ def _swap_in(staging: Path, target: Path) -> None:
     if not target.exists():
         staging.rename(target)
         return
-    aside = Path(tempfile.mkdtemp(prefix=f".{target.name}.replaced-", dir=target.parent))
-    aside.rmdir()
+    aside = _sibling(target, "replaced")
     target.rename(aside)
     try:
         staging.rename(target)
