@@ -245,12 +245,6 @@ class MarketCatalog:
             expr = upper if expr is None else expr & upper
         return pds.dataset(files).to_table(filter=expr)
 
-    def clear(self, data_cls: type, identifiers: Iterable[str]) -> None:
-        for identifier in identifiers:
-            if self.nautilus.get_intervals(data_cls, identifier):
-                self.nautilus.delete_data_range(data_cls, identifier)
-
-
 
 # pyarrow's signals that a file is not readable Parquet: ArrowInvalid (a ValueError) for a bad
 # footer or schema, OSError for corrupt pages, failed checksums and decompression errors.

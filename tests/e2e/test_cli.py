@@ -236,6 +236,14 @@ def test_universe_symbol_missing_from_catalog(tmp_path, small_catalog):
     assert not (tmp_path / "out").exists()
 
 
+def test_universe_symbols_follow_the_symbol_rule(tmp_path, small_catalog):
+    config = write_config(tmp_path / "c.yaml", universe=["s000 ", "msft"])  # s000 is S000: only MSFT is missing
+    assert_clean_failure(backtest(config, tmp_path, small_catalog), "universe symbols ['MSFT'] have no bars")
+    config = write_config(tmp_path / "c.yaml", universe=["S000", "X$(id)"])
+    assert_clean_failure(backtest(config, tmp_path, small_catalog), "invalid symbol 'X$(id)'")
+    assert not (tmp_path / "out").exists()
+
+
 def test_walk_forward_needing_more_sessions_than_the_catalog_has(tmp_path, small_catalog):
     config = write_config(tmp_path / "c.yaml", walk_forward={"folds": 3, "train_days": 5, "test_days": 3})
     assert_clean_failure(backtest(config, tmp_path, small_catalog),
