@@ -227,3 +227,47 @@ def test_a_directory_or_a_non_utf8_file_is_a_message(tmp_path):
 def test_config_error_is_not_a_value_error():
     """The CLI turns ConfigError into a message; a ValueError from a bug must keep its traceback."""
     assert not issubclass(ConfigError, ValueError)
+
+
+# -- the command: user mistakes are messages, bugs keep their traceback -------------------------
+
+
+def _backtest(*args: str):
+    from typer.testing import CliRunner
+
+    from sextant.cli import app
+
+    return CliRunner().invoke(app, ["backtest", *args])
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+@pytest.mark.parametrize("out", ["{file}", "{file}/runs"])
+def test_an_unusable_out_is_refused_before_any_work(tmp_path, out):
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    out = out.format(file=file)
+    result = _backtest(str(write(tmp_path, "")), "--out", out, "--catalog", str(tmp_path / "never-made"))
+    assert result.exit_code == 2, result.output
+    assert _squash(f"--out {out}: is a file (or inside one), not a directory") in _squash(result.output)
+    assert not (tmp_path / "never-made").exists()  # refused before the catalog is generated
+
+
+def test_a_climbing_run_name_writes_nothing(tmp_path):
+    result = _backtest(str(write(tmp_path, "name: ../../trav\n")), "--out", str(tmp_path / "runs"))
+    assert result.exit_code == 2 and "'name':" in result.output
+    assert not list(tmp_path.parent.glob("trav-*")) and not (tmp_path / "runs").exists()
+
+
+def test_a_programming_error_keeps_its_traceback(tmp_path, monkeypatch):
+    import backtests.walkforward
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("a bug, not a user mistake")
+
+    monkeypatch.setattr(backtests.walkforward, "run_walkforward", broken)
+    result = _backtest(str(write(tmp_path, "")), "--out", str(tmp_path / "runs"))
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+    assert "error:" not in result.output

@@ -178,7 +178,7 @@ def test_unknown_model_param_is_named_before_any_work(tmp_path, small_catalog):
 
 def test_wrong_type_names_the_key(tmp_path):
     config = write_config(tmp_path / "c.yaml", walk_forward__test_days="two")
-    assert_clean_failure(backtest(config, tmp_path), "'walk_forward.test_days'", "valid integer")
+    assert_clean_failure(backtest(config, tmp_path), "'walk_forward.test_days'", "expected `int`, got `str`")
 
 
 def import_abc(csv: Path, tmp_path: Path):

@@ -282,3 +282,18 @@ def test_cli_config_path_mistakes_are_messages(tmp_path):
     for path, message in ((tmp_path, "isadirectory"), (latin1, "notUTF-8text")):
         result = CliRunner().invoke(app, ["live", str(path)], env=PAPER_ENV)
         assert result.exit_code == 2 and message in squash(result.output), result.output
+
+
+def test_a_programming_error_in_a_rehearsal_keeps_its_traceback(tmp_path, registry, monkeypatch):
+    """The command catches the project's own error types only: a ValueError from a bug is not
+    turned into a one-line message (it used to be)."""
+    import live.rehearsal
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("a bug, not a user mistake")
+
+    monkeypatch.setattr(live.rehearsal, "rehearse", broken)
+    result = CliRunner().invoke(app, ["live", str(shipped(tmp_path, "paper", registry)), "--rehearse",
+                                      "--day", "2024-12-31", "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError), result.output
+    assert "error:" not in result.output
