@@ -6,7 +6,7 @@ and turns them into ``fail(message)``. It never catches ValueError, OSError or E
 broadly: anything else is a programming error and keeps its traceback.
 """
 
-import tempfile
+import os
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -26,16 +26,16 @@ def fail(message: str) -> NoReturn:
 
 
 def writable_dir(path: Path, option: str = "--out") -> Path:
-    """``path`` as an existing directory this process can write to, made if missing: a bad
-    ``--out`` is refused before any work is done, not after a long run."""
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=path):
-            pass
-    except (FileExistsError, NotADirectoryError):
-        fail(f"{option} {path}: is a file (or inside one), not a directory")
-    except OSError as e:  # read-only filesystem, permissions, disk full: the path the user gave
-        fail(f"{option} {path}: cannot write there ({e.strerror})")
+    """``path``, once it is known this process can create or write it: a bad ``--out`` is
+    refused before any work is done, not after a long run. Nothing is created here, so a run
+    refused for another reason leaves no directory behind."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        fail(f"{option} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):  # also false on a read-only filesystem
+        fail(f"{option} {path}: {existing} is not writable (read-only filesystem or permissions)")
     return path
 
 

@@ -251,7 +251,7 @@ def test_an_unusable_out_is_refused_before_any_work(tmp_path, out):
     out = out.format(file=file)
     result = _backtest(str(write(tmp_path, "")), "--out", out, "--catalog", str(tmp_path / "never-made"))
     assert result.exit_code == 2, result.output
-    assert _squash(f"--out {out}: is a file (or inside one), not a directory") in _squash(result.output)
+    assert _squash(f"--out {out}: {file} is a file, not a directory") in _squash(result.output)
     assert not (tmp_path / "never-made").exists()  # refused before the catalog is generated
 
 

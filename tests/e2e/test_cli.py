@@ -92,7 +92,8 @@ def test_generate_then_backtest_writes_its_own_run_dir(two_runs):
     for name in ("report.html", "fills.parquet", "positions.parquet", "predictions.parquet"):
         assert (run_dir / name).is_file(), name
     for model in ("lightgbm", "xgboost"):
-        assert (run_dir / "models" / model / "v0001" / "meta.json").is_file()
+        meta = json.loads((run_dir / "models" / model / "v0001" / "meta.json").read_text())
+        assert meta["universe"] == ["S000", "S001", "S002"]  # what a live config trades by default
     # The summary line prints what metrics.json holds.
     assert f"trades {metrics['trading']['trades']}" in first.stdout
 

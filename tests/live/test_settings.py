@@ -261,8 +261,8 @@ def test_cli_refuses_before_building_a_node(tmp_path, registry):
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--out", "{file}"], "--out{file}:isafile"),
-        (["--out", "{file}/sub"], "--out{file}/sub:isafile"),
+        (["--out", "{file}"], "--out{file}:{file}isafile"),
+        (["--out", "{file}/sub"], "--out{file}/sub:{file}isafile"),
         (["--rehearse", "--day", "31/12/2024"], "--day'31/12/2024'isnotadate"),
     ],
 )
