@@ -10,10 +10,8 @@ NAME_RULE = "1-100 letters, digits or _.@- starting with a letter or digit"
 _NAME = re.compile(NAME_PATTERN)
 
 
-def is_valid_name(name: object) -> bool:
-    return isinstance(name, str) and _NAME.match(name) is not None
-
-
 def check_name(name: object, what: str = "name") -> None:
-    if not is_valid_name(name):
+    """Configs check the rule at load (``NAME_PATTERN`` in their schema); code that joins a
+    name to a path checks it again here, since a struct built in code skips that."""
+    if not (isinstance(name, str) and _NAME.match(name)):
         raise ValueError(f"{what} {name!r} must be {NAME_RULE} (a single, path-safe component)")
