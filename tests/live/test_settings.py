@@ -135,20 +135,20 @@ def test_a_missing_registry_or_model_is_named(tmp_path, registry):
 @pytest.mark.parametrize(
     ("changes", "message"),
     [
-        ({"strategy__risk__stop_loss": "two"}, r"'strategy.risk.stop_loss': expected `float`, got `str`"),
-        ({"polygon__feed": "x"}, r"unknown key 'polygon.feed'"),
-        ({"universe": []}, r"'universe': expected `array` of length >= 1"),
-        ({"strategy__weights": {"lightgbm": 0.0}}, "'strategy.weights': needs at least one model with a positive"),
+        pytest.param({"strategy__risk__stop_loss": "two"}, r"'strategy.risk.stop_loss': expected `float`, got `str`", id="stop-loss-text"),
+        pytest.param({"polygon__feed": "x"}, r"unknown key 'polygon.feed'", id="unknown-polygon-key"),
+        pytest.param({"universe": []}, r"'universe': expected `array` of length >= 1", id="empty-universe"),
+        pytest.param({"strategy__weights": {"lightgbm": 0.0}}, "'strategy.weights': needs at least one model with a positive", id="no-positive-weight"),
         # the bounds the walk-forward config has always had (item 18)
-        ({"strategy__entry_threshold": 1.5}, r"'strategy.entry_threshold': expected `float` < 1.0"),
-        ({"strategy__entry_threshold": 0.2}, r"'strategy.entry_threshold': expected `float` > 0.5"),
-        ({"strategy__weights": {"lightgbm": -1.0, "xgboost": 1.0}}, r"'strategy.weights.lightgbm': must be between 0"),
-        ({"warmup_sessions": -3}, r"'warmup_sessions': expected `int` >= 0"),
-        ({"warmup_sessions": True}, r"'warmup_sessions': expected `int`, got `bool`"),
+        pytest.param({"strategy__entry_threshold": 1.5}, r"'strategy.entry_threshold': expected `float` < 1.0", id="entry-1.5"),
+        pytest.param({"strategy__entry_threshold": 0.2}, r"'strategy.entry_threshold': expected `float` > 0.5", id="entry-0.2"),
+        pytest.param({"strategy__weights": {"lightgbm": -1.0, "xgboost": 1.0}}, r"'strategy.weights.lightgbm': must be between 0", id="negative-weight"),
+        pytest.param({"warmup_sessions": -3}, r"'warmup_sessions': expected `int` >= 0", id="warmup-negative"),
+        pytest.param({"warmup_sessions": True}, r"'warmup_sessions': expected `int`, got `bool`", id="warmup-bool"),
         # names become journal directories under --out (item 16)
-        ({"name": "../../trav"}, r"'name': expected `str` that is 1-100 letters"),
-        ({"name": ""}, r"'name': expected `str` that is 1-100 letters"),
-        ({"alpaca__base_url": "ftp://x"}, r"'alpaca.base_url': 'ftp://x' must start with http:// or https://"),
+        pytest.param({"name": "../../trav"}, r"'name': expected `str` that is 1-100 letters", id="name-climbs"),
+        pytest.param({"name": ""}, r"'name': expected `str` that is 1-100 letters", id="name-empty"),
+        pytest.param({"alpaca__base_url": "ftp://x"}, r"'alpaca.base_url': 'ftp://x' must start with http:// or https://", id="alpaca-ftp"),
     ],
 )
 def test_bad_configs_name_the_key(tmp_path, registry, changes, message):
