@@ -1,31 +1,27 @@
-"""The walk-forward backtest configuration: typed, validated at load, errors name the key."""
+"""The walk-forward backtest configuration: typed, validated at load, errors name the key.
 
-import re
+Read through ``strategies.settings_file`` (strict YAML, msgspec), like every Sextant config;
+the ``strategy`` section is the one ``StrategySettings`` type a live config holds too.
+"""
+
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
 import msgspec
-import yaml
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    ValidationError,
-    field_serializer,
-    field_validator,
-    model_validator,
-)
+from msgspec import Meta
 
 from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
-from strategies.risk import RiskRules
+from models.names import NAME_PATTERN
+from strategies.settings import Name, StrategySettings
+from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
 
 
-class ConfigError(ValueError):
+class ConfigError(Exception):
     """A configuration file that cannot be used; the message names the file and the key."""
 
 
-# Model names become registry directories and MLSignal column names (comma-joined).
-_MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")
+PositiveInt = Annotated[int, Meta(ge=1)]
+RunName = Annotated[str, Meta(pattern=NAME_PATTERN)]  # a directory under --out
 
 
 def _same_kind(value: Any, default: Any) -> bool:
@@ -37,95 +33,79 @@ def _same_kind(value: Any, default: Any) -> bool:
     return isinstance(value, type(default))
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+class _Section(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    pass
 
 
-class GenerateConfig(_Strict):
+class GenerateConfig(_Section):
     """How to build the embedded default catalog when the configured one does not exist."""
 
-    symbols: int = Field(12, ge=1)
-    days: int = Field(120, ge=5)
+    symbols: PositiveInt = 12
+    days: Annotated[int, Meta(ge=5)] = 120
     seed: int = 7
-    signal_strength: float = Field(0.0, ge=SIGNAL_STRENGTH_MIN, le=SIGNAL_STRENGTH_MAX)
+    signal_strength: Annotated[float, Meta(ge=SIGNAL_STRENGTH_MIN, le=SIGNAL_STRENGTH_MAX)] = 0.0
 
 
-class CatalogConfig(_Strict):
+class CatalogConfig(_Section):
     path: Path = Path("data/catalog")
     generate: GenerateConfig = GenerateConfig()
 
 
-class LabelConfig(_Strict):
-    horizon: int = Field(15, ge=1, description="bars ahead the label looks")
-    cost: float = Field(0.001, ge=0.0, description="round-trip cost a move must beat")
+class LabelConfig(_Section):
+    horizon: PositiveInt = 15  # bars ahead the label looks
+    cost: Annotated[float, Meta(ge=0.0)] = 0.001  # round-trip cost a move must beat
 
 
-class WalkForwardConfig(_Strict):
-    folds: int = Field(4, ge=1)
-    train_days: int = Field(35, ge=2)
-    test_days: int = Field(20, ge=1)
-    embargo_days: int = Field(1, ge=0)
+class WalkForwardConfig(_Section):
+    folds: PositiveInt = 4
+    train_days: Annotated[int, Meta(ge=2)] = 35
+    test_days: PositiveInt = 20
+    embargo_days: Annotated[int, Meta(ge=0)] = 1
     anchored: bool = False
 
 
-class ModelConfig(_Strict):
-    weight: float = Field(1.0, ge=0.0)
+class ModelConfig(_Section):
+    """A model's hyperparameters; its weight in the vote is ``strategy.weights``."""
+
     params: dict[str, Any] = {}
 
 
-class StrategyConfig(_Strict):
-    entry_threshold: float = Field(0.65, gt=0.5, lt=1.0)
-    allow_short: bool = True
-    risk: RiskRules = RiskRules()
-
-    @field_validator("risk", mode="before")
-    @classmethod
-    def _risk(cls, value: Any) -> RiskRules:
-        """RiskRules is the strategy's own msgspec config: validate with it, not a twin."""
-        if isinstance(value, RiskRules):
-            return value
-        try:
-            return msgspec.convert(value, RiskRules)
-        except msgspec.ValidationError as e:
-            raise ValueError(str(e).replace("$.", "risk.")) from e
-
-    @field_serializer("risk")
-    def _dump_risk(self, risk: RiskRules) -> dict:
-        return msgspec.to_builtins(risk)
+class VenueConfig(_Section):
+    starting_cash: Annotated[float, Meta(gt=0.0)] = 1_000_000.0
+    commission_per_share: Annotated[float, Meta(ge=0.0)] = 0.005
+    min_commission: Annotated[float, Meta(ge=0.0)] = 1.0
+    slippage_probability: Annotated[float, Meta(ge=0.0, le=1.0)] = 0.5  # chance a fill slips a tick
 
 
-class VenueConfig(_Strict):
-    starting_cash: float = Field(1_000_000.0, gt=0)
-    commission_per_share: float = Field(0.005, ge=0)
-    min_commission: float = Field(1.0, ge=0)
-    slippage_probability: float = Field(0.5, ge=0, le=1, description="chance a fill slips a tick")
+def _default_models() -> dict[str, ModelConfig]:
+    return {name: ModelConfig() for name in StrategySettings().weights}
 
 
-class BacktestConfig(_Strict):
-    name: str = "walkforward"
+class BacktestConfig(_Section):
+    """``models`` lists the models to train (name -> hyperparameters); ``strategy.weights``
+    gives each of them its weight in the vote, so the two name the same models."""
+
+    name: RunName = "walkforward"
     seed: int = 7
     catalog: CatalogConfig = CatalogConfig()
-    universe: list[str] | None = None
+    universe: Annotated[list[str], Meta(min_length=1)] | None = None  # None: every catalog symbol
     labels: LabelConfig = LabelConfig()
     walk_forward: WalkForwardConfig = WalkForwardConfig()
-    models: dict[str, ModelConfig] = Field(default_factory=lambda: {
-        "lightgbm": ModelConfig(), "xgboost": ModelConfig(), "lstm": ModelConfig()})
-    strategy: StrategyConfig = StrategyConfig()
+    models: dict[Name, ModelConfig] = msgspec.field(default_factory=_default_models)
+    strategy: StrategySettings = StrategySettings()
     venue: VenueConfig = VenueConfig()
-    workers: int = Field(1, ge=1, description="parallel backtest windows")
+    workers: PositiveInt = 1  # parallel backtest windows
 
-    @field_validator("models")
-    @classmethod
-    def _known_models(cls, models: dict[str, ModelConfig]) -> dict[str, ModelConfig]:
+    def __post_init__(self) -> None:
         """Model kinds and hyperparameter names/types fail at load, not after data prep."""
         from models.zoo import MODEL_KINDS  # imported here: torch is heavy
 
-        for name, spec in models.items():
+        if not self.models:
+            raise ValueError("'models' at least one model is required")
+        for name, spec in self.models.items():
             kind = name.split("@", 1)[0]  # same rule as backtests.walkforward._kind
             if kind not in MODEL_KINDS:
-                raise ValueError(f"models.{name}: unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
-            if not _MODEL_NAME.fullmatch(name):
-                raise ValueError(f"models.{name}: a model name may only use letters, digits and _.@-")
+                raise ValueError(f"'models.{name}' unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
             defaults = MODEL_KINDS[kind].DEFAULTS
             for key, value in spec.params.items():
                 if key not in defaults:
@@ -133,62 +113,51 @@ class BacktestConfig(_Strict):
                 if not _same_kind(value, defaults[key]):
                     raise ValueError(f"'models.{name}.params.{key}' must be {type(defaults[key]).__name__}, "
                                      f"got {value!r}")
-        return models
-
-    @model_validator(mode="after")
-    def _weights(self) -> "BacktestConfig":
-        if not self.models:
-            raise ValueError("models: at least one model is required")
-        if sum(m.weight for m in self.models.values()) <= 0:
-            raise ValueError("models: at least one model needs a positive weight")
-        return self
+        if set(self.models) != set(self.strategy.weights):
+            raise ValueError(f"'strategy.weights' must weigh exactly the models in 'models': models "
+                             f"{sorted(self.models)}, weights {sorted(self.strategy.weights)}")
 
     def weights(self) -> dict[str, float]:
-        return {name: m.weight for name, m in self.models.items()}
+        return dict(self.strategy.weights)
 
     def strategy_settings(self, instrument_ids: list[str]) -> dict[str, Any]:
         """EnsembleStrategyConfig fields for trading ``instrument_ids``: the one translation
         from this file to the strategy, used by backtest windows and replays alike."""
-        return {
-            "instrument_ids": list(instrument_ids),
-            "weights": self.weights(),
-            "entry_threshold": self.strategy.entry_threshold,
-            "allow_short": self.strategy.allow_short,
-            "risk": self.strategy.model_dump(mode="json")["risk"],
-        }
+        return self.strategy.engine_fields(instrument_ids)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready, what metrics.json records; ``parse_config`` reads it back."""
+        return msgspec.to_builtins(self, enc_hook=str)
+
+
+def parse_config(raw: dict[str, Any], source: str = "config") -> BacktestConfig:
+    """A mapping (a parsed file, a dumped config) validated as a BacktestConfig. A file that
+    lists ``models`` but gives no ``strategy.weights`` weighs each of those models 1."""
+    strategy = raw.get("strategy")
+    models = raw.get("models")
+    try:
+        if isinstance(models, dict):
+            for name, entry in models.items():  # one by one: msgspec's error would not name the model
+                convert(entry, ModelConfig, source, at=f"models.{name}")
+            if models and (strategy is None or isinstance(strategy, dict) and "weights" not in strategy):
+                raw = {**raw, "strategy": {**(strategy or {}), "weights": dict.fromkeys(models, 1.0)}}
+        return convert(raw, BacktestConfig, source)
+    except SettingsFileError as e:
+        raise ConfigError(str(e)) from e
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> BacktestConfig:
     """Read and validate a YAML config; relative catalog paths stay relative to the cwd."""
-    path = Path(path)
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError as e:
-        raise ConfigError(f"{path}: file not found") from e
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        raise ConfigError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', e)}") from e
-    if raw is None:
-        raw = {}
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(raw).__name__}")
+        raw = read_yaml_mapping(path)
+    except SettingsFileError as e:
+        raise ConfigError(str(e)) from e
     for dotted, value in (overrides or {}).items():
         try:
             _set_dotted(raw, dotted, value)
         except TypeError as e:
             raise ConfigError(f"{path}: {e}") from e
-    try:
-        return BacktestConfig.model_validate(raw)
-    except ValidationError as e:
-        raise ConfigError(f"{path}: " + "; ".join(_describe(err) for err in e.errors())) from e
-
-
-def _describe(err: dict) -> str:
-    key = ".".join(str(p) for p in err["loc"]) or "<root>"
-    if err["type"] == "extra_forbidden":
-        return f"unknown key '{key}'"
-    return f"'{key}': {err['msg']} (got {err.get('input')!r})"
+    return parse_config(raw, str(path))
 
 
 def _set_dotted(raw: dict, dotted: str, value: Any) -> None:

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import pandas as pd
 from rich.console import Console
@@ -32,6 +33,7 @@ from models.dataset import Panel
 from models.ensemble import ensemble_probability
 from models.features import FEATURE_NAMES, feature_matrix
 from models.labels import direction_labels
+from models.names import check_name
 from models.registry import ModelRegistry, data_hash
 from models.splits import Fold, test_rows, train_rows, walk_forward_folds
 from models.zoo import build_model
@@ -190,7 +192,8 @@ def _train_fold(
             "fold": fold.index,
             "train_start": _iso(fold.train_start_ns), "train_end": _iso(fold.train_end_ns),
             "test_start": _iso(fold.test_start_ns), "test_end": _iso(fold.test_end_ns),
-            "labels": config.labels.model_dump(),
+            "labels": msgspec.to_builtins(config.labels),
+            "universe": list(panel.symbols),
             "metrics": classification_metrics(panel.y[test], probs[name]),
             "data_hash": data_hash(panel.X[train], panel.y[train]),
         })
@@ -286,7 +289,7 @@ def _summarise(config, folds, fold_rows, preds, windows: list[WindowResult], run
             "engine_events": int(sum(w.iterations for w in windows)),
             "backtest_seconds": round(sum(w.elapsed_s for w in windows), 1),
             "data_note": _data_note(catalog, symbols),
-            "config": config.model_dump(mode="json"),
+            "config": config.to_dict(),
         },
         "trading": trading,
         "models": model_metrics,
@@ -333,6 +336,7 @@ def _progress(console: Console) -> Progress:
 
 
 def _new_run_dir(root: Path, name: str) -> Path:
+    check_name(name, "run name")  # a config built in code skips load-time validation
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     run_dir = Path(root) / f"{name}-{stamp}"
     suffix = 1

@@ -52,6 +52,10 @@ _POLL_SECS = 0.005
 _STABLE_POLLS = 3
 
 
+class RehearsalError(Exception):
+    """A rehearsal that cannot run as asked (the day, the catalog); the message says why."""
+
+
 class RehearsalStalledError(RuntimeError):
     """The node did not take in a minute in time (a lost bar, an order never acknowledged)."""
 
@@ -120,7 +124,7 @@ def rehearse(
     the node's journal recorded and the broker's orders and positions afterwards."""
     sessions = trading_sessions(day, day)
     if sessions.empty:
-        raise ValueError(f"{day} is not an NYSE session")
+        raise RehearsalError(f"{day} is not an NYSE session")
     session_open = sessions["open"].iloc[0]
     minutes = session_minutes(sessions)
     if until is not None:
@@ -129,7 +133,7 @@ def rehearse(
     catalog = MarketCatalog(catalog_path)
     missing = sorted(set(config.universe) - set(catalog.symbols()))
     if missing:
-        raise ValueError(f"the catalog {catalog.path} has no bars for {', '.join(missing)}")
+        raise RehearsalError(f"the catalog {catalog.path} has no bars for {', '.join(missing)}")
     expected = _bars_per_minute(catalog, config.universe, minutes)
 
     clock = SimClock.manual(session_open)

@@ -1,26 +1,41 @@
 """Live settings: a YAML file (what to trade, how) plus secrets from the environment.
 
-The YAML's ``strategy`` section has the same fields as the walk-forward config's and becomes
-the same ``EnsembleStrategyConfig``; the models are the newest versions in a model registry.
-Real money is refused unless the file says ``mode: live``, both CLI flags are given, the
-Alpaca endpoint is the live one and the key is not a paper key.
+Read through ``strategies.settings_file`` like every Sextant config. The ``strategy`` section
+is the ``StrategySettings`` a walk-forward config holds, and becomes the same
+``EnsembleStrategyConfig``; the models are the newest versions in a model registry, and the
+universe defaults to the one they were trained on. Real money is refused unless the file says
+``mode: live``, both CLI flags are given, the Alpaca host is the live one and the key is a
+live key; paper trading never reaches the live host nor uses a live key.
 """
 
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
-import yaml
+from msgspec import Meta
 
-from adapters.alpaca.common import LIVE_BASE_URL, PAPER_BASE_URL, credentials_from_env
-from adapters.polygon.common import DEFAULT_REST_URL, DEFAULT_WS_FEED, api_key_from_env
-from models.registry import ModelRegistry
-from strategies.risk import RiskRules
+from adapters.alpaca.common import (
+    PAPER_BASE_URL,
+    AlpacaEndpointError,
+    MissingCredentialsError,
+    check_endpoints,
+    check_key,
+    credentials_from_env,
+)
+from adapters.polygon.common import (
+    DEFAULT_REST_URL,
+    DEFAULT_WS_FEED,
+    MissingApiKeyError,
+    api_key_from_env,
+)
+from models.names import NAME_PATTERN
+from strategies.settings import StrategySettings
+from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
 
 
-class LiveConfigError(ValueError):
+class LiveConfigError(Exception):
     """A live config or environment that must not start a node; the message says why."""
 
 
@@ -29,77 +44,95 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
 
 
 class ModelsSection(_Section, kw_only=True):
+    """The models are ``strategy.weights``' names, at their newest version in ``registry``."""
+
     registry: str  # a model registry directory, e.g. a walk-forward run's models/
-    weights: dict[str, float]
-
-
-class StrategySection(_Section, kw_only=True):
-    entry_threshold: float = 0.65
-    allow_short: bool = True
-    risk: RiskRules = RiskRules()
 
 
 class PolygonSection(_Section, kw_only=True):
     base_url: str = DEFAULT_REST_URL
     ws_feed: str = DEFAULT_WS_FEED
     secure: bool = True
-    stale_after_secs: float = 90.0
+    stale_after_secs: Annotated[float, Meta(gt=0.0)] = 90.0
 
 
 class AlpacaSection(_Section, kw_only=True):
+    """``allow_custom_host``: permit a host that is neither Alpaca's paper host, its live
+    host nor loopback (a proxy); the key must still belong to the mode's account."""
+
     base_url: str = PAPER_BASE_URL
     stream_url: str | None = None
+    allow_custom_host: bool = False
 
 
 class LiveConfig(_Section, kw_only=True):
-    name: str = "paper"
+    """``universe``: the symbols to trade; omitted, the universe the models were trained on."""
+
+    name: Annotated[str, Meta(pattern=NAME_PATTERN)] = "paper"  # a directory under --out
     mode: Literal["paper", "live"] = "paper"
     trader_id: str = "SEXTANT-001"
-    universe: list[str]
+    universe: Annotated[list[str], Meta(min_length=1)] | None = None
     sectors: dict[str, str] = {}  # symbol -> sector for the caps (Alpaca assets carry none)
     models: ModelsSection
-    strategy: StrategySection = StrategySection()
+    strategy: StrategySettings = StrategySettings()
     polygon: PolygonSection = PolygonSection()
     alpaca: AlpacaSection = AlpacaSection()
-    warmup_sessions: int = 3
+    warmup_sessions: Annotated[int, Meta(ge=0, le=60)] = 3
+
+    def __post_init__(self) -> None:
+        """The endpoint must fit the mode whatever the flags and keys: checked at load, so
+        every command that reads a live config refuses a paper config aimed at real money."""
+        try:
+            check_endpoints(self.alpaca.base_url, self.alpaca.stream_url, paper=self.mode == "paper",
+                            allow_custom_host=self.alpaca.allow_custom_host)
+        except AlpacaEndpointError as e:
+            raise ValueError(f"'alpaca.base_url' {e}") from e
 
     def model_dirs(self) -> dict[str, Path]:
         """The newest saved version of every weighted model."""
+        from models.registry import ModelRegistry  # imported here: the model zoo loads torch
+
         registry = ModelRegistry(Path(self.models.registry))
-        return {name: registry.path(name) for name in self.models.weights}
+        return {name: registry.path(name) for name in self.strategy.weights}
 
     def strategy_settings(self, instrument_ids: list[str]) -> dict:
         """EnsembleStrategyConfig fields, as a backtest window builds them, plus the claim on
         orders and positions of these instruments that reconciliation restores at start-up
         (else they belong to no strategy, and the flatten before the close would miss them)."""
-        return {
-            "external_order_claims": list(instrument_ids),
-            "instrument_ids": list(instrument_ids),
-            "weights": dict(self.models.weights),
-            "entry_threshold": self.strategy.entry_threshold,
-            "allow_short": self.strategy.allow_short,
-            "risk": msgspec.to_builtins(self.strategy.risk),
-        }
+        return {"external_order_claims": list(instrument_ids), **self.strategy.engine_fields(instrument_ids)}
 
 
 def load_live_config(path: str | Path) -> LiveConfig:
-    path = Path(path)
+    """The validated config with its models found and its universe resolved, so a missing
+    registry or model is refused here with a message, not when the node starts."""
     try:
-        raw = yaml.safe_load(path.read_text())
-    except FileNotFoundError as e:
-        raise LiveConfigError(f"{path}: file not found") from e
-    except yaml.YAMLError as e:
-        raise LiveConfigError(f"{path}: malformed YAML: {e}") from e
+        config = convert(read_yaml_mapping(path), LiveConfig, str(path))
+    except SettingsFileError as e:
+        raise LiveConfigError(str(e)) from e
+    return _with_models(config, str(path))
+
+
+def _with_models(config: LiveConfig, source: str) -> LiveConfig:
+    from models.registry import ModelNotFoundError, ModelRegistry, UniverseError
+
+    registry = ModelRegistry(Path(config.models.registry))
+    if not registry.root.is_dir():
+        raise LiveConfigError(f"{source}: 'models.registry': {registry.root} is not a model registry (no such "
+                              "directory); run `sextant backtest` first, or point it at a run's models/")
+    names = list(config.strategy.weights)
     try:
-        config = msgspec.convert(raw or {}, LiveConfig)
-    except msgspec.ValidationError as e:
-        # msgspec names the key as a JSON path, e.g. "... - at `$.strategy.risk.stop_loss`".
-        raise LiveConfigError(f"{path}: {e}") from e
-    if not config.universe:
-        raise LiveConfigError(f"{path}: 'universe' must name at least one symbol")
-    if not config.models.weights or sum(config.models.weights.values()) <= 0:
-        raise LiveConfigError(f"{path}: 'models.weights' needs at least one positive weight")
-    return config
+        config.model_dirs()
+    except ModelNotFoundError as e:
+        raise LiveConfigError(f"{source}: 'strategy.weights' names a model the registry lacks: {e}; "
+                              f"saved models: {registry.names() or 'none'}") from e
+    if config.universe is not None:
+        return config
+    try:
+        universe = registry.trained_universe(names)
+    except UniverseError as e:
+        raise LiveConfigError(f"{source}: 'universe' is not given and {e}; list the symbols to trade "
+                              "under 'universe'") from e
+    return msgspec.structs.replace(config, universe=universe)
 
 
 def check_mode(config: LiveConfig, *, live_flag: bool, understood: bool,
@@ -107,24 +140,22 @@ def check_mode(config: LiveConfig, *, live_flag: bool, understood: bool,
     """Refuse anything that could trade real money by accident, before a node exists.
 
     Paper is the default. Live needs: ``mode: live`` in the file, ``--live`` and
-    ``--i-understand-real-money`` on the command line, the live Alpaca endpoint, a live key
-    (Alpaca paper keys start with "PK") and a Polygon key."""
-    if config.mode == "paper":
-        if live_flag:
-            raise LiveConfigError("--live given but the config says mode: paper; refusing to guess")
-        if config.alpaca.base_url.rstrip("/") == LIVE_BASE_URL:
-            raise LiveConfigError(f"mode: paper but alpaca.base_url is the live endpoint {LIVE_BASE_URL}")
-    else:
+    ``--i-understand-real-money`` on the command line, the live Alpaca host, a live key and
+    a Polygon key. Paper needs a paper key (Alpaca paper keys start with "PK") unless the
+    endpoint is a loopback sandbox."""
+    paper = config.mode == "paper"
+    if paper and live_flag:
+        raise LiveConfigError("--live given but the config says mode: paper; refusing to guess")
+    if not paper:
         missing = [flag for flag, given in (("--live", live_flag), ("--i-understand-real-money", understood))
                    if not given]
         if missing:
             raise LiveConfigError(f"mode: live trades real money and needs {' and '.join(missing)}")
-        if config.alpaca.base_url.rstrip("/") != LIVE_BASE_URL:
-            raise LiveConfigError(f"mode: live needs alpaca.base_url {LIVE_BASE_URL}, not {config.alpaca.base_url}")
     try:
+        kind = check_endpoints(config.alpaca.base_url, config.alpaca.stream_url, paper=paper,
+                               allow_custom_host=config.alpaca.allow_custom_host)
         credentials = credentials_from_env(environ)
         api_key_from_env(environ)
-    except RuntimeError as e:
-        raise LiveConfigError(str(e)) from e
-    if config.mode == "live" and credentials.key_id.startswith("PK"):
-        raise LiveConfigError("mode: live but the Alpaca key is a paper key (PK...); set the live key pair")
+        check_key(credentials.key_id, paper=paper, kind=kind)
+    except (AlpacaEndpointError, MissingCredentialsError, MissingApiKeyError) as e:
+        raise LiveConfigError(f"mode: {config.mode}: {e}") from e

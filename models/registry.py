@@ -24,20 +24,25 @@ from typing import Any, Literal
 
 import numpy as np
 
+from models.names import check_name
 from models.zoo import SignalModel, load_model
 
 META_FILE = "meta.json"
 # Keys the caller must supply: without them a stored model cannot be reproduced or audited.
-REQUIRED_META = ("train_start", "train_end", "fold", "metrics", "data_hash")
+# "universe": the symbols the model was fitted on, the universe a live node trades by default.
+REQUIRED_META = ("train_start", "train_end", "fold", "metrics", "data_hash", "universe")
 # Keys the registry derives from the model itself; a caller-supplied copy could contradict it.
 RESERVED_META = ("name", "version", "kind", "params", "features", "created_at", "sextant_version")
-_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.@-]*")  # '@': walk-forward variants, e.g. lightgbm@deep
 _VERSION_DIR = re.compile(r"v(\d{4,})")
 _SAVE_ATTEMPTS = 20
 
 
 class ModelNotFoundError(LookupError):
     """No such model name or version in the registry."""
+
+
+class UniverseError(Exception):
+    """The saved models name no single training universe (none recorded, or several)."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +68,7 @@ class ModelRegistry:
         JSON-serialisable (numpy scalars/arrays and datetimes are converted). If another
         writer takes the same version number concurrently, the next free number is used.
         """
-        _check_name(model.name)
+        check_name(model.name, "model name")
         missing = [k for k in REQUIRED_META if k not in meta]
         if missing:
             raise ValueError(f"meta is missing required keys {missing}")
@@ -114,6 +119,27 @@ class ModelRegistry:
         """Directory of a saved version (what ``load_model`` and the SignalActor read)."""
         return self._version_dir(name, version)
 
+    def meta(self, name: str, version: int | Literal["latest"] = "latest") -> dict[str, Any]:
+        """What was recorded about a saved version, without loading the model."""
+        return json.loads((self._version_dir(name, version) / META_FILE).read_text())
+
+    def trained_universe(self, names: list[str]) -> list[str]:
+        """The symbols the newest versions of ``names`` were all trained on. Models fitted
+        on different universes have no universe in common to default to: refused."""
+        if not names:
+            raise UniverseError("no models named")
+        universes: dict[str, tuple[str, ...]] = {}
+        for name in names:
+            meta = self.meta(name)
+            if not meta.get("universe"):
+                raise UniverseError(f"model {name!r} v{meta['version']:04d} under {self.root} records no training "
+                                    "universe (saved by an older Sextant)")
+            universes[name] = tuple(meta["universe"])
+        if len(set(universes.values())) > 1:
+            listed = "; ".join(f"{n}: {', '.join(u)}" for n, u in universes.items())
+            raise UniverseError(f"the models under {self.root} were trained on different universes ({listed})")
+        return list(next(iter(universes.values())))
+
     def names(self) -> list[str]:
         """Model names with at least one saved version, sorted."""
         if not self.root.is_dir():
@@ -122,7 +148,7 @@ class ModelRegistry:
 
     def versions(self, name: str) -> list[int]:
         """Saved version numbers of ``name``, ascending (empty if the name is unknown)."""
-        _check_name(name)
+        check_name(name, "model name")
         return sorted(self._versions_in(self.root / name))
 
     def latest(self, name: str) -> int:
@@ -133,7 +159,7 @@ class ModelRegistry:
         return found[-1]
 
     def _version_dir(self, name: str, version: int | Literal["latest"]) -> Path:
-        _check_name(name)
+        check_name(name, "model name")
         if version == "latest":
             version = self.latest(name)
         elif not isinstance(version, int) or isinstance(version, bool):
@@ -170,14 +196,6 @@ def data_hash(*arrays: np.ndarray) -> str:
         h.update(f"{a.dtype.str}|{a.shape}|".encode())
         h.update(a.data)
     return h.hexdigest()
-
-
-def _check_name(name: str) -> None:
-    if not _NAME.fullmatch(name):
-        raise ValueError(
-            f"model name {name!r} must be a path-safe token ([A-Za-z0-9_.@-], not starting "
-            "with '.' or '-')"
-        )
 
 
 def _sextant_version() -> str:

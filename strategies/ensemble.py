@@ -28,17 +28,24 @@ from strategies.risk import (
     capped_by_sector,
     position_size,
 )
+from strategies.settings import StrategySettings
 from strategies.signals import MLSignal
 
 FLATTEN_ALERT = "flatten-before-close"
 
 
+_DEFAULTS = StrategySettings()
+
+
 class EnsembleStrategyConfig(StrategyConfig, frozen=True, kw_only=True):
+    """The engine-facing config, built by ``StrategySettings.engine_fields`` (which owns the
+    bounds) plus the instruments; its defaults are the settings' defaults."""
+
     instrument_ids: list[str]
     weights: dict[str, float]
-    entry_threshold: float = 0.65
-    allow_short: bool = True
-    risk: RiskRules = RiskRules()
+    entry_threshold: float = _DEFAULTS.entry_threshold
+    allow_short: bool = _DEFAULTS.allow_short
+    risk: RiskRules = _DEFAULTS.risk
 
 
 class EnsembleStrategy(Strategy):

@@ -19,7 +19,12 @@ Minutes = Annotated[int, Meta(ge=1, le=120)]
 
 
 class RiskRules(NautilusConfig, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    """Defaults from DESIGN.md; every field is configurable from YAML."""
+    """Defaults from DESIGN.md; every field is configurable from YAML.
+
+    One type, its bounds declared once here: the ``risk`` section of ``StrategySettings``
+    (what a config file holds) and the ``risk`` field of the engine's
+    ``EnsembleStrategyConfig``. It is a NautilusConfig (a msgspec struct) because the engine
+    config that carries it must be one, which is why every Sextant config is msgspec."""
 
     risk_per_trade: Fraction = 0.01
     stop_loss: Fraction = 0.02

@@ -4,7 +4,7 @@ a config never prints a secret."""
 
 from nautilus_trader.live.config import LiveExecClientConfig
 
-from adapters.alpaca.common import LIVE_BASE_URL, PAPER_BASE_URL, stream_url_for
+from adapters.alpaca.common import PAPER_BASE_URL, check_endpoints, stream_url_for
 
 
 class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
@@ -12,8 +12,11 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
 
     ``base_url`` is the REST root without ``/v2`` (the SDK's ``url_override``);
     ``stream_url`` defaults to its ``/stream`` (see ``resolved_stream_url``). ``paper`` states
-    which account the operator means: pointing a ``paper=True`` config at Alpaca's live
-    endpoint (or the reverse) is refused, so real money is never traded by a paper config.
+    which account the operator means: a ``paper=True`` config whose host is Alpaca's live
+    one, however spelled, or a ``paper=False`` config whose host is not, is refused
+    (``common.check_endpoints``), so real money is never traded by a paper config. A host
+    that is neither Alpaca's paper host, its live host nor loopback needs
+    ``allow_custom_host``; the factory then checks the key belongs to the same account.
 
     REST: every request gets ``request_timeout_secs`` (alpaca-py has no timeout of its own);
     429, 5xx and timeouts are retried up to ``max_retries`` times with exponential backoff
@@ -34,6 +37,7 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
     base_url: str = PAPER_BASE_URL
     stream_url: str | None = None
     paper: bool = True
+    allow_custom_host: bool = False
     request_timeout_secs: float = 10.0
     max_retries: int = 3
     retry_initial_delay_secs: float = 0.5
@@ -58,12 +62,8 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
             raise ValueError("need 0 < reconnect_initial_delay_secs <= reconnect_max_delay_secs")
         if self.http_workers < 1:
             raise ValueError("http_workers must be at least 1")
-        if self.paper and self.base_url.rstrip("/") == LIVE_BASE_URL:
-            raise ValueError("paper=True but base_url is Alpaca's live endpoint")
-        if not self.paper and self.base_url.rstrip("/") == PAPER_BASE_URL:
-            raise ValueError("paper=False but base_url is Alpaca's paper endpoint")
-        if self.stream_url is None:
-            stream_url_for(self.base_url)  # raises early on a base_url that is not http(s)
+        check_endpoints(self.base_url, self.stream_url, paper=self.paper,
+                        allow_custom_host=self.allow_custom_host)
 
     @property
     def resolved_stream_url(self) -> str:

@@ -14,7 +14,12 @@ from nautilus_trader.common.component import LiveClock, MessageBus
 from nautilus_trader.config import InstrumentProviderConfig
 from nautilus_trader.live.factories import LiveExecClientFactory
 
-from adapters.alpaca.common import AlpacaCredentials, credentials_from_env
+from adapters.alpaca.common import (
+    AlpacaCredentials,
+    check_endpoints,
+    check_key,
+    credentials_from_env,
+)
 from adapters.alpaca.config import AlpacaExecClientConfig
 from adapters.alpaca.execution import AlpacaExecutionClient
 from adapters.alpaca.http import AlpacaHttpClient
@@ -26,6 +31,7 @@ def get_cached_alpaca_http_client(
     credentials: AlpacaCredentials,
     base_url: str,
     paper: bool,
+    allow_custom_host: bool,
     request_timeout_secs: float,
     max_retries: int,
     retry_initial_delay_secs: float,
@@ -36,6 +42,7 @@ def get_cached_alpaca_http_client(
     settings = AlpacaExecClientConfig(
         base_url=base_url,
         paper=paper,
+        allow_custom_host=allow_custom_host,
         request_timeout_secs=request_timeout_secs,
         max_retries=max_retries,
         retry_initial_delay_secs=retry_initial_delay_secs,
@@ -67,10 +74,15 @@ class AlpacaLiveExecClientFactory(LiveExecClientFactory):
         clock: LiveClock,
     ) -> AlpacaExecutionClient:
         credentials = credentials_from_env()
+        # The last gate before a request: the key must belong to the account the config means.
+        kind = check_endpoints(config.base_url, config.stream_url, paper=config.paper,
+                               allow_custom_host=config.allow_custom_host)
+        check_key(credentials.key_id, paper=config.paper, kind=kind)
         http_client = get_cached_alpaca_http_client(
             credentials,
             config.base_url,
             config.paper,
+            config.allow_custom_host,
             config.request_timeout_secs,
             config.max_retries,
             config.retry_initial_delay_secs,

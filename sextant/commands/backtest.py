@@ -7,7 +7,7 @@ import typer
 
 from backtests.config import ConfigError, load_config
 from catalog.errors import CatalogError
-from sextant.commands.common import console, fail
+from sextant.commands.common import console, fail, writable_dir
 
 
 def backtest(
@@ -21,7 +21,7 @@ def backtest(
 
     try:
         cfg = load_config(config, overrides={"catalog.path": str(catalog)} if catalog else None)
-        result = run_walkforward(cfg, out, console, generate_missing_catalog=catalog is None)
+        result = run_walkforward(cfg, writable_dir(out), console, generate_missing_catalog=catalog is None)
     except (ConfigError, CatalogError, WindowCrashedError) as e:
         fail(str(e))
     t = result.metrics["trading"]

@@ -1,5 +1,12 @@
-"""What every command shares: the console, the one way to fail with a message, time display."""
+"""What every command shares: the console, the one way to fail with a message, time display.
 
+The error rule: a command catches only the project's own user-facing error types (each
+package names its own: ConfigError, LiveConfigError, CsvFormatError, EmptyCatalogError, ...)
+and turns them into ``fail(message)``. It never catches ValueError, OSError or Exception
+broadly: anything else is a programming error and keeps its traceback.
+"""
+
+import os
 from pathlib import Path
 from typing import Annotated, NoReturn
 
@@ -16,6 +23,20 @@ def fail(message: str) -> NoReturn:
     """A user's mistake: print the message, no traceback, exit 2."""
     console.print(f"[bold red]error:[/] {message}")
     raise typer.Exit(code=2)
+
+
+def writable_dir(path: Path, option: str = "--out") -> Path:
+    """``path``, once it is known this process can create or write it: a bad ``--out`` is
+    refused before any work is done, not after a long run. Nothing is created here, so a run
+    refused for another reason leaves no directory behind."""
+    existing = path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        fail(f"{option} {path}: {existing} is a file, not a directory")
+    if not os.access(existing, os.W_OK | os.X_OK):  # also false on a read-only filesystem
+        fail(f"{option} {path}: {existing} is not writable (read-only filesystem or permissions)")
+    return path
 
 
 def ny(ns: int | None, fmt: str = "%m-%d %H:%M") -> str:

@@ -1,5 +1,6 @@
 """`sextant live`: the TradingNode (paper unless every real-money guard agrees), or a rehearsal."""
 
+from datetime import date
 from pathlib import Path
 from typing import Annotated
 
@@ -8,7 +9,7 @@ import typer
 from rich.progress import Progress
 
 from catalog.store import EmptyCatalogError
-from sextant.commands.common import console, fail
+from sextant.commands.common import console, fail, writable_dir
 
 
 def live(
@@ -23,23 +24,30 @@ def live(
     """Run the TradingNode: Polygon data + Alpaca execution (paper unless told otherwise)."""
     from live.settings import LiveConfigError, check_mode, load_live_config
 
+    if rehearse:
+        if live_money:
+            fail("--rehearse trades the sandboxes only; drop --live")
+        if day is None:
+            fail("--rehearse needs --day YYYY-MM-DD (a session in the catalog)")
+        try:
+            date.fromisoformat(day)
+        except ValueError:
+            fail(f"--day {day!r} is not a date; give YYYY-MM-DD")
     try:
         cfg = load_live_config(config)
-        if rehearse:
-            if live_money:
-                fail("--rehearse trades the sandboxes only; drop --live")
-            if day is None:
-                fail("--rehearse needs --day YYYY-MM-DD (a session in the catalog)")
-            _rehearse(cfg, catalog, day, out)
-            return
-        check_mode(cfg, live_flag=live_money, understood=understood)
+        if not rehearse:  # a rehearsal swaps both endpoints and keys for its loopback sandboxes
+            check_mode(cfg, live_flag=live_money, understood=understood)
     except LiveConfigError as e:
         fail(str(e))
-    _run_node(cfg, out)
+    writable_dir(out)
+    if rehearse:
+        _rehearse(cfg, catalog, day, out)
+    else:
+        _run_node(cfg, out)
 
 
 def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
-    from live.rehearsal import RehearsalStalledError, rehearse
+    from live.rehearsal import RehearsalError, RehearsalStalledError, rehearse
 
     journal = out / f"rehearsal-{cfg.name}-{day}"
     try:
@@ -47,7 +55,7 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
             task = progress.add_task(f"rehearsing {day}", total=None)
             result = rehearse(cfg, catalog, day, out_dir=journal,
                               on_minute=lambda done, total: progress.update(task, completed=done, total=total))
-    except (ValueError, EmptyCatalogError, RehearsalStalledError) as e:
+    except (RehearsalError, EmptyCatalogError, RehearsalStalledError) as e:
         fail(str(e))
     console.print(f"{result.day}: {result.minutes} minutes in {result.elapsed_s:.1f} s; {len(result.signals):,} "
                   f"signals, {len(result.intents)} orders, {len(result.fills)} fills; journal: {journal}")

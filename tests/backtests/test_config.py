@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from backtests.config import BacktestConfig, ConfigError, load_config
+from backtests.config import BacktestConfig, ConfigError, load_config, parse_config
 from strategies.risk import RiskRules
 
 SHIPPED = Path(__file__).resolve().parents[2] / "configs" / "walkforward.yaml"
@@ -50,9 +50,10 @@ def test_shipped_config_loads_with_its_values():
 
 def test_dump_validates_back_to_the_same_config():
     config = load_config(SHIPPED)
-    dumped = config.model_dump(mode="json")  # what metrics.json records
+    dumped = config.to_dict()  # what metrics.json records
     assert dumped["strategy"]["risk"]["daily_loss_limit"] == 0.02
-    assert BacktestConfig.model_validate(dumped) == config
+    assert dumped["catalog"]["path"] == "data/catalog"
+    assert parse_config(dumped) == config
 
 
 def test_partial_sections_keep_the_other_defaults(tmp_path):
@@ -65,9 +66,10 @@ def test_partial_sections_keep_the_other_defaults(tmp_path):
 def test_model_entries_with_params_and_variant_names(tmp_path):
     config = load_config(write(tmp_path, (
         "models:\n"
-        "  lightgbm: {weight: 2, params: {n_estimators: 50, learning_rate: 1}}\n"  # int for a float is fine
-        "  lightgbm@deep: {weight: 0.5, params: {max_depth: 8}}\n"
-        "  lstm: {weight: 0}\n"
+        "  lightgbm: {params: {n_estimators: 50, learning_rate: 1}}\n"  # int for a float is fine
+        "  lightgbm@deep: {params: {max_depth: 8}}\n"
+        "  lstm: {}\n"
+        "strategy: {weights: {lightgbm: 2, lightgbm@deep: 0.5, lstm: 0}}\n"
     )))
     assert config.weights() == {"lightgbm": 2.0, "lightgbm@deep": 0.5, "lstm": 0.0}
     assert config.models["lightgbm"].params == {"n_estimators": 50, "learning_rate": 1}
@@ -120,7 +122,7 @@ def test_malformed_yaml_names_the_line(tmp_path):
 
 def test_malformed_yaml_unclosed_bracket(tmp_path):
     with pytest.raises(ConfigError, match=r"malformed YAML at line \d+"):
-        load_config(write(tmp_path, "models: {lightgbm: {weight: 1}\nseed: 3\n"))
+        load_config(write(tmp_path, "models: {lightgbm: {params: {}}\nseed: 3\n"))
 
 
 @pytest.mark.parametrize("text", ["- 1\n- 2\n", "just a string\n", "42\n"])
@@ -137,8 +139,9 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
         ("walk_forward: {fold: 2}\n", "unknown key 'walk_forward.fold'"),
         ("catalog: {generate: {symbol: 3}}\n", "unknown key 'catalog.generate.symbol'"),
         ("models: {lightgbm: {wieght: 1}}\n", "unknown key 'models.lightgbm.wieght'"),
+        ("models: {lightgbm: {weight: 1}}\n", "unknown key 'models.lightgbm.weight'"),  # weights: strategy
         ("venue: {cash: 10}\n", "unknown key 'venue.cash'"),
-        ("strategy: {risk: {stop_los: 0.1}}\n", "unknown field `stop_los`"),
+        ("strategy: {risk: {stop_los: 0.1}}\n", "unknown key 'strategy.risk.stop_los'"),
         ("models: {lightgbm: {params: {n_estimatorz: 5}}}\n", "unknown key 'models.lightgbm.params.n_estimatorz'"),
         ("models: {catboost: {}}\n", "unknown model kind 'catboost'"),
         # wrong types
@@ -146,10 +149,15 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
         ("seed: [1]\n", "'seed'"),
         ("universe: S000\n", "'universe'"),
         ("walk_forward: {anchored: maybe}\n", "'walk_forward.anchored'"),
-        ("strategy: {risk: {stop_loss: abc}}\n", "risk.stop_loss"),
-        ("models: {lightgbm: {params: {n_estimators: abc}}}\n", "'models.lightgbm.params.n_estimators' must be int"),
-        ("models: {lstm: {params: {epochs: 2.5}}}\n", "'models.lstm.params.epochs' must be int"),
-        ("models: {xgboost: {params: {learning_rate: fast}}}\n", "'models.xgboost.params.learning_rate' must be float"),
+        ("strategy: {risk: {stop_loss: abc}}\n", "'strategy.risk.stop_loss'"),
+        # strict types: no bool for an int, no text for a number
+        ("walk_forward: {folds: true}\n", "'walk_forward.folds': expected `int`, got `bool`"),
+        ("walk_forward: {folds: '3'}\n", "'walk_forward.folds': expected `int`, got `str`"),
+        ("strategy: {entry_threshold: '0.7'}\n", "'strategy.entry_threshold': expected `float`, got `str`"),
+        ("seed: 1.5\n", "'seed': expected `int`, got `float`"),
+        ("models: {lightgbm: {params: {n_estimators: abc}}}\n", "'models.lightgbm.params.n_estimators': must be int"),
+        ("models: {lstm: {params: {epochs: 2.5}}}\n", "'models.lstm.params.epochs': must be int"),
+        ("models: {xgboost: {params: {learning_rate: fast}}}\n", "'models.xgboost.params.learning_rate': must be float"),
         # out of range
         ("walk_forward: {folds: 0}\n", "'walk_forward.folds'"),
         ("walk_forward: {train_days: 1}\n", "'walk_forward.train_days'"),
@@ -158,15 +166,25 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
         ("catalog: {generate: {signal_strength: 1.5}}\n", "'catalog.generate.signal_strength'"),
         ("catalog: {generate: {days: 4}}\n", "'catalog.generate.days'"),
         ("strategy: {entry_threshold: 0.5}\n", "'strategy.entry_threshold'"),
-        ("strategy: {risk: {stop_loss: -0.1}}\n", "risk.stop_loss"),
+        ("strategy: {entry_threshold: 1.0}\n", "'strategy.entry_threshold'"),
+        ("strategy: {risk: {stop_loss: -0.1}}\n", "'strategy.risk.stop_loss'"),
         ("venue: {slippage_probability: 1.5}\n", "'venue.slippage_probability'"),
         ("venue: {starting_cash: 0}\n", "'venue.starting_cash'"),
-        ("models: {lightgbm: {weight: -1}}\n", "'models.lightgbm.weight'"),
+        ("strategy: {weights: {lightgbm: -1, xgboost: 1, lstm: 1}}\n", "'strategy.weights.lightgbm': must be between 0"),
+        ("universe: []\n", "'universe': expected `array` of length >= 1"),
+        # names become directories under --out
+        ("name: ../../trav\n", "'name': expected `str` that is 1-100 letters"),
+        ("name: ''\n", "'name': expected `str` that is 1-100 letters"),
+        ("name: a/b\n", "'name'"),
+        ("name: .hidden\n", "'name'"),
         ("workers: 0\n", "'workers'"),
         # whole-config rules
-        ("models: {}\n", "at least one model is required"),
-        ("models: {lightgbm: {weight: 0}, lstm: {weight: 0}}\n", "at least one model needs a positive weight"),
-        ("models: {'lightgbm@a,b': {}}\n", "models.lightgbm@a,b: a model name may only use"),
+        ("models: {}\n", "'models': at least one model is required"),
+        ("models: {lightgbm: {}, lstm: {}}\nstrategy: {weights: {lightgbm: 0, lstm: 0}}\n",
+         "'strategy.weights': needs at least one model with a positive weight"),
+        ("models: {lightgbm: {}}\nstrategy: {weights: {lightgbm: 1, lstm: 1}}\n",
+         "'strategy.weights': must weigh exactly the models in 'models'"),
+        ("models: {'lightgbm@a,b': {}}\n", "'models': a key: expected `str` that is 1-100 letters"),
     ],
 )
 def test_invalid_configs_name_the_key(tmp_path, text, expected):
@@ -178,13 +196,78 @@ def test_invalid_configs_name_the_key(tmp_path, text, expected):
     assert expected in message, message
 
 
-def test_every_invalid_key_is_reported_at_once(tmp_path):
+def test_models_without_weights_each_get_weight_one(tmp_path):
+    config = load_config(write(tmp_path, "models: {lightgbm: {}, lstm: {}}\nstrategy: {entry_threshold: 0.7}\n"))
+    assert config.weights() == {"lightgbm": 1.0, "lstm": 1.0} and config.strategy.entry_threshold == 0.7
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path):
+    path = write(tmp_path, "name: a\nwalk_forward:\n  folds: 2\n  test_days: 3\n  folds: 5\n")
     with pytest.raises(ConfigError) as err:
-        load_config(write(tmp_path, "foldz: 3\nworkers: 0\nwalk_forward: {folds: x}\n"))
-    message = str(err.value)
-    for key in ("unknown key 'foldz'", "'workers'", "'walk_forward.folds'"):
-        assert key in message, message
+        load_config(path)
+    assert str(err.value) == (f"{path}: malformed YAML at line 5, column 3: "
+                              "duplicate key 'folds' (first given at line 3)")
 
 
-def test_config_error_is_a_value_error():
-    assert issubclass(ConfigError, ValueError)
+def test_yaml_merge_keys_may_override(tmp_path):
+    path = write(tmp_path, "base: &b {folds: 2, test_days: 3}\n")  # anchors work; merges override
+    path.write_text("walk_forward:\n  <<: {folds: 2, test_days: 3}\n  folds: 3\n")
+    assert load_config(path).walk_forward.folds == 3
+
+
+def test_a_directory_or_a_non_utf8_file_is_a_message(tmp_path):
+    with pytest.raises(ConfigError, match="is a directory, not a YAML file"):
+        load_config(tmp_path)
+    latin1 = tmp_path / "latin1.yaml"
+    latin1.write_bytes("name: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match=r"latin1.yaml: not UTF-8 text \(byte 9\)"):
+        load_config(latin1)
+
+
+def test_config_error_is_not_a_value_error():
+    """The CLI turns ConfigError into a message; a ValueError from a bug must keep its traceback."""
+    assert not issubclass(ConfigError, ValueError)
+
+
+# -- the command: user mistakes are messages, bugs keep their traceback -------------------------
+
+
+def _backtest(*args: str):
+    from typer.testing import CliRunner
+
+    from sextant.cli import app
+
+    return CliRunner().invoke(app, ["backtest", *args])
+
+
+def _squash(text: str) -> str:
+    return "".join(text.split())
+
+
+@pytest.mark.parametrize("out", ["{file}", "{file}/runs"])
+def test_an_unusable_out_is_refused_before_any_work(tmp_path, out):
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    out = out.format(file=file)
+    result = _backtest(str(write(tmp_path, "")), "--out", out, "--catalog", str(tmp_path / "never-made"))
+    assert result.exit_code == 2, result.output
+    assert _squash(f"--out {out}: {file} is a file, not a directory") in _squash(result.output)
+    assert not (tmp_path / "never-made").exists()  # refused before the catalog is generated
+
+
+def test_a_climbing_run_name_writes_nothing(tmp_path):
+    result = _backtest(str(write(tmp_path, "name: ../../trav\n")), "--out", str(tmp_path / "runs"))
+    assert result.exit_code == 2 and "'name':" in result.output
+    assert not list(tmp_path.parent.glob("trav-*")) and not (tmp_path / "runs").exists()
+
+
+def test_a_programming_error_keeps_its_traceback(tmp_path, monkeypatch):
+    import backtests.walkforward
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("a bug, not a user mistake")
+
+    monkeypatch.setattr(backtests.walkforward, "run_walkforward", broken)
+    result = _backtest(str(write(tmp_path, "")), "--out", str(tmp_path / "runs"))
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError)
+    assert "error:" not in result.output

@@ -6,7 +6,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from backtests.config import BacktestConfig
+from backtests.config import parse_config
 from backtests.replay import ReplayEvent, replay
 from backtests.walkforward import build_panel
 from catalog.jobs import generate_catalog
@@ -57,7 +57,8 @@ def test_unknown_symbols_and_empty_ranges_are_clear_errors(catalog_path: Path):
 
 @pytest.mark.slow
 def test_replay_with_models_runs_the_signal_actor_and_strategy(tmp_path: Path, catalog_path: Path):
-    config = BacktestConfig(models={"lightgbm": {"weight": 1.0}}, strategy={"entry_threshold": 0.55})
+    config = parse_config({"models": {"lightgbm": {}},
+                           "strategy": {"entry_threshold": 0.55, "weights": {"lightgbm": 1.0}}})
     panel, _ = build_panel(MarketCatalog(catalog_path), ["S000", "S001"], config)
     model = build_model("lightgbm", {"n_estimators": 20}, name="lightgbm")
     model.fit(panel, panel.usable_rows(require_label=True), seed=0)

@@ -97,7 +97,8 @@ def test_generate_then_backtest_writes_its_own_run_dir(two_runs):
     for name in ("report.html", "fills.parquet", "positions.parquet", "predictions.parquet"):
         assert (run_dir / name).is_file(), name
     for model in ("lightgbm", "xgboost"):
-        assert (run_dir / "models" / model / "v0001" / "meta.json").is_file()
+        meta = json.loads((run_dir / "models" / model / "v0001" / "meta.json").read_text())
+        assert meta["universe"] == ["S000", "S001", "S002"]  # what a live config trades by default
     # The summary line prints what metrics.json holds.
     assert f"trades {metrics['trading']['trades']}" in first.stdout
 
@@ -183,7 +184,7 @@ def test_unknown_model_param_is_named_before_any_work(tmp_path, small_catalog):
 
 def test_wrong_type_names_the_key(tmp_path):
     config = write_config(tmp_path / "c.yaml", walk_forward__test_days="two")
-    assert_clean_failure(backtest(config, tmp_path), "'walk_forward.test_days'", "valid integer")
+    assert_clean_failure(backtest(config, tmp_path), "'walk_forward.test_days'", "expected `int`, got `str`")
 
 
 def import_abc(csv: Path, tmp_path: Path):

@@ -65,9 +65,9 @@ def write_config(tmp: Path, catalog: Path, name: str) -> Path:
         "walk_forward": {"folds": FOLDS, "train_days": TRAIN_DAYS, "test_days": TEST_DAYS,
                          "embargo_days": EMBARGO_DAYS},
         "models": {
-            "lightgbm": {"weight": 1.0, "params": {"n_estimators": 100}},
-            "xgboost": {"weight": 1.0, "params": {"n_estimators": 100}},
-            "lstm": {"weight": 1.0, "params": {"epochs": 2, "max_train_sequences": 10000}},
+            "lightgbm": {"params": {"n_estimators": 100}},
+            "xgboost": {"params": {"n_estimators": 100}},
+            "lstm": {"params": {"epochs": 2, "max_train_sequences": 10000}},
         },
         "workers": 2,
     }

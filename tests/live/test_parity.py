@@ -21,11 +21,12 @@ import pandas as pd
 import pytest
 from rich.console import Console
 
-from backtests.config import BacktestConfig
+from backtests.config import parse_config
 from backtests.walkforward import run_walkforward
 from catalog.jobs import generate_catalog
 from live.rehearsal import rehearse
-from live.settings import LiveConfig, ModelsSection, StrategySection
+from live.settings import LiveConfig, ModelsSection
+from strategies.settings import StrategySettings
 
 INTENT = ["instrument_id", "side", "quantity", "type", "price", "trigger_price", "time_in_force", "tags"]
 DAY = "2024-12-31"
@@ -36,12 +37,12 @@ def both_paths(tmp_path_factory) -> tuple[Path, object]:
     work = tmp_path_factory.mktemp("parity")
     catalog = work / "catalog"
     generate_catalog(catalog, n_symbols=4, n_days=9, seed=21, signal_strength=0.3)
-    config = BacktestConfig.model_validate({
+    config = parse_config({
         "name": "parity",
         "catalog": {"path": str(catalog)},
         "walk_forward": {"folds": 1, "train_days": 6, "test_days": 1, "embargo_days": 1},
         "models": {"lightgbm": {"params": {"n_estimators": 60}}},
-        "strategy": {"entry_threshold": 0.6},
+        "strategy": {"entry_threshold": 0.6, "weights": {"lightgbm": 1.0}},
         "venue": {"starting_cash": 100_000, "commission_per_share": 0.0, "min_commission": 0.0,
                   "slippage_probability": 0.0},
         "workers": 1,
@@ -49,8 +50,8 @@ def both_paths(tmp_path_factory) -> tuple[Path, object]:
     backtest = run_walkforward(config, work / "runs", Console(quiet=True))
     live = LiveConfig(
         universe=["S000", "S001", "S002", "S003"],
-        models=ModelsSection(registry=str(backtest.run_dir / "models"), weights={"lightgbm": 1.0}),
-        strategy=StrategySection(entry_threshold=0.6),
+        models=ModelsSection(registry=str(backtest.run_dir / "models")),
+        strategy=StrategySettings(entry_threshold=0.6, weights={"lightgbm": 1.0}),
     )
     rehearsal = rehearse(live, catalog, DAY, starting_cash=100_000)
     return backtest.run_dir, rehearsal
@@ -106,8 +107,8 @@ def test_stopping_mid_session_leaves_no_orphan_orders(both_paths):
     run_dir, _ = both_paths
     live = LiveConfig(
         universe=["S000", "S001", "S002", "S003"],
-        models=ModelsSection(registry=str(run_dir / "models"), weights={"lightgbm": 1.0}),
-        strategy=StrategySection(entry_threshold=0.6),
+        models=ModelsSection(registry=str(run_dir / "models")),
+        strategy=StrategySettings(entry_threshold=0.6, weights={"lightgbm": 1.0}),
     )
     result = rehearse(live, run_dir.parent.parent / "catalog", DAY, starting_cash=100_000, until="11:30")
     assert result.minutes == 120

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import models.registry as registry_module
-from models.registry import ModelNotFoundError, ModelRegistry, data_hash
+from models.registry import ModelNotFoundError, ModelRegistry, UniverseError, data_hash
 from models.zoo import build_model
 from models.zoo.base import SignalModel
 from tests.models.test_zoo import synthetic_panel
@@ -20,6 +20,7 @@ META = {
     "fold": 0,
     "metrics": {"auc": np.float64(0.61)},
     "data_hash": "abc",
+    "universe": ["S000", "S001"],
 }
 
 
@@ -132,3 +133,17 @@ def test_data_hash_covers_bytes_dtype_shape_and_order():
     assert data_hash(strided) == data_hash(np.ascontiguousarray(strided))
     with pytest.raises(ValueError, match="object"):
         data_hash(np.array(["x", None], dtype=object))
+
+
+def test_the_trained_universe_is_recorded_and_must_agree(tmp_path, model, panel):
+    reg = ModelRegistry(tmp_path)
+    reg.save(model, META)
+    assert reg.meta("lgb_test")["universe"] == ["S000", "S001"]
+    assert reg.trained_universe(["lgb_test"]) == ["S000", "S001"]
+    other = build_model("lightgbm", {"n_estimators": 5}, name="lgb_other")
+    other.fit(panel, panel.usable_rows(require_label=True), seed=0)
+    reg.save(other, {**META, "universe": ["SPY"]})
+    with pytest.raises(UniverseError, match=r"different universes \(lgb_test: S000, S001; lgb_other: SPY\)"):
+        reg.trained_universe(["lgb_test", "lgb_other"])
+    with pytest.raises(ValueError, match="universe"):
+        reg.save(model, {k: v for k, v in META.items() if k != "universe"})

@@ -1149,16 +1149,32 @@ def test_stream_url_is_derived_from_the_rest_url():
         AlpacaExecClientConfig(base_url="http://127.0.0.1:8080").resolved_stream_url
         == "ws://127.0.0.1:8080/stream"
     )
-    assert AlpacaExecClientConfig(stream_url="ws://x/y").resolved_stream_url == "ws://x/y"
+    assert (
+        AlpacaExecClientConfig(base_url="http://127.0.0.1:1", stream_url="ws://127.0.0.1:1/y").resolved_stream_url
+        == "ws://127.0.0.1:1/y"
+    )
     with pytest.raises(ValueError, match="http"):
         AlpacaExecClientConfig(base_url="ftp://x")
 
 
 def test_a_paper_config_never_points_at_the_live_endpoint():
-    with pytest.raises(ValueError, match="live endpoint"):
-        AlpacaExecClientConfig(base_url="https://api.alpaca.markets")
-    with pytest.raises(ValueError, match="paper endpoint"):
+    """Every spelling is covered in tests/live/test_settings.py; here, the client's own check."""
+    with pytest.raises(ValueError, match="is Alpaca's live"):
+        AlpacaExecClientConfig(base_url="https://API.alpaca.markets:443")
+    with pytest.raises(ValueError, match="live trading needs Alpaca's live host"):
         AlpacaExecClientConfig(paper=False)
     assert (
         AlpacaExecClientConfig(paper=False, base_url="https://api.alpaca.markets/").paper is False
     )
+
+
+def test_the_factory_refuses_a_key_of_the_other_account(monkeypatch):
+    """The last gate before any request: a paper client with a live key (or the reverse)."""
+    monkeypatch.setenv("ALPACA_API_KEY_ID", "AKLIVE")
+    monkeypatch.setenv("ALPACA_API_SECRET_KEY", "s")
+    with pytest.raises(ValueError, match="not a paper key"):
+        AlpacaLiveExecClientFactory.create(None, ALPACA, AlpacaExecClientConfig(), None, None, None)  # type: ignore[arg-type]
+    monkeypatch.setenv("ALPACA_API_KEY_ID", "PKPAPER")
+    with pytest.raises(ValueError, match="is a paper key"):
+        AlpacaLiveExecClientFactory.create(  # type: ignore[arg-type]
+            None, ALPACA, AlpacaExecClientConfig(paper=False, base_url="https://api.alpaca.markets"), None, None, None)

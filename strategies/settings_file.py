@@ -1,0 +1,108 @@
+"""Reading a settings file: strict YAML in, a typed msgspec struct out, or one message that
+names the file, the key and (for YAML mistakes) the line.
+
+Every config Sextant reads (walk-forward, live, the strategy settings a tuner writes) goes
+through these two functions, so they share one YAML dialect and one validation library:
+msgspec, the library NautilusTrader's own configs use, so ``StrategySettings`` and
+``RiskRules`` are the same objects in a file, in a tuner and in the engine config. msgspec
+is strict: ``true`` is not an int and ``"3"`` is not a number.
+"""
+
+import re
+from pathlib import Path
+from typing import Any, TypeVar
+
+import msgspec
+import yaml
+
+from models.names import NAME_PATTERN, NAME_RULE
+
+T = TypeVar("T")
+
+
+class SettingsFileError(Exception):
+    """A settings file or mapping that cannot be used; the message names the file and key.
+    Each config package re-raises it as its own error type (ConfigError, LiveConfigError)."""
+
+
+class _StrictLoader(yaml.SafeLoader):
+    """SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        first_line: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue  # "<<: *base" merges are meant to be overridden
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                seen = first_line.get(key)
+            except TypeError:
+                continue  # an unhashable key: PyYAML's own error says so below
+            if seen is not None:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given at line {seen})", key_node.start_mark)
+            first_line[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
+_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _StrictLoader.construct_mapping)
+
+
+def read_yaml_mapping(path: str | Path) -> dict[str, Any]:
+    """The top-level mapping of a YAML file (an empty file is an empty mapping)."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError as e:
+        raise SettingsFileError(f"{path}: file not found") from e
+    except IsADirectoryError as e:
+        raise SettingsFileError(f"{path}: is a directory, not a YAML file") from e
+    except PermissionError as e:
+        raise SettingsFileError(f"{path}: permission denied") from e
+    except UnicodeDecodeError as e:
+        raise SettingsFileError(f"{path}: not UTF-8 text (byte {e.start}); save the file as UTF-8") from e
+    try:
+        raw = yaml.load(text, Loader=_StrictLoader)
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise SettingsFileError(f"{path}: malformed YAML{where}: {getattr(e, 'problem', None) or e}") from e
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SettingsFileError(f"{path}: top level must be a mapping of keys, got {type(raw).__name__}")
+    return raw
+
+
+def convert(raw: Any, kind: type[T], source: str, at: str = "") -> T:
+    """``raw`` validated as ``kind``; ``source`` (a file name) starts the error message and
+    ``at`` is where ``raw`` sits in the file (e.g. "models.lightgbm"), for the key names."""
+    try:
+        return msgspec.convert(raw, kind, dec_hook=_decode_path)
+    except msgspec.ValidationError as e:
+        raise SettingsFileError(f"{source}: {describe(e, at)}") from e
+
+
+def describe(error: msgspec.ValidationError, at: str = "") -> str:
+    """msgspec's "Expected `int`, got `bool` - at `$.walk_forward.folds`" as
+    "'walk_forward.folds': expected `int`, got `bool`" (keys the way the YAML spells them)."""
+    text = str(error)
+    found = re.fullmatch(r"(?s)(?P<msg>.*?)(?: - at (?P<key>`key` in )?`\$(?P<path>[^`]*)`)?", text)
+    assert found is not None  # the pattern matches any text
+    msg = found["msg"]
+    path = ".".join(p for p in (at, (found["path"] or "").lstrip(".")) if p)
+    if found["key"]:
+        msg = f"a key: {msg[:1].lower()}{msg[1:]}"
+    if sub := re.match(r"'(?P<key>[^']+)' (?P<rest>.*)", msg):  # a __post_init__ naming its own key
+        path, msg = ".".join(p for p in (path, sub["key"]) if p), sub["rest"]
+    if unknown := re.fullmatch(r"Object contains unknown field `(?P<field>[^`]+)`", msg):
+        return f"unknown key '{'.'.join(p for p in (path, unknown['field']) if p)}'"
+    msg = msg.replace(f"matching regex {NAME_PATTERN!r}", f"that is {NAME_RULE}")
+    msg = msg[:1].lower() + msg[1:]
+    return f"'{path}': {msg}" if path else msg
+
+
+def _decode_path(kind: type, value: Any) -> Any:
+    if kind is Path and isinstance(value, str):
+        return Path(value)
+    raise TypeError(f"expected {kind.__name__}, got {type(value).__name__}")
