@@ -30,6 +30,8 @@ from adapters.polygon.common import (
     MissingApiKeyError,
     api_key_from_env,
 )
+from catalog.errors import InvalidSymbolError
+from catalog.instruments import parse_symbol
 from models.names import NAME_PATTERN
 from strategies.settings import StrategySettings
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
@@ -126,7 +128,11 @@ def _with_models(config: LiveConfig, source: str) -> LiveConfig:
         raise LiveConfigError(f"{source}: 'strategy.weights' names a model the registry lacks: {e}; "
                               f"saved models: {registry.names() or 'none'}") from e
     if config.universe is not None:
-        return config
+        try:
+            universe = list(dict.fromkeys(parse_symbol(s) for s in config.universe))
+        except InvalidSymbolError as e:
+            raise LiveConfigError(f"{source}: 'universe': {e}") from e
+        return msgspec.structs.replace(config, universe=universe)
     try:
         universe = registry.trained_universe(names)
     except UniverseError as e:

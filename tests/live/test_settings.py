@@ -123,6 +123,9 @@ def test_models_on_different_universes_need_an_explicit_list(tmp_path, registry)
         load_live_config(shipped(tmp_path, "paper", mixed, strategy__weights=weights))
     explicit = load_live_config(shipped(tmp_path, "paper", mixed, strategy__weights=weights, universe=["SPY", "QQQ"]))
     assert explicit.universe == ["SPY", "QQQ"]
+    normalised = load_live_config(shipped(tmp_path, "paper", mixed, strategy__weights=weights,
+                                          universe=[" spy", "QQQ", "SPY"]))
+    assert normalised.universe == ["SPY", "QQQ"]
 
 
 def test_a_missing_registry_or_model_is_named(tmp_path, registry):
@@ -138,6 +141,7 @@ def test_a_missing_registry_or_model_is_named(tmp_path, registry):
         pytest.param({"strategy__risk__stop_loss": "two"}, r"'strategy.risk.stop_loss': expected `float`, got `str`", id="stop-loss-text"),
         pytest.param({"polygon__feed": "x"}, r"unknown key 'polygon.feed'", id="unknown-polygon-key"),
         pytest.param({"universe": []}, r"'universe': expected `array` of length >= 1", id="empty-universe"),
+        pytest.param({"universe": ["S000", "BRK/B"]}, r"'universe': invalid symbol 'BRK/B'", id="bad-symbol"),
         pytest.param({"strategy__weights": {"lightgbm": 0.0}}, "'strategy.weights': needs at least one model with a positive", id="no-positive-weight"),
         # the bounds the walk-forward config has always had (item 18)
         pytest.param({"strategy__entry_threshold": 1.5}, r"'strategy.entry_threshold': expected `float` < 1.0", id="entry-1.5"),
