@@ -175,6 +175,7 @@ class AlpacaExecutionClient(LiveExecutionClient):
         self._reconcile_again = False
         self._account_task: asyncio.Task | None = None
         self._account_stale = False
+        self.connect_error: Exception | None = None
         self._log.info(f"REST {http_client.base_url}, stream {config.resolved_stream_url}")
 
     @property
@@ -184,6 +185,15 @@ class AlpacaExecutionClient(LiveExecutionClient):
     # -- connection ----------------------------------------------------------------------------
 
     async def _connect(self) -> None:
+        """NautilusTrader only logs a failed connect and waits out its connect timeout; the
+        exception is kept in ``connect_error`` so the node can fail fast (``live.node``)."""
+        try:
+            await self._open()
+        except Exception as exc:
+            self.connect_error = exc
+            raise
+
+    async def _open(self) -> None:
         await self._instrument_provider.initialize()
         for instrument in self._instrument_provider.list_all():
             self._cache.add_instrument(instrument)

@@ -54,18 +54,20 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
 
 
 def _run_node(cfg, out: Path) -> None:
-    """Blocks until Ctrl-C; the strategy cancels its orders and flattens as the node stops."""
+    """Blocks until Ctrl-C; the strategy cancels its orders and flattens as the node stops.
+    Exits 2 with the reason when a client cannot connect (a rejected key, no network)."""
     from live.journal import LiveJournal, LiveJournalConfig
-    from live.node import build_node, node_config
+    from live.node import NodeStartError, build_node, node_config, run_engines, start_node
 
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
     journal = LiveJournal(LiveJournalConfig(out_dir=str(out / f"{cfg.name}-{stamp}")))
     node = build_node(cfg, node_config(cfg), extra_actors=[journal])
-    console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
+    loop = node.get_event_loop()
     try:
-        node.run()
-    except KeyboardInterrupt:
-        console.print("stopping: cancelling orders and flattening")
-    finally:
+        loop.run_until_complete(start_node(node))
+        console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
+        loop.run_until_complete(run_engines(node))  # Ctrl-C: the node's handler runs its stop
+    except NodeStartError as e:
         node.dispose()
-
+        fail(f"the node did not start: {e}")
+    node.dispose()

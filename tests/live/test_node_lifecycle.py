@@ -1,0 +1,166 @@
+"""The live node's start and stop, with the real EnsembleStrategy, LiveJournal and Alpaca
+execution client in a real TradingNode against the Alpaca sandbox (driven through alpaca-py
+for what "another tool" does at the broker).
+
+The node here has no market data client: starting and stopping, reconciliation, cancels and
+flattening need none, and the strategy never enters without signals.
+"""
+
+import asyncio
+import uuid
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderClass
+from alpaca.trading.enums import OrderSide as AlpacaSide
+from alpaca.trading.enums import TimeInForce as AlpacaTif
+from alpaca.trading.requests import (
+    LimitOrderRequest,
+    MarketOrderRequest,
+    StopLossRequest,
+    TakeProfitRequest,
+)
+from nautilus_trader.config import LiveExecEngineConfig, LoggingConfig, TradingNodeConfig
+
+from adapters.alpaca.common import ALPACA
+from adapters.alpaca.config import AlpacaExecClientConfig
+from adapters.alpaca.factories import AlpacaLiveExecClientFactory
+from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
+from live.journal import LiveJournal, LiveJournalConfig
+from live.node import NodeStartError, NodeThread, SextantNode
+from strategies.ensemble import EnsembleStrategy, EnsembleStrategyConfig
+from tests.adapters.alpaca.conftest import (  # noqa: F401 - fixtures
+    KEY_ID,
+    SECRET_KEY,
+    alpaca_catalog,
+    alpaca_market,
+    alpaca_sandbox,
+    trading_client,
+)
+from tests.adapters.alpaca.test_execution import NOW, client_config, last_close
+
+IDS = [f"S00{k}.ALPACA" for k in range(3)]
+OPEN_STATUSES = {"new", "accepted", "held", "partially_filled", "pending_new"}
+
+
+@pytest.fixture(autouse=True)
+def alpaca_keys(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ALPACA_API_KEY_ID", KEY_ID)
+    monkeypatch.setenv("ALPACA_API_SECRET_KEY", SECRET_KEY)
+
+
+@pytest.fixture
+def sandbox(alpaca_sandbox: AlpacaSandbox) -> AlpacaSandbox:  # noqa: F811
+    alpaca_sandbox.advance_to(NOW)
+    return alpaca_sandbox
+
+
+def build(
+    alpaca: AlpacaExecClientConfig,
+    journal: LiveJournal,
+    *,
+    loop: asyncio.AbstractEventLoop,
+    timeout_connection: float = 20.0,
+) -> SextantNode:
+    """The live node's strategy and journal, as ``live.node.build_node`` adds them, with only
+    the Alpaca execution client."""
+    node = SextantNode(
+        config=TradingNodeConfig(
+            logging=LoggingConfig(log_level="ERROR"),
+            exec_clients={ALPACA: alpaca},
+            exec_engine=LiveExecEngineConfig(reconciliation=True),
+            timeout_connection=timeout_connection,
+            timeout_reconciliation=10.0,
+            timeout_disconnection=5.0,
+            timeout_post_stop=0.0,
+        ),
+        loop=loop,
+    )
+    node.trader.add_actor(journal)
+    node.trader.add_strategy(EnsembleStrategy(EnsembleStrategyConfig(
+        instrument_ids=IDS, external_order_claims=IDS, weights={"m": 1.0},
+    )))
+    node.add_exec_client_factory(ALPACA, AlpacaLiveExecClientFactory)
+    node.build()
+    return node
+
+
+def open_orders(sandbox: AlpacaSandbox) -> list[dict]:
+    return [o for o in sandbox.orders() if o["status"] in OPEN_STATUSES]
+
+
+def place_elsewhere(client: TradingClient, market: CatalogMarket) -> None:
+    """What Alpaca's dashboard or another tool leaves at the broker: a resting limit order
+    and a filled bracket entry whose two legs now work, all with ids Alpaca made up."""
+    far = float(last_close(market, "S001", NOW) - 50)
+    client.submit_order(LimitOrderRequest(symbol="S001", qty=3, side=AlpacaSide.BUY,
+                                          time_in_force=AlpacaTif.GTC, limit_price=far))
+    close = float(last_close(market, "S002", NOW))
+    client.submit_order(MarketOrderRequest(
+        symbol="S002", qty=4, side=AlpacaSide.BUY, time_in_force=AlpacaTif.GTC,
+        order_class=OrderClass.BRACKET,
+        take_profit=TakeProfitRequest(limit_price=round(close + 20, 2)),
+        stop_loss=StopLossRequest(stop_price=round(close - 20, 2)),
+    ))
+
+
+def test_stop_cancels_and_flattens_orders_placed_outside_sextant(
+    sandbox: AlpacaSandbox, trading_client: TradingClient,  # noqa: F811
+    alpaca_market: CatalogMarket, tmp_path: Path,  # noqa: F811
+):
+    journal_dir = tmp_path / "journal"
+    place_elsewhere(trading_client, alpaca_market)
+    external = sandbox.orders()
+    assert len(open_orders(sandbox)) == 3 and sandbox.positions()["S002"][0] == 4
+    for order in external:  # the sandbox names them as Alpaca does: UUIDs, legs included
+        uuid.UUID(order["client_order_id"])
+    journal = LiveJournal(LiveJournalConfig(out_dir=str(journal_dir)))
+    with NodeThread(build, client_config(sandbox), journal) as node:
+        claimed = node.call(lambda: [o.client_order_id.value for o in node.node.cache.orders_open()])
+        assert sorted(claimed) == sorted(o["client_order_id"] for o in open_orders(sandbox))
+    # the stop got through: nothing works at the broker, nothing is held
+    assert open_orders(sandbox) == []
+    assert all(qty == 0 for qty, _ in sandbox.positions().values())
+    orders = pd.read_parquet(journal_dir / "orders.parquet")
+    recorded = set(orders["client_order_id"])
+    assert {o["client_order_id"] for o in external} <= recorded  # the claimed orders
+    assert len(recorded) > len(external)  # and the closing order the stop sent
+
+
+def test_a_journal_that_cannot_be_written_does_not_stop_the_flatten(
+    sandbox: AlpacaSandbox, trading_client: TradingClient,  # noqa: F811
+    alpaca_market: CatalogMarket, tmp_path: Path,  # noqa: F811
+):
+    place_elsewhere(trading_client, alpaca_market)
+    blocked = tmp_path / "a-file"
+    blocked.write_text("not a directory")
+    journal = LiveJournal(LiveJournalConfig(out_dir=str(blocked / "journal")))
+    with NodeThread(build, client_config(sandbox), journal):
+        pass
+    assert open_orders(sandbox) == []
+    assert all(qty == 0 for qty, _ in sandbox.positions().values())
+
+
+def test_a_rejected_key_fails_the_start_at_once(
+    sandbox: AlpacaSandbox, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+):
+    """Not after NautilusTrader's connect timeout (an hour here), and without trading."""
+    monkeypatch.setenv("ALPACA_API_SECRET_KEY", "wrong-secret")
+    journal = LiveJournal(LiveJournalConfig(out_dir=None))
+    thread = NodeThread(build, client_config(sandbox), journal, timeout_connection=3600.0)
+    with pytest.raises(NodeStartError, match=r"could not connect: ALPACA: .*401"), thread:
+        pass
+    assert sandbox.order_requests == []
+
+
+def test_an_unreachable_broker_fails_the_start(sandbox: AlpacaSandbox, tmp_path: Path):
+    journal = LiveJournal(LiveJournalConfig(out_dir=None))
+    port = sandbox.port
+    sandbox.stop()
+    config = client_config(sandbox, base_url=f"http://127.0.0.1:{port}", max_retries=1)
+    thread = NodeThread(build, config, journal, timeout_connection=3600.0)
+    with pytest.raises(NodeStartError, match="could not connect: ALPACA"), thread:
+        pass
+
