@@ -156,6 +156,7 @@ class AlpacaExecutionClient(LiveExecutionClient):
             credentials,
             on_update=self._on_trade_update,
             on_reconnected=self._on_stream_reconnected,
+            on_update_failed=self._on_update_failed,
             connect_timeout_secs=config.stream_connect_timeout_secs,
             reconnect_initial_delay_secs=config.reconnect_initial_delay_secs,
             reconnect_max_delay_secs=config.reconnect_max_delay_secs,
@@ -418,6 +419,10 @@ class AlpacaExecutionClient(LiveExecutionClient):
             self._schedule_reconcile()
             return
         self._apply_update(update)
+
+    def _on_update_failed(self) -> None:
+        self._log.error("A trade update could not be handled; reconciling open orders over REST")
+        self._schedule_reconcile()
 
     def _apply_update(self, update: TradeUpdate) -> None:
         client_order_id = self._client_order_id_for(update.order)

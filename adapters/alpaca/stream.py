@@ -44,7 +44,9 @@ class AlpacaTradeStream:
 
     ``on_update(data)`` gets the ``data`` object of every trade_updates message, on the event
     loop, in arrival order. ``on_reconnected()`` runs when a session after the first one is
-    listening, before any of its updates are handed over."""
+    listening, before any of its updates are handed over. ``on_update_failed()`` runs after
+    ``on_update`` raised (logged with its traceback): that update is lost to the caller,
+    which must recover it over REST; the stream goes on."""
 
     def __init__(
         self,
@@ -52,6 +54,7 @@ class AlpacaTradeStream:
         credentials: AlpacaCredentials,
         on_update: Callable[[dict[str, Any]], None],
         on_reconnected: Callable[[], None],
+        on_update_failed: Callable[[], None],
         connect_timeout_secs: float = 10.0,
         reconnect_initial_delay_secs: float = 0.5,
         reconnect_max_delay_secs: float = 30.0,
@@ -62,6 +65,7 @@ class AlpacaTradeStream:
         self._credentials = credentials
         self._on_update = on_update
         self._on_reconnected = on_reconnected
+        self._on_update_failed = on_update_failed
         self._connect_timeout = connect_timeout_secs
         self._delays = (reconnect_initial_delay_secs, reconnect_max_delay_secs)
         self._log = logger or Logger(type(self).__name__)
@@ -208,6 +212,7 @@ class AlpacaTradeStream:
             self._on_update(data)
         except Exception as exc:  # noqa: BLE001 - supervisor: a handler bug must not end the stream
             self._log.exception(f"trade update handler failed on {str(data)[:200]}", exc)
+            self._on_update_failed()
 
 
 def _decode(raw: str | bytes) -> dict[str, Any]:

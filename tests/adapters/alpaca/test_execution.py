@@ -734,6 +734,37 @@ def test_fill_lost_with_the_stream_is_recovered_by_reconciliation(
     assert len(node.strategy.fills(order.client_order_id)) == 1
 
 
+def test_a_fill_whose_handling_raises_is_recovered_by_reconciliation(
+    node: ExecNode, sandbox: AlpacaSandbox, alpaca_market: CatalogMarket,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A bug while handling one trade update (injected: the first fill update raises) must
+    not lose that fill until some later reconnect: the client reconciles at once."""
+    client = node.client
+    assert client is not None
+    apply_update = client._apply_update
+    failed: list[str] = []
+
+    def buggy_once(update: Any) -> None:
+        if update.event == "fill" and not failed:
+            failed.append(update.order.id)
+            raise RuntimeError("injected handler bug")
+        apply_update(update)
+
+    monkeypatch.setattr(client, "_apply_update", buggy_once)
+    limit = min(b.low for b in bars_after(alpaca_market, "S000", NOW, 10))
+    order = node.submit(
+        lambda s: s.order_factory.limit(S000, OrderSide.BUY, Quantity.from_int(6), px(limit))
+    )
+    node.wait_status(order.client_order_id, OrderStatus.ACCEPTED)
+    connections = client.stream.connections
+    sandbox.advance_to(NOW + 10 * MINUTE)
+    node.wait_status(order.client_order_id, OrderStatus.FILLED)
+    assert failed == [node.order(order.client_order_id).venue_order_id.value]
+    assert client.stream.connections == connections  # recovered without a reconnect
+    assert_fills_match_venue(node, sandbox, order.client_order_id)
+
+
 def test_reconciliation_keeps_trying_through_rest_errors(
     sandbox: AlpacaSandbox, alpaca_market: CatalogMarket
 ):
@@ -954,6 +985,7 @@ def run_stream(
             AlpacaCredentials(KEY_ID, secret),
             on_update=updates.append,
             on_reconnected=lambda: reconnects.append(len(updates)),
+            on_update_failed=lambda: None,
             connect_timeout_secs=2.0,
             reconnect_initial_delay_secs=0.05,
             reconnect_max_delay_secs=0.2,
