@@ -39,7 +39,8 @@ def live(
 
 
 def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
-    from live.rehearsal import RehearsalStalledError, rehearse
+    """Ctrl-C stops the rehearsal like a live stop (cancel, flatten, journal) and exits 130."""
+    from live.rehearsal import RehearsalError, rehearse
 
     journal = out / f"rehearsal-{cfg.name}-{day}"
     try:
@@ -47,8 +48,11 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
             task = progress.add_task(f"rehearsing {day}", total=None)
             result = rehearse(cfg, catalog, day, out_dir=journal,
                               on_minute=lambda done, total: progress.update(task, completed=done, total=total))
-    except (ValueError, EmptyCatalogError, RehearsalStalledError) as e:
+    except (RehearsalError, EmptyCatalogError) as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        console.print(f"rehearsal stopped (Ctrl-C): orders cancelled, positions flattened; journal: {journal}")
+        raise typer.Exit(code=130) from None
     console.print(f"{result.day}: {result.minutes} minutes in {result.elapsed_s:.1f} s; {len(result.signals):,} "
                   f"signals, {len(result.intents)} orders, {len(result.fills)} fills; journal: {journal}")
 
