@@ -26,6 +26,10 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
     ``reconnect_max_delay_secs``. ``reconcile_on_reconnect``: after every reconnect, fetch
     the venue state of every open order over REST and emit what the stream missed.
 
+    ``status_topic``: a message-bus topic on which the client publishes False when its
+    trade_updates stream is lost (order updates go unseen; ``is_connected`` turns False too)
+    and True once it is back and reconciled, so a strategy can refuse new entries meanwhile.
+
     ``instrument_sectors``: symbol -> sector for the instruments the provider builds (Alpaca
     assets carry no sector; the live node passes the catalog's). Unlisted symbols get the
     UNKNOWN sector.
@@ -43,6 +47,7 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
     reconnect_initial_delay_secs: float = 0.5
     reconnect_max_delay_secs: float = 30.0
     reconcile_on_reconnect: bool = True
+    status_topic: str | None = None
     instrument_sectors: dict[str, str] | None = None
 
     def __post_init__(self) -> None:

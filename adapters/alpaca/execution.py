@@ -157,6 +157,7 @@ class AlpacaExecutionClient(LiveExecutionClient):
             on_update=self._on_trade_update,
             on_reconnected=self._on_stream_reconnected,
             on_update_failed=self._on_update_failed,
+            on_lost=self._on_stream_lost,
             connect_timeout_secs=config.stream_connect_timeout_secs,
             reconnect_initial_delay_secs=config.reconnect_initial_delay_secs,
             reconnect_max_delay_secs=config.reconnect_max_delay_secs,
@@ -467,11 +468,33 @@ class AlpacaExecutionClient(LiveExecutionClient):
         for update in self._orphans.pop(venue_order_id, []):
             self._apply_update(update)
 
+    def _on_stream_lost(self, reason: str) -> None:
+        """Order updates go unseen from here: say so, and report disconnected (on
+        ``status_topic`` too) so no new position is opened blind; the stream keeps retrying."""
+        self._set_connected(False)
+        self._log.error(
+            f"Alpaca trade_updates stream lost ({reason}): order updates unseen, "
+            "new entries halted until it is back and reconciled"
+        )
+        self._publish_status(False)
+
+    def _resume(self) -> None:
+        if self.is_connected or not self._stream.is_connected:
+            return
+        self._set_connected(True)
+        self._log.warning("Alpaca trade_updates stream back and reconciled: trading resumes")
+        self._publish_status(True)
+
+    def _publish_status(self, connected: bool) -> None:
+        if self._config.status_topic is not None:
+            self._msgbus.publish(topic=self._config.status_topic, msg=connected)
+
     def _on_stream_reconnected(self) -> None:
         if not self._config.reconcile_on_reconnect:
             self._log.warning(
                 "Stream reconnected; reconcile_on_reconnect is off: updates may be lost"
             )
+            self._resume()
             return
         self._schedule_reconcile()
 
@@ -503,6 +526,7 @@ class AlpacaExecutionClient(LiveExecutionClient):
             else:
                 self._log.info(f"Reconciled {count} open order(s) with Alpaca")
             if not self._reconcile_again:
+                self._resume()
                 return
 
     async def _reconcile_once(self) -> int:

@@ -765,6 +765,37 @@ def test_a_fill_whose_handling_raises_is_recovered_by_reconciliation(
     assert_fills_match_venue(node, sandbox, order.client_order_id)
 
 
+def test_a_key_rejected_on_a_reconnect_halts_entries_retries_and_reconciles_when_back(
+    sandbox: AlpacaSandbox, alpaca_market: CatalogMarket
+):
+    """The stream drops (instead of a fill) and Alpaca refuses the key on the next three
+    reconnects: the client says it is disconnected (``is_connected`` and ``status_topic``,
+    which the strategy's entries listen to), keeps retrying with backoff, and once back
+    reconciles the fill it missed, then reports connected again."""
+    topic = "test.execution.connected"
+    with ExecNode(client_config(sandbox, status_topic=topic)) as node:
+        client = node.client
+        assert client is not None
+        statuses: list[bool] = []
+        node.call(lambda: node.node.kernel.msgbus.subscribe(topic=topic, handler=statuses.append))
+        limit = min(b.low for b in bars_after(alpaca_market, "S000", NOW, 10))
+        order = node.submit(
+            lambda s: s.order_factory.limit(S000, OrderSide.BUY, Quantity.from_int(6), px(limit))
+        )
+        node.wait_status(order.client_order_id, OrderStatus.ACCEPTED)
+        attempts = client.stream.attempts
+        sandbox.add_fault(AlpacaFault(kind="drop_before_fill"))
+        sandbox.add_fault(AlpacaFault(kind="reject_auth", times=3))
+        sandbox.advance_to(NOW + 10 * MINUTE)  # fills at the venue; the stream drops instead
+        eventually(lambda: statuses[:1] == [False], "no disconnected status published")
+        node.wait_status(order.client_order_id, OrderStatus.FILLED)
+        eventually(lambda: node.call(lambda: client.is_connected), "client not connected again")
+        assert statuses == [False, True]
+        assert client.stream.attempts == attempts + 4  # three refused, the fourth listening
+        assert sandbox.pending_faults == []
+        assert_fills_match_venue(node, sandbox, order.client_order_id)
+
+
 def test_reconciliation_keeps_trying_through_rest_errors(
     sandbox: AlpacaSandbox, alpaca_market: CatalogMarket
 ):
@@ -986,6 +1017,7 @@ def run_stream(
             on_update=updates.append,
             on_reconnected=lambda: reconnects.append(len(updates)),
             on_update_failed=lambda: None,
+            on_lost=lambda reason: None,
             connect_timeout_secs=2.0,
             reconnect_initial_delay_secs=0.05,
             reconnect_max_delay_secs=0.2,
