@@ -947,7 +947,7 @@ def test_a_stalled_submit_times_out_and_its_retry_places_the_order_once(sandbox:
 
 
 def test_submit_that_outlives_its_retries_is_rejected_with_the_reason(sandbox: AlpacaSandbox):
-    with ExecNode(client_config(sandbox, max_retries=2)) as node:
+    with ExecNode(client_config(sandbox, max_retries=2, order_lookup_secs=0.3)) as node:
         sandbox.add_fault(AlpacaFault(kind="server_error", status=502, times=3, path="/v2/orders"))
         order = node.submit(
             lambda s: s.order_factory.market(
@@ -957,6 +957,7 @@ def test_submit_that_outlives_its_retries_is_rejected_with_the_reason(sandbox: A
         node.wait_status(order.client_order_id, OrderStatus.REJECTED)
         [rejected] = node.strategy.events_of(order.client_order_id, OrderRejected)
         assert "gave up after 3 attempts" in rejected.reason and "502" in rejected.reason
+        assert "not at Alpaca after 0.3s" in rejected.reason
         assert sandbox.orders() == []
 
 
@@ -984,11 +985,13 @@ def test_query_order_recovers_a_lost_fill_without_the_reconnect_hook(
 def test_an_order_that_reaches_alpaca_after_being_given_up_is_cancelled_there(
     sandbox: AlpacaSandbox, alpaca_market: CatalogMarket
 ):
-    """The first POST stalls past its timeout, the retries get 502s, the lookup finds
-    nothing: the order is rejected here. When the stalled POST is finally processed, the
-    order that appears at Alpaca is cancelled rather than left trading unseen."""
+    """The first POST stalls past its timeout, the retries get 502s, the lookups find
+    nothing for longer than ``order_lookup_secs``: the order is rejected here. When the
+    stalled POST is finally processed, the order that appears at Alpaca is cancelled rather
+    than left trading unseen."""
     far = last_close(alpaca_market, "S000", NOW) - 50
-    with ExecNode(client_config(sandbox, request_timeout_secs=0.3, max_retries=2)) as node:
+    config = client_config(sandbox, request_timeout_secs=0.3, max_retries=2, order_lookup_secs=0.3)
+    with ExecNode(config) as node:
         sandbox.add_fault(AlpacaFault(kind="stall", stall_secs=1.5, path="/v2/orders"))
         sandbox.add_fault(AlpacaFault(kind="server_error", status=502, times=2, path="/v2/orders"))
         order = node.submit(
@@ -1000,6 +1003,53 @@ def test_an_order_that_reaches_alpaca_after_being_given_up_is_cancelled_there(
             "venue order not cancelled",
         )
         assert node.order(order.client_order_id).status == OrderStatus.REJECTED
+
+
+def stalled_market_order(node: ExecNode, sandbox: AlpacaSandbox) -> Order:
+    """A market order whose first POST reaches Alpaca only after 1.5 s, after the client's
+    0.3 s timeout and two retries answered 502."""
+    sandbox.add_fault(AlpacaFault(kind="stall", stall_secs=1.5, path="/v2/orders"))
+    sandbox.add_fault(AlpacaFault(kind="server_error", status=502, times=2, path="/v2/orders"))
+    return node.submit(
+        lambda s: s.order_factory.market(S000, OrderSide.BUY, Quantity.from_int(2), TimeInForce.DAY)
+    )
+
+
+def test_an_unanswered_submission_stays_submitted_until_a_lookup_finds_it(sandbox: AlpacaSandbox):
+    """No terminal event while the lookups by client_order_id have not settled it: the
+    stalled POST turns up at Alpaca and fills; the strategy never sees it rejected."""
+    config = client_config(sandbox, request_timeout_secs=0.3, max_retries=2, order_lookup_secs=10.0)
+    with ExecNode(config) as node:
+        order = stalled_market_order(node, sandbox)
+        node.wait_status(order.client_order_id, OrderStatus.FILLED)
+        assert "OrderRejected" not in event_names(node, order.client_order_id)
+        assert len(sandbox.orders()) == 1
+        assert_fills_match_venue(node, sandbox, order.client_order_id)
+
+
+def test_a_fill_after_the_order_was_given_up_becomes_a_position(sandbox: AlpacaSandbox):
+    """Lookups shorter than the stall: the order is rejected here, then Alpaca fills it.
+    The venue's truth wins: the fill is not an event on the rejected order but an order of
+    its own that the strategy claims, so the position exists and can be flattened."""
+    config = client_config(sandbox, request_timeout_secs=0.3, max_retries=2, order_lookup_secs=0.3)
+    with ExecNode(config) as node:
+        order = stalled_market_order(node, sandbox)
+        node.wait_status(order.client_order_id, OrderStatus.REJECTED)
+
+        def position() -> Any:
+            positions = node.strategy.cache.positions_open(instrument_id=S000)
+            return positions[0] if positions else None
+
+        eventually(lambda: node.call(position) is not None, "the late fill made no position")
+        held = node.call(position)
+        assert held.signed_qty == 2 and held.strategy_id == node.strategy.id
+        [venue] = sandbox.orders()
+        assert Decimal(repr(held.avg_px_open)) == Decimal(venue["filled_avg_price"])
+        assert node.order(order.client_order_id).status == OrderStatus.REJECTED
+        assert node.strategy.fills(order.client_order_id) == []  # nothing on the rejected order
+        node.call(lambda: node.strategy.close_all_positions(S000))
+        eventually(lambda: node.call(position) is None, "the adopted position did not close")
+        assert sandbox.positions() == {}
 
 
 # -- the stream on its own -----------------------------------------------------------------------
