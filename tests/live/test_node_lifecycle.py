@@ -7,11 +7,15 @@ flattening need none, and the strategy never enters without signals.
 """
 
 import asyncio
+import os
+import subprocess
+import sys
 import uuid
 from pathlib import Path
 
 import pandas as pd
 import pytest
+import yaml
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderClass
 from alpaca.trading.enums import OrderSide as AlpacaSide
@@ -28,6 +32,7 @@ from adapters.alpaca.common import ALPACA
 from adapters.alpaca.config import AlpacaExecClientConfig
 from adapters.alpaca.factories import AlpacaLiveExecClientFactory
 from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
+from adapters.polygon.sandbox import PolygonSandbox
 from live.journal import LiveJournal, LiveJournalConfig
 from live.node import NodeStartError, NodeThread, SextantNode
 from strategies.ensemble import EnsembleStrategy, EnsembleStrategyConfig
@@ -40,6 +45,7 @@ from tests.adapters.alpaca.conftest import (  # noqa: F401 - fixtures
     trading_client,
 )
 from tests.adapters.alpaca.test_execution import NOW, client_config, last_close
+from tests.live.conftest import SYMBOLS
 
 IDS = [f"S00{k}.ALPACA" for k in range(3)]
 OPEN_STATUSES = {"new", "accepted", "held", "partially_filled", "pending_new"}
@@ -164,3 +170,40 @@ def test_an_unreachable_broker_fails_the_start(sandbox: AlpacaSandbox, tmp_path:
     with pytest.raises(NodeStartError, match="could not connect: ALPACA"), thread:
         pass
 
+
+
+# -- `sextant live`: a node that cannot connect exits at once with the reason ------------------
+
+
+SEXTANT = Path(sys.executable).with_name("sextant")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("rejected", "client"), [("ALPACA_API_SECRET_KEY", "ALPACA"),
+                                                  ("POLYGON_API_KEY", "POLYGON")])
+def test_sextant_live_with_a_rejected_key_exits_2_naming_the_client(
+    market, tmp_path: Path, rejected: str, client: str
+):
+    catalog, models = market
+    keys = {"POLYGON_API_KEY": "pg-key", "ALPACA_API_KEY_ID": "PKTEST", "ALPACA_API_SECRET_KEY": "secret"}
+    with (
+        PolygonSandbox(catalog, api_key=keys["POLYGON_API_KEY"]) as polygon,
+        AlpacaSandbox(CatalogMarket(catalog), key_id=keys["ALPACA_API_KEY_ID"],
+                      secret_key=keys["ALPACA_API_SECRET_KEY"]) as broker,
+    ):
+        config = tmp_path / "paper.yaml"
+        config.write_text(yaml.safe_dump({
+            "name": "start-check",
+            "universe": SYMBOLS,
+            "models": {"registry": str(models), "weights": {"lightgbm": 1.0}},
+            "polygon": {"base_url": polygon.base_url, "ws_feed": polygon.ws_feed, "secure": False},
+            "alpaca": {"base_url": broker.base_url},
+        }))
+        env = {**os.environ, **keys, rejected: "wrong", "COLUMNS": "200",
+               "PYTHONPATH": os.pathsep.join(sys.path)}
+        done = subprocess.run([str(SEXTANT), "live", str(config), "--out", str(tmp_path / "runs")],
+                              env=env, capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert f"the node did not start: could not connect: {client}" in done.stdout
+    assert "Traceback" not in done.stderr
+    assert broker.order_requests == []
