@@ -153,16 +153,14 @@ class SextantNode(TradingNode):
             await asyncio.sleep(_POLL_SECS)
 
 
-def connect_failures(node: TradingNode) -> list[str]:
+def _clients(node: TradingNode) -> list:
+    return [*node.kernel.data_engine._clients.values(), *node.kernel.exec_engine._clients.values()]
+
+
+def _connect_failures(node: TradingNode) -> list[str]:
     """Clients whose connect failed for good, as "client: error". Sextant's clients keep the
     exception in ``connect_error`` (NautilusTrader only logs it and waits out its timeout)."""
-    clients = [*node.kernel.data_engine._clients.values(), *node.kernel.exec_engine._clients.values()]
-    return [f"{c.id}: {c.connect_error}" for c in clients if getattr(c, "connect_error", None) is not None]
-
-
-def _unconnected(node: TradingNode) -> list[str]:
-    clients = [*node.kernel.data_engine._clients.values(), *node.kernel.exec_engine._clients.values()]
-    return [str(c.id) for c in clients if not c.is_connected]
+    return [f"{c.id}: {c.connect_error}" for c in _clients(node) if getattr(c, "connect_error", None) is not None]
 
 
 async def start_node(node: TradingNode) -> None:
@@ -173,7 +171,7 @@ async def start_node(node: TradingNode) -> None:
     failures: list[str] = []
     while not starting.done() and not failures:
         await asyncio.wait({starting}, timeout=_POLL_SECS)
-        failures = connect_failures(node)
+        failures = _connect_failures(node)
     if not starting.done():
         starting.cancel()
         await asyncio.wait({starting})
@@ -181,7 +179,7 @@ async def start_node(node: TradingNode) -> None:
         starting.result()  # a programming error inside the kernel keeps its traceback
     if node.trader.is_running:
         return
-    unconnected = _unconnected(node)
+    unconnected = [str(c.id) for c in _clients(node) if not c.is_connected]
     await node.stop_async()
     if failures:
         raise NodeStartError("could not connect: " + "; ".join(failures))
@@ -240,27 +238,35 @@ class NodeThread:
     def __exit__(self, *exc: object) -> None:
         node = self.node
         assert node is not None
-        previous = signal.signal(signal.SIGINT, _say_stopping) if _in_main_thread() else None
+        guarded = _in_main_thread()
+        if guarded:  # a second Ctrl-C must not cut the cancel/flatten short
+            signal.signal(signal.SIGINT, _say_stopping)
+            signal.signal(signal.SIGTERM, _say_stopping)
         try:
             asyncio.run_coroutine_threadsafe(node.stop_async(), self.loop).result(_CALL_TIMEOUT_SECS)
             self._running.result(_CALL_TIMEOUT_SECS)
         finally:
             self._shutdown()
-            if previous is not None:
-                signal.signal(signal.SIGINT, previous)
+            if guarded:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
 
     def _restore_sigint(self) -> None:
+        """SIGINT and SIGTERM raise KeyboardInterrupt in the calling (main) thread, which
+        leaves the context and so stops the node through ``__exit__``."""
         if not _in_main_thread():
             return
-        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGABRT):
+        for sig in (signal.SIGINT, signal.SIGTERM):
             self.loop.remove_signal_handler(sig)
         signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     def _shutdown(self) -> None:
         self.loop.call_soon_threadsafe(self.loop.stop)
         self._thread.join(_CALL_TIMEOUT_SECS)
         if self.node is not None:
             self.node.dispose()
+        if _in_main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
     def call(self, fn: Any, timeout: float = _CALL_TIMEOUT_SECS) -> Any:
         """Run ``fn()`` on the node's loop thread and return its result."""
