@@ -268,6 +268,10 @@ class NodeThread:
         if _in_main_thread():
             signal.signal(signal.SIGTERM, signal.SIG_DFL)
 
+    def wait(self) -> None:
+        """Block until the node stops by itself (its engines end) or Ctrl-C interrupts."""
+        self._running.result()
+
     def call(self, fn: Any, timeout: float = _CALL_TIMEOUT_SECS) -> Any:
         """Run ``fn()`` on the node's loop thread and return its result."""
 

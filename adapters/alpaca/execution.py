@@ -866,6 +866,13 @@ class AlpacaExecutionClient(LiveExecutionClient):
             "open" if command.open_only else "all", command.start, symbols
         )
         orders = _flatten(decode(o, AlpacaOrder) for o in raw)
+        if not command.open_only and command.start is not None:
+            # Working orders are state to reconcile whatever their age: a GTC order placed
+            # from the dashboard last week, the legs of an old bracket (listed by their own
+            # status: a filled parent is not "open").
+            known = {o.id for o in orders}
+            working = await self._http.list_orders("open", None, symbols, nested=False)
+            orders += [o for o in (decode(w, AlpacaOrder) for w in working) if o.id not in known]
         roots = _replacement_roots(orders)
         reports = []
         for order in orders:

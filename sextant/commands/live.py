@@ -58,20 +58,20 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
 
 
 def _run_node(cfg, out: Path) -> None:
-    """Blocks until Ctrl-C; the strategy cancels its orders and flattens as the node stops.
-    Exits 2 with the reason when a client cannot connect (a rejected key, no network)."""
+    """Until Ctrl-C (or SIGTERM): then the strategy cancels its orders and flattens, the journal
+    is written and the node disconnects, the same stop as a rehearsal's. Exits 2 with the
+    reason when a client cannot connect (a rejected key, no network)."""
     from live.journal import LiveJournal, LiveJournalConfig
-    from live.node import NodeStartError, build_node, node_config, run_engines, start_node
+    from live.node import NodeStartError, NodeThread, build_node, node_config
 
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
-    journal = LiveJournal(LiveJournalConfig(out_dir=str(out / f"{cfg.name}-{stamp}")))
-    node = build_node(cfg, node_config(cfg), extra_actors=[journal])
-    loop = node.get_event_loop()
+    journal = out / f"{cfg.name}-{stamp}"
     try:
-        loop.run_until_complete(start_node(node))
-        console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
-        loop.run_until_complete(run_engines(node))  # Ctrl-C: the node's handler runs its stop
+        with NodeThread(build_node, cfg, node_config(cfg),
+                        extra_actors=[LiveJournal(LiveJournalConfig(out_dir=str(journal)))]) as node:
+            console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
+            node.wait()
     except NodeStartError as e:
-        node.dispose()
         fail(f"the node did not start: {e}")
-    node.dispose()
+    except KeyboardInterrupt:
+        console.print(f"stopped: orders cancelled, positions flattened; journal: {journal}")

@@ -8,8 +8,11 @@ flattening need none, and the strategy never enters without signals.
 
 import asyncio
 import os
+import queue
+import signal
 import subprocess
 import sys
+import threading
 import uuid
 from pathlib import Path
 
@@ -207,3 +210,61 @@ def test_sextant_live_with_a_rejected_key_exits_2_naming_the_client(
     assert f"the node did not start: could not connect: {client}" in done.stdout
     assert "Traceback" not in done.stderr
     assert broker.order_requests == []
+
+
+@pytest.mark.slow
+def test_sextant_live_ctrl_c_cancels_and_flattens_what_another_tool_left_and_exits(
+    market, tmp_path: Path
+):
+    """The whole `sextant live` node (Polygon data, SignalActor, strategy, journal, Alpaca)
+    restores orders placed from the dashboard, and one Ctrl-C cancels and flattens them and
+    ends the process."""
+    catalog, models = market
+    keys = {"POLYGON_API_KEY": "pg-key", "ALPACA_API_KEY_ID": "PKTEST", "ALPACA_API_SECRET_KEY": "secret"}
+    with (
+        PolygonSandbox(catalog, api_key=keys["POLYGON_API_KEY"]) as polygon,
+        AlpacaSandbox(CatalogMarket(catalog), key_id=keys["ALPACA_API_KEY_ID"],
+                      secret_key=keys["ALPACA_API_SECRET_KEY"]) as broker,
+    ):
+        broker.advance_to(pd.Timestamp("2024-12-30 15:00", tz="UTC"))
+        dashboard = TradingClient(keys["ALPACA_API_KEY_ID"], keys["ALPACA_API_SECRET_KEY"],
+                                  paper=True, url_override=broker.base_url)
+        dashboard.submit_order(LimitOrderRequest(symbol="S001", qty=3, side=AlpacaSide.BUY,
+                                                 time_in_force=AlpacaTif.GTC, limit_price=1.0))
+        dashboard.submit_order(MarketOrderRequest(
+            symbol="S000", qty=4, side=AlpacaSide.BUY, time_in_force=AlpacaTif.GTC,
+            order_class=OrderClass.BRACKET,
+            take_profit=TakeProfitRequest(limit_price=10_000.0),
+            stop_loss=StopLossRequest(stop_price=1.0),
+        ))
+        restored = {o["client_order_id"] for o in open_orders(broker)}
+        assert len(restored) == 3 and broker.positions()["S000"][0] == 4
+        config = tmp_path / "paper.yaml"
+        config.write_text(yaml.safe_dump({
+            "name": "stop-check",
+            "universe": SYMBOLS,
+            "models": {"registry": str(models), "weights": {"lightgbm": 1.0}},
+            "polygon": {"base_url": polygon.base_url, "ws_feed": polygon.ws_feed, "secure": False},
+            "alpaca": {"base_url": broker.base_url},
+        }))
+        env = {**os.environ, **keys, "COLUMNS": "200", "PYTHONUNBUFFERED": "1",
+               "PYTHONPATH": os.pathsep.join(sys.path)}
+        node = subprocess.Popen([str(SEXTANT), "live", str(config), "--out", str(tmp_path / "runs")],
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+        lines: queue.Queue[str] = queue.Queue()
+        threading.Thread(target=lambda: [lines.put(line) for line in node.stdout], daemon=True).start()
+        try:
+            while "PAPER trading S000, S001" not in lines.get(timeout=90):  # once the node trades
+                pass
+            node.send_signal(signal.SIGINT)
+            node.wait(timeout=90)
+        finally:
+            node.kill()
+        assert node.returncode == 0
+        assert open_orders(broker) == []
+        assert all(qty == 0 for qty, _ in broker.positions().values())
+    [journal] = (tmp_path / "runs").iterdir()
+    orders = pd.read_parquet(journal / "orders.parquet")
+    assert restored <= set(orders["client_order_id"])  # claimed, cancelled, and in the record
+    closing = orders[(orders["type"] == "MARKET") & (orders["side"] == "SELL")]
+    assert list(closing["instrument_id"]) == ["S000.ALPACA"]  # the order the stop closed with

@@ -18,9 +18,15 @@ from typing import Any, Self, TypeVar
 import pandas as pd
 import pytest
 from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderClass
 from alpaca.trading.enums import OrderSide as AlpacaSide
 from alpaca.trading.enums import TimeInForce as AlpacaTif
-from alpaca.trading.requests import MarketOrderRequest
+from alpaca.trading.requests import (
+    LimitOrderRequest,
+    MarketOrderRequest,
+    StopLossRequest,
+    TakeProfitRequest,
+)
 from nautilus_trader.config import (
     InstrumentProviderConfig,
     LiveExecEngineConfig,
@@ -905,6 +911,32 @@ def test_restart_reconciles_positions_and_working_orders_without_resubmitting(
         )
         second.wait_status(working.client_order_id, OrderStatus.CANCELED)
     assert [r.method for r in sandbox.order_requests[requests_before:]] == ["DELETE"]
+
+
+def test_start_up_restores_working_orders_older_than_the_lookback(
+    sandbox: AlpacaSandbox, trading_client: TradingClient, alpaca_market: CatalogMarket
+):
+    """NautilusTrader asks for the orders of the last ``reconciliation_lookback_mins``; a
+    GTC order placed before that (here: the sandbox's 2024 against today's clock) and the
+    legs of an old bracket still work at Alpaca and must be restored, or nothing here could
+    cancel them."""
+    far = float(last_close(alpaca_market, "S001", NOW) - 50)
+    trading_client.submit_order(LimitOrderRequest(
+        symbol="S001", qty=3, side=AlpacaSide.BUY, time_in_force=AlpacaTif.GTC, limit_price=far
+    ))
+    close = float(last_close(alpaca_market, "S002", NOW))
+    trading_client.submit_order(MarketOrderRequest(
+        symbol="S002", qty=4, side=AlpacaSide.BUY, time_in_force=AlpacaTif.GTC,
+        order_class=OrderClass.BRACKET,
+        take_profit=TakeProfitRequest(limit_price=round(close + 20, 2)),
+        stop_loss=StopLossRequest(stop_price=round(close - 20, 2)),
+    ))
+    working = {o["id"] for o in sandbox.orders() if o["status"] in ("new", "accepted")}
+    assert len(working) == 3  # the limit order and both legs
+    engine = LiveExecEngineConfig(reconciliation=True, reconciliation_lookback_mins=1440)
+    with ExecNode(client_config(sandbox), engine) as node:
+        restored = node.call(lambda: [o.venue_order_id.value for o in node.strategy.cache.orders_open()])
+        assert set(restored) == working
 
 
 @pytest.mark.parametrize(
