@@ -5,13 +5,15 @@ only the edges (where bars come from, where orders go) are live. The node reconc
 Alpaca at start-up (open orders, fills, positions) and its strategy cancels working orders
 and closes positions when it stops, so a shutdown leaves no orphan orders.
 
-Start and stop are this module's, not NautilusTrader's defaults:
-- ``start_node`` fails fast (``NodeStartError``) when a client cannot connect (a rejected
-  key, no network) instead of logging ``check_connected() == False`` after the connect
-  timeout and reporting RUNNING with nothing connected;
-- ``SextantNode.stop_async`` (also what Ctrl-C runs) stops the strategies before the actors:
-  NautilusTrader stops actors first, so a failing actor (the journal) would abort the stop
-  before any strategy cancelled or flattened, and the journal would miss the closing orders.
+``NodeThread`` is the one way to run the node (``sextant live`` and rehearsals alike); its
+start and stop are this module's, not NautilusTrader's defaults:
+- entering fails fast (``NodeStartError``) when a client cannot connect (a rejected key, no
+  network) instead of logging ``check_connected() == False`` after the connect timeout and
+  reporting RUNNING with nothing connected;
+- Ctrl-C and SIGTERM raise KeyboardInterrupt in the caller, whose leaving the context runs
+  ``SextantNode.stop_async``: strategies before actors (NautilusTrader stops actors first,
+  so a failing actor, the journal, would abort the stop before any strategy cancelled or
+  flattened, and the journal would miss the closing orders).
 """
 
 import asyncio
@@ -163,7 +165,7 @@ def _connect_failures(node: TradingNode) -> list[str]:
     return [f"{c.id}: {c.connect_error}" for c in _clients(node) if getattr(c, "connect_error", None) is not None]
 
 
-async def start_node(node: TradingNode) -> None:
+async def _start_node(node: TradingNode) -> None:
     """Connect, reconcile and start the trader; ``NodeStartError`` (after disconnecting what
     did connect) as soon as a client's connect fails, or when NautilusTrader gives up on
     connecting, reconciling or initialising the portfolio within the node's timeouts."""
@@ -190,7 +192,7 @@ async def start_node(node: TradingNode) -> None:
     raise NodeStartError("the node connected but did not start trading (reconciliation or portfolio; see the log above)")
 
 
-async def run_engines(node: TradingNode) -> None:
+async def _run_engines(node: TradingNode) -> None:
     """Until the node stops: its engines' queues (what ``TradingNode.run_async`` awaits once
     started)."""
     kernel = node.kernel
@@ -226,13 +228,13 @@ class NodeThread:
         try:
             self.node = self._build()
             self._restore_sigint()
-            asyncio.run_coroutine_threadsafe(start_node(self.node), self.loop).result()
+            asyncio.run_coroutine_threadsafe(_start_node(self.node), self.loop).result()
         except BaseException:
             if self.node is not None and self.node.kernel.is_running():  # Ctrl-C while starting
                 asyncio.run_coroutine_threadsafe(self.node.stop_async(), self.loop).result(_CALL_TIMEOUT_SECS)
             self._shutdown()
             raise
-        self._running = asyncio.run_coroutine_threadsafe(run_engines(self.node), self.loop)
+        self._running = asyncio.run_coroutine_threadsafe(_run_engines(self.node), self.loop)
         return self
 
     def __exit__(self, *exc: object) -> None:
