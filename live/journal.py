@@ -51,9 +51,19 @@ class LiveJournal(Actor):
         return [order_intent(o) for o in orders]
 
     def on_stop(self) -> None:
+        """Writes the record. Never raises: a journal that cannot be written (a full disk, a
+        bug) is logged with its traceback, and the node's stop goes on to cancel, flatten and
+        disconnect; the node stops its strategies before this runs (``live.node``), so their
+        closing orders are in the record."""
         if self.config.out_dir is None:
             return
-        out = Path(self.config.out_dir)
+        try:
+            self._write(Path(self.config.out_dir))
+        except Exception as exc:  # isolation: the record must never block the risk path
+            # NautilusTrader's Logger.exception takes the exception (for the traceback)
+            self.log.exception(f"journal: could not write {self.config.out_dir}", exc)  # noqa: TRY401
+
+    def _write(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(self.signals, columns=["ts_event", "instrument_id", "models", "probabilities"]).to_parquet(
             out / "signals.parquet")

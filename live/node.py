@@ -4,10 +4,22 @@ The actor and strategy are the classes the backtest runs, configured from the sa
 only the edges (where bars come from, where orders go) are live. The node reconciles with
 Alpaca at start-up (open orders, fills, positions) and its strategy cancels working orders
 and closes positions when it stops, so a shutdown leaves no orphan orders.
+
+``NodeThread`` is the one way to run the node (``sextant live`` and rehearsals alike); its
+start and stop are this module's, not NautilusTrader's defaults:
+- entering fails fast (``NodeStartError``) when a client cannot connect (a rejected key, no
+  network) instead of logging ``check_connected() == False`` after the connect timeout and
+  reporting RUNNING with nothing connected;
+- Ctrl-C and SIGTERM raise KeyboardInterrupt in the caller, whose leaving the context runs
+  ``SextantNode.stop_async``: strategies before actors (NautilusTrader stops actors first,
+  so a failing actor, the journal, would abort the stop before any strategy cancelled or
+  flattened, and the journal would miss the closing orders).
 """
 
 import asyncio
+import signal
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import Any, Self
 
@@ -30,10 +42,17 @@ from adapters.polygon.factories import PolygonLiveDataClientFactory
 from catalog.instruments import instrument_id
 from live.settings import LiveConfig
 from strategies.actor import SignalActor, SignalActorConfig
-from strategies.ensemble import EnsembleStrategy, EnsembleStrategyConfig
+from strategies.ensemble import EXECUTION_STATUS_TOPIC, EnsembleStrategy, EnsembleStrategyConfig
 from strategies.risk import install_trading_state_endpoint
 
 _CALL_TIMEOUT_SECS = 60.0
+_POLL_SECS = 0.05
+FLATTEN_TIMEOUT_SECS = 30.0
+
+
+class NodeStartError(RuntimeError):
+    """The node did not start trading: a client did not connect (the message names it and
+    why), reconciliation failed, or the portfolio did not initialise."""
 
 
 def node_config(
@@ -61,6 +80,8 @@ def node_config(
         instrument_provider=InstrumentProviderConfig(load_ids=ids),
         instrument_sectors=dict(config.sectors) or None,
     )
+    # the strategy refuses entries while the execution client cannot see order updates
+    alpaca = msgspec.structs.replace(alpaca, status_topic=EXECUTION_STATUS_TOPIC)
     return TradingNodeConfig(
         trader_id=config.trader_id,
         logging=LoggingConfig(log_level=log_level),
@@ -87,7 +108,7 @@ def build_node(
     """Build (not start) the node with the SignalActor (newest registry models) and the
     EnsembleStrategy; ``extra_actors`` (the journal, a rehearsal pacer) come first."""
     ids = [str(instrument_id(s)) for s in config.universe]
-    node = TradingNode(config=node_cfg, loop=loop)
+    node = SextantNode(config=node_cfg, loop=loop)
     for actor in extra_actors:
         node.trader.add_actor(actor)
     node.trader.add_actor(SignalActor(SignalActorConfig(
@@ -104,10 +125,96 @@ def build_node(
     return node
 
 
+class SextantNode(TradingNode):
+    """A TradingNode whose stop always cancels, flattens and disconnects."""
+
+    async def stop_async(self) -> None:
+        """Strategies first (each cancels its orders and flattens in ``on_stop``), then wait
+        until those orders are settled at the venue (bounded), then NautilusTrader's stop
+        (actors such as the journal, clients, engines)."""
+        strategies = [s for s in self.trader.strategies() if s.is_running]
+        for strategy in strategies:
+            try:
+                strategy.stop()
+            except Exception as exc:  # isolation: one strategy's failure must not keep the node up
+                log = self.kernel.logger
+                log.exception(f"{strategy.id} failed to stop; stopping the node anyway", exc)  # noqa: TRY401
+        await self._await_settled(strategies)
+        await super().stop_async()
+
+    async def _await_settled(self, strategies: list) -> None:
+        cache = self.cache
+        ids = [s.id for s in strategies]
+        deadline = time.monotonic() + FLATTEN_TIMEOUT_SECS
+        while any(cache.orders_open_count(strategy_id=i) or cache.orders_inflight_count(strategy_id=i)
+                  or cache.positions_open_count(strategy_id=i) for i in ids):
+            if time.monotonic() > deadline:
+                self.kernel.logger.error(
+                    f"stop: orders or positions still open after {FLATTEN_TIMEOUT_SECS:g}s; check the broker")
+                return
+            await asyncio.sleep(_POLL_SECS)
+
+
+def _clients(node: TradingNode) -> list:
+    return [*node.kernel.data_engine._clients.values(), *node.kernel.exec_engine._clients.values()]
+
+
+def _connect_failures(node: TradingNode) -> list[str]:
+    """Clients whose connect failed for good, as "client: error". Sextant's clients keep the
+    exception in ``connect_error`` (NautilusTrader only logs it and waits out its timeout)."""
+    return [f"{c.id}: {c.connect_error}" for c in _clients(node) if getattr(c, "connect_error", None) is not None]
+
+
+async def _start_node(node: TradingNode) -> None:
+    """Connect, reconcile and start the trader; ``NodeStartError`` (after disconnecting what
+    did connect) as soon as a client's connect fails, or when NautilusTrader gives up on
+    connecting, reconciling or initialising the portfolio within the node's timeouts."""
+    starting = asyncio.ensure_future(node.kernel.start_async())
+    failures: list[str] = []
+    while not starting.done() and not failures:
+        await asyncio.wait({starting}, timeout=_POLL_SECS)
+        failures = _connect_failures(node)
+    if not starting.done():
+        starting.cancel()
+        await asyncio.wait({starting})
+    elif not failures:
+        starting.result()  # a programming error inside the kernel keeps its traceback
+    if node.trader.is_running:
+        return
+    unconnected = [str(c.id) for c in _clients(node) if not c.is_connected]
+    await node.stop_async()
+    if failures:
+        raise NodeStartError("could not connect: " + "; ".join(failures))
+    if unconnected:
+        raise NodeStartError(
+            f"not connected within the node's connect timeout: {', '.join(unconnected)} "
+            "(network, endpoint or key; see the log above)")
+    raise NodeStartError("the node connected but did not start trading (reconciliation or portfolio; see the log above)")
+
+
+async def _run_engines(node: TradingNode) -> None:
+    """Until the node stops: its engines' queues (what ``TradingNode.run_async`` awaits once
+    started)."""
+    kernel = node.kernel
+    await asyncio.gather(
+        kernel.data_engine.get_cmd_queue_task(),
+        kernel.data_engine.get_req_queue_task(),
+        kernel.data_engine.get_res_queue_task(),
+        kernel.data_engine.get_data_queue_task(),
+        kernel.risk_engine.get_cmd_queue_task(),
+        kernel.risk_engine.get_evt_queue_task(),
+        kernel.exec_engine.get_cmd_queue_task(),
+        kernel.exec_engine.get_evt_queue_task(),
+    )
+
+
 class NodeThread:
     """Runs a TradingNode on an event loop in a background thread, so the calling thread can
-    drive sandboxes (a rehearsal) or wait for a signal. Leaving the context stops the node
-    (the strategy cancels and flattens in on_stop), stops the loop and disposes the node."""
+    drive sandboxes (a rehearsal) or wait for a signal. Entering returns once the node trades
+    (``NodeStartError`` if it cannot). Ctrl-C raises KeyboardInterrupt in the calling thread
+    (NautilusTrader would take SIGINT for the node's loop and leave the caller running);
+    leaving the context stops the node (strategies cancel and flatten, see ``SextantNode``),
+    with further Ctrl-Cs ignored until it has, then stops the loop and disposes the node."""
 
     def __init__(self, build: Callable[..., TradingNode], *args: Any, **kwargs: Any) -> None:
         self.loop = asyncio.new_event_loop()
@@ -120,23 +227,52 @@ class NodeThread:
         self._thread.start()
         try:
             self.node = self._build()
+            self._restore_sigint()
+            asyncio.run_coroutine_threadsafe(_start_node(self.node), self.loop).result()
         except BaseException:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(_CALL_TIMEOUT_SECS)
+            if self.node is not None and self.node.kernel.is_running():  # Ctrl-C while starting
+                asyncio.run_coroutine_threadsafe(self.node.stop_async(), self.loop).result(_CALL_TIMEOUT_SECS)
+            self._shutdown()
             raise
-        self._running = asyncio.run_coroutine_threadsafe(self.node.run_async(), self.loop)
+        self._running = asyncio.run_coroutine_threadsafe(_run_engines(self.node), self.loop)
         return self
 
     def __exit__(self, *exc: object) -> None:
         node = self.node
         assert node is not None
+        guarded = _in_main_thread()
+        if guarded:  # a second Ctrl-C must not cut the cancel/flatten short
+            signal.signal(signal.SIGINT, _say_stopping)
+            signal.signal(signal.SIGTERM, _say_stopping)
         try:
             asyncio.run_coroutine_threadsafe(node.stop_async(), self.loop).result(_CALL_TIMEOUT_SECS)
             self._running.result(_CALL_TIMEOUT_SECS)
         finally:
-            self.loop.call_soon_threadsafe(self.loop.stop)
-            self._thread.join(_CALL_TIMEOUT_SECS)
-            node.dispose()
+            self._shutdown()
+            if guarded:
+                signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    def _restore_sigint(self) -> None:
+        """SIGINT and SIGTERM raise KeyboardInterrupt in the calling (main) thread, which
+        leaves the context and so stops the node through ``__exit__``."""
+        if not _in_main_thread():
+            return
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            self.loop.remove_signal_handler(sig)
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.default_int_handler)
+
+    def _shutdown(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self._thread.join(_CALL_TIMEOUT_SECS)
+        if self.node is not None:
+            self.node.dispose()
+        if _in_main_thread():
+            signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    def wait(self) -> None:
+        """Block until the node stops by itself (its engines end) or Ctrl-C interrupts."""
+        self._running.result()
 
     def call(self, fn: Any, timeout: float = _CALL_TIMEOUT_SECS) -> Any:
         """Run ``fn()`` on the node's loop thread and return its result."""
@@ -145,3 +281,11 @@ class NodeThread:
             return fn()
 
         return asyncio.run_coroutine_threadsafe(invoke(), self.loop).result(timeout)
+
+
+def _in_main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
+def _say_stopping(_signum: int, _frame: object) -> None:
+    print("stopping: cancelling orders and flattening; please wait", flush=True)

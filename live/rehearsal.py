@@ -15,6 +15,9 @@ the strategy), which is what lets the parity test compare the two paths order by
 
 Keys: the sandboxes take throwaway keys, put in the environment only for the rehearsal, so a
 real key in the environment is never sent to them.
+
+Ctrl-C stops a rehearsal the way it stops a live node: KeyboardInterrupt leaves the node's
+context, the strategy cancels and flattens, the journal is written (``live.node.NodeThread``).
 """
 
 import os
@@ -37,7 +40,7 @@ from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
 from adapters.polygon.config import PolygonDataClientConfig
 from adapters.polygon.sandbox import PolygonSandbox, SimClock
 from catalog.instruments import bar_type, instrument_id
-from catalog.sessions import session_minutes, trading_sessions
+from catalog.sessions import session_minutes, sessions_ending, trading_sessions
 from catalog.store import MarketCatalog
 from live.journal import LiveJournal, LiveJournalConfig
 from live.node import NodeThread, build_node, node_config
@@ -56,7 +59,7 @@ class RehearsalError(Exception):
     """A rehearsal that cannot run as asked (the day, the catalog); the message says why."""
 
 
-class RehearsalStalledError(RuntimeError):
+class RehearsalStalledError(RehearsalError):
     """The node did not take in a minute in time (a lost bar, an order never acknowledged)."""
 
 
@@ -122,18 +125,22 @@ def rehearse(
     reports progress. ``until`` ("HH:MM", New York time) stops the node early, the way an
     operator would: the strategy cancels its orders and flattens on the way out. Returns what
     the node's journal recorded and the broker's orders and positions afterwards."""
-    sessions = trading_sessions(day, day)
+    try:
+        sessions = trading_sessions(day, day)
+    except ValueError as e:  # catalog.sessions' answer to a date it cannot read
+        raise RehearsalError(f"--day {day!r}: {e} (expected a YYYY-MM-DD session)") from None
     if sessions.empty:
         raise RehearsalError(f"{day} is not an NYSE session")
     session_open = sessions["open"].iloc[0]
     minutes = session_minutes(sessions)
-    if until is not None:
-        stop = pd.Timestamp(f"{sessions.index[0].date()} {until}", tz="America/New_York")
-        minutes = minutes[minutes <= stop]
     catalog = MarketCatalog(catalog_path)
     missing = sorted(set(config.universe) - set(catalog.symbols()))
     if missing:
         raise RehearsalError(f"the catalog {catalog.path} has no bars for {', '.join(missing)}")
+    _check_day(catalog, config, sessions)
+    if until is not None:
+        stop = pd.Timestamp(f"{sessions.index[0].date()} {until}", tz="America/New_York")
+        minutes = minutes[minutes <= stop]
     expected = _bars_per_minute(catalog, config.universe, minutes)
 
     clock = SimClock.manual(session_open)
@@ -178,6 +185,36 @@ def rehearse(
         result.broker_positions = broker.positions()
     result.elapsed_s = time.perf_counter() - began
     return result
+
+
+def _check_day(catalog: MarketCatalog, config: LiveConfig, sessions: pd.DataFrame) -> None:
+    """The day must be in the catalog (else 390 empty minutes "succeed"), with the warm-up
+    sessions before it (else the models never get the history a signal needs)."""
+    day = sessions.index[0].date()
+    opens, closes = sessions["open"].iloc[0], sessions["close"].iloc[0]
+    if not any(len(catalog.read_bars(s, start=opens, end=closes)) for s in config.universe):
+        first, last = _catalog_sessions(catalog, config.universe)
+        raise RehearsalError(
+            f"the catalog {catalog.path} has no bars on {day}: it holds {first} .. {last} "
+            "(`sextant catalog info` lists what it holds)")
+    if config.warmup_sessions == 0:
+        return  # the actor builds its history during the day
+    warmup = sessions_ending(opens.date() - pd.Timedelta(days=1), config.warmup_sessions)
+    start, end = warmup["open"].iloc[0], warmup["close"].iloc[-1]
+    if not any(len(catalog.read_bars(s, start=start, end=end)) for s in config.universe):
+        first, _ = _catalog_sessions(catalog, config.universe)
+        raise RehearsalError(
+            f"{day} has no warm-up history in the catalog {catalog.path} (it starts on {first}): "
+            f"the models need the {config.warmup_sessions} sessions before the day, so no signal "
+            "can be produced; rehearse a later day")
+
+
+def _catalog_sessions(catalog: MarketCatalog, symbols: list[str]) -> tuple[date, date]:
+    """First and last session with bars of any of ``symbols``."""
+    stamps = [catalog.read_bars(s).index for s in symbols]
+    first = min(ts[0] for ts in stamps if len(ts))
+    last = max(ts[-1] for ts in stamps if len(ts))
+    return (first.tz_convert("America/New_York").date(), last.tz_convert("America/New_York").date())
 
 
 def _bars_per_minute(catalog: MarketCatalog, symbols: list[str], minutes: pd.DatetimeIndex) -> dict[int, int]:

@@ -32,6 +32,10 @@ from strategies.settings import StrategySettings
 from strategies.signals import MLSignal
 
 FLATTEN_ALERT = "flatten-before-close"
+# Live: the execution client publishes True/False here as it can or cannot see the venue's
+# order updates (the node points it at this topic); no entries while False. A backtest never
+# publishes: its venue is always connected.
+EXECUTION_STATUS_TOPIC = "sextant.execution.connected"
 
 
 _DEFAULTS = StrategySettings()
@@ -67,6 +71,7 @@ class EnsembleStrategy(Strategy):
         self._day_start_equity = 0.0
         self._halted = False
         self._last_check_ns = 0
+        self._execution_connected = True
         # Entry orders not done yet -> the price they were sized at. Live, fills land after the
         # other signals of the same bar are handled; these orders must count against the caps.
         self._entries_in_flight: dict[ClientOrderId, float] = {}
@@ -82,6 +87,7 @@ class EnsembleStrategy(Strategy):
             self._sectors[iid] = sector_of(instrument)
             self.subscribe_bars(self._bar_types[iid])
         self.subscribe_data(DataType(MLSignal))
+        self.msgbus.subscribe(topic=EXECUTION_STATUS_TOPIC, handler=self._on_execution_status)
 
     def on_stop(self) -> None:
         self.cancel_all_orders_everywhere()
@@ -98,7 +104,7 @@ class EnsembleStrategy(Strategy):
         if ts != self._last_check_ns:
             self._last_check_ns = ts
             self._check_daily_loss()
-        if self._halted or not (self._session_open < ts <= self._entry_cutoff):
+        if self._halted or not self._execution_connected or not (self._session_open < ts <= self._entry_cutoff):
             return
         iid = data.instrument_id
         if iid not in self._sectors:
@@ -117,6 +123,15 @@ class EnsembleStrategy(Strategy):
     def on_bar(self, bar: Bar) -> None:
         if self._flatten_by_bar and not self._flattened and bar.ts_event >= self._flatten_at:
             self._flatten_for_close()
+
+    def _on_execution_status(self, connected: bool) -> None:
+        if connected == self._execution_connected:
+            return
+        self._execution_connected = connected
+        if connected:
+            self.log.warning("execution client connected again: new entries resume")
+        else:
+            self.log.error("execution client disconnected (order updates unseen): no new entries until it is back")
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self.log.warning(f"order {event.client_order_id} rejected: {event.reason}; carrying on")

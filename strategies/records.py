@@ -1,6 +1,8 @@
 """What a strategy decided, as plain rows: the same shape from a backtest engine's cache and
 from a live node's journal, so the two can be compared row by row (the parity test)."""
 
+import re
+
 from nautilus_trader.model.orders import Order
 
 from strategies.signals import MLSignal
@@ -30,11 +32,22 @@ def order_intent(order: Order) -> dict:
     }
 
 
-def creation_key(order: Order) -> tuple[str, int]:
+# What NautilusTrader's ClientOrderIdGenerator makes: O-{date}-{time}-{trader tag}-{strategy tag}-{count}
+_GENERATED_ID = re.compile(r"^O-\d{8}-\d{6}-.+-(\d+)$")
+
+
+def creation_key(order: Order) -> tuple[str, int, int]:
     """Sort key for creation order: the strategy, then the counter that ends every client
-    order id it generates. Not the timestamp: a backtest stamps a bracket's three orders
-    alike, a live clock stamps them apart and not in counter order."""
-    return order.strategy_id.value, int(order.client_order_id.value.rsplit("-", 1)[1])
+    order id it generates. Not the timestamp alone: a backtest stamps a bracket's three
+    orders alike, a live clock stamps them apart and not in counter order.
+
+    Orders the strategy did not create have no counter: placed from Alpaca's dashboard or
+    another tool (UUID client ids), or bracket legs named by Alpaca, which start-up
+    reconciliation hands to the strategy that claims their instrument. They sort first (they
+    existed before the strategy created anything), in the order the cache took them in."""
+    generated = _GENERATED_ID.match(order.client_order_id.value)
+    counter = int(generated.group(1)) if generated else -1
+    return order.strategy_id.value, counter, order.ts_init
 
 
 def signal_record(signal: MLSignal) -> dict:

@@ -24,10 +24,18 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
     when present). ``http_workers`` is the number of threads the synchronous SDK may block
     at once; a stalled request holds one until the server answers or closes.
 
+    A submission that outlived its retries may still be processed by Alpaca: it is looked up
+    by client_order_id (with the retry backoff) for up to ``order_lookup_secs`` before it is
+    rejected as not placed; until a lookup settles it, the order stays SUBMITTED.
+
     Stream: a connection not authenticated and listening within ``stream_connect_timeout_secs``
     is abandoned; reconnects back off from ``reconnect_initial_delay_secs`` to
     ``reconnect_max_delay_secs``. ``reconcile_on_reconnect``: after every reconnect, fetch
     the venue state of every open order over REST and emit what the stream missed.
+
+    ``status_topic``: a message-bus topic on which the client publishes False when its
+    trade_updates stream is lost (order updates go unseen; ``is_connected`` turns False too)
+    and True once it is back and reconciled, so a strategy can refuse new entries meanwhile.
 
     ``instrument_sectors``: symbol -> sector for the instruments the provider builds (Alpaca
     assets carry no sector; the live node passes the catalog's). Unlisted symbols get the
@@ -43,10 +51,12 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
     retry_initial_delay_secs: float = 0.5
     retry_max_delay_secs: float = 10.0
     http_workers: int = 4
+    order_lookup_secs: float = 10.0
     stream_connect_timeout_secs: float = 10.0
     reconnect_initial_delay_secs: float = 0.5
     reconnect_max_delay_secs: float = 30.0
     reconcile_on_reconnect: bool = True
+    status_topic: str | None = None
     instrument_sectors: dict[str, str] | None = None
 
     def __post_init__(self) -> None:
@@ -54,6 +64,8 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
             raise ValueError(
                 "request_timeout_secs and stream_connect_timeout_secs must be positive"
             )
+        if self.order_lookup_secs <= 0:
+            raise ValueError("order_lookup_secs must be positive")
         if self.max_retries < 0:
             raise ValueError("max_retries must be >= 0")
         if not 0 < self.retry_initial_delay_secs <= self.retry_max_delay_secs:

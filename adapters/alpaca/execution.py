@@ -156,6 +156,8 @@ class AlpacaExecutionClient(LiveExecutionClient):
             credentials,
             on_update=self._on_trade_update,
             on_reconnected=self._on_stream_reconnected,
+            on_update_failed=self._on_update_failed,
+            on_lost=self._on_stream_lost,
             connect_timeout_secs=config.stream_connect_timeout_secs,
             reconnect_initial_delay_secs=config.reconnect_initial_delay_secs,
             reconnect_max_delay_secs=config.reconnect_max_delay_secs,
@@ -166,15 +168,18 @@ class AlpacaExecutionClient(LiveExecutionClient):
         self._orphans: OrderedDict[str, list[TradeUpdate]] = OrderedDict()
         self._locks: dict[InstrumentId, asyncio.Lock] = {}
         self._abandoned: set[str] = set()  # venue orders cancelled for orders given up here
+        self._adopted: set[str] = set()  # venue orders that filled after being given up here
         self._reconcile_delays = (
             config.reconnect_initial_delay_secs,
             config.reconnect_max_delay_secs,
         )
+        self._lookup_delays = (config.retry_initial_delay_secs, config.retry_max_delay_secs)
         self._rng = random.Random()
         self._reconcile_task: asyncio.Task | None = None
         self._reconcile_again = False
         self._account_task: asyncio.Task | None = None
         self._account_stale = False
+        self.connect_error: Exception | None = None
         self._log.info(f"REST {http_client.base_url}, stream {config.resolved_stream_url}")
 
     @property
@@ -184,6 +189,15 @@ class AlpacaExecutionClient(LiveExecutionClient):
     # -- connection ----------------------------------------------------------------------------
 
     async def _connect(self) -> None:
+        """NautilusTrader only logs a failed connect and waits out its connect timeout; the
+        exception is kept in ``connect_error`` so the node can fail fast (``live.node``)."""
+        try:
+            await self._open()
+        except Exception as exc:
+            self.connect_error = exc
+            raise
+
+    async def _open(self) -> None:
         await self._instrument_provider.initialize()
         for instrument in self._instrument_provider.list_all():
             self._cache.add_instrument(instrument)
@@ -263,22 +277,50 @@ class AlpacaExecutionClient(LiveExecutionClient):
             return None
         except AlpacaRequestError as exc:
             self._log.error(f"No answer from Alpaca for {first.client_order_id}: {exc}")
-            try:
-                raw = await self._http.get_order_by_client_id(first.client_order_id.value)
-            except AlpacaRequestError as lookup:
-                self._log.error(
-                    f"{first.client_order_id} may or may not be at Alpaca ({lookup}); "
-                    "left SUBMITTED for the in-flight check to resolve"
-                )
-                return None
+            raw = await self._look_up_unanswered(orders, str(exc))
             if raw is None:
-                self._reject(orders, f"not placed: {exc}")
                 return None
         parent = decode(raw, AlpacaOrder)
         self._claim(parent.id, first.client_order_id)
         self._emit(first, self._progress_of(first).apply_snapshot(parent, self._now()))
         self._replay_orphans(parent.id)
         return parent
+
+    async def _look_up_unanswered(self, orders: list[Order], reason: str) -> dict | None:
+        """A POST without an answer may yet be processed (a stalled request reaches Alpaca
+        late): look the order up by client_order_id, with backoff, for up to
+        ``order_lookup_secs``. Found: the venue's order, handled like a POST answer. Not
+        found by every lookup: rejected as not placed. Lookups that fail themselves settle
+        nothing: the order stays SUBMITTED for the engine's in-flight check."""
+        first = orders[0]
+        deadline = time.monotonic() + self._config.order_lookup_secs
+        attempt = 0
+        settled = False
+        while True:
+            try:
+                raw = await self._http.get_order_by_client_id(first.client_order_id.value)
+            except AlpacaRequestError as lookup:
+                self._log.warning(f"Looking up {first.client_order_id} failed: {lookup}")
+                settled = False
+            else:
+                if raw is not None:
+                    return raw
+                settled = True
+            if time.monotonic() >= deadline:
+                break
+            await asyncio.sleep(backoff_delay(attempt, *self._lookup_delays, self._rng))
+            attempt += 1
+        if not settled:
+            self._log.error(
+                f"{first.client_order_id} may or may not be at Alpaca; "
+                "left SUBMITTED for the in-flight check to resolve"
+            )
+            return None
+        self._reject(
+            orders,
+            f"not placed: {reason}; not at Alpaca after {self._config.order_lookup_secs:g}s",
+        )
+        return None
 
     async def _modify_order(self, command: ModifyOrder) -> None:
         order = self._cache.order(command.client_order_id)
@@ -409,11 +451,18 @@ class AlpacaExecutionClient(LiveExecutionClient):
             return
         self._apply_update(update)
 
+    def _on_update_failed(self) -> None:
+        self._log.error("A trade update could not be handled; reconciling open orders over REST")
+        self._schedule_reconcile()
+
     def _apply_update(self, update: TradeUpdate) -> None:
         client_order_id = self._client_order_id_for(update.order)
         order = None if client_order_id is None else self._cache.order(client_order_id)
         if order is None:
             self._hold_orphan(update)
+            return
+        if order.status == OrderStatus.REJECTED:
+            self._after_give_up(order, update.order)
             return
         self._claim(update.order.id, order.client_order_id)
         if update.event == "order_cancel_rejected":
@@ -452,11 +501,33 @@ class AlpacaExecutionClient(LiveExecutionClient):
         for update in self._orphans.pop(venue_order_id, []):
             self._apply_update(update)
 
+    def _on_stream_lost(self, reason: str) -> None:
+        """Order updates go unseen from here: say so, and report disconnected (on
+        ``status_topic`` too) so no new position is opened blind; the stream keeps retrying."""
+        self._set_connected(False)
+        self._log.error(
+            f"Alpaca trade_updates stream lost ({reason}): order updates unseen, "
+            "new entries halted until it is back and reconciled"
+        )
+        self._publish_status(False)
+
+    def _resume(self) -> None:
+        if self.is_connected or not self._stream.is_connected:
+            return
+        self._set_connected(True)
+        self._log.warning("Alpaca trade_updates stream back and reconciled: trading resumes")
+        self._publish_status(True)
+
+    def _publish_status(self, connected: bool) -> None:
+        if self._config.status_topic is not None:
+            self._msgbus.publish(topic=self._config.status_topic, msg=connected)
+
     def _on_stream_reconnected(self) -> None:
         if not self._config.reconcile_on_reconnect:
             self._log.warning(
                 "Stream reconnected; reconcile_on_reconnect is off: updates may be lost"
             )
+            self._resume()
             return
         self._schedule_reconcile()
 
@@ -488,6 +559,7 @@ class AlpacaExecutionClient(LiveExecutionClient):
             else:
                 self._log.info(f"Reconciled {count} open order(s) with Alpaca")
             if not self._reconcile_again:
+                self._resume()
                 return
 
     async def _reconcile_once(self) -> int:
@@ -509,6 +581,9 @@ class AlpacaExecutionClient(LiveExecutionClient):
         """Emit whatever ``snapshot`` (the order's venue state) says that was not reported:
         replacements followed to the current venue order, missed executions from the fill
         activities, then status."""
+        if order.status == OrderStatus.REJECTED:
+            self._after_give_up(order, snapshot)
+            return
         progress = self._progress_of(order)
         while (successor_id := progress.superseded_by(snapshot)) is not None:
             raw = await self._http.get_order(successor_id)
@@ -543,6 +618,26 @@ class AlpacaExecutionClient(LiveExecutionClient):
         client_order_id = self._client_order_id_for(snapshot)
         progress = None if client_order_id is None else self._progress.get(client_order_id)
         return Decimal(0) if progress is None else progress.filled_qty
+
+    def _after_give_up(self, order: Order, snapshot: AlpacaOrder) -> None:
+        """Alpaca has, after all, an order this client rejected (given up after its lookups):
+        the venue's truth wins. What still works there is cancelled; what filled is reported
+        to the engine as an order of its own (an external order the strategy claims), so the
+        fill becomes a position the strategy manages, not an event on a closed order."""
+        self._cancel_if_abandoned(order, snapshot)
+        if snapshot.filled_qty == 0 or snapshot.id in self._adopted:
+            return
+        self._adopted.add(snapshot.id)
+        self._client_ids.pop(snapshot.id, None)
+        self._log.error(
+            f"Alpaca order {snapshot.id} for {order.client_order_id}, given up as rejected, "
+            f"filled {snapshot.filled_qty}: reported as an order of its own, so its position "
+            "is managed"
+        )
+        instrument = self._cache.instrument(order.instrument_id)
+        self._send_order_status_report(
+            order_status_report(snapshot, self.account_id, instrument, None, self._now())
+        )
 
     def _cancel_if_abandoned(self, order: Order, snapshot: AlpacaOrder) -> None:
         """A venue order still open for an order given up here (rejected after a submission
@@ -771,6 +866,13 @@ class AlpacaExecutionClient(LiveExecutionClient):
             "open" if command.open_only else "all", command.start, symbols
         )
         orders = _flatten(decode(o, AlpacaOrder) for o in raw)
+        if not command.open_only and command.start is not None:
+            # Working orders are state to reconcile whatever their age: a GTC order placed
+            # from the dashboard last week, the legs of an old bracket (listed by their own
+            # status: a filled parent is not "open").
+            known = {o.id for o in orders}
+            working = await self._http.list_orders("open", None, symbols, nested=False)
+            orders += [o for o in (decode(w, AlpacaOrder) for w in working) if o.id not in known]
         roots = _replacement_roots(orders)
         reports = []
         for order in orders:

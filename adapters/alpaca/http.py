@@ -283,8 +283,10 @@ class AlpacaHttpClient:
         status: str = "all",
         after: datetime | None = None,
         symbols: list[str] | None = None,
+        nested: bool = True,
     ) -> list[dict]:
-        """Every order submitted after ``after`` (all pages), legs nested in their parent."""
+        """Every order submitted after ``after`` (all pages), legs nested in their parent
+        (``nested=False``: legs listed as orders of their own, by their own status)."""
         orders: dict[str, dict] = {}
         until: datetime | None = None
         while True:
@@ -294,7 +296,7 @@ class AlpacaHttpClient:
                 after=after,
                 until=until,
                 direction=Sort.DESC,
-                nested=True,
+                nested=nested,
                 symbols=symbols,
             )
             page = await self._request(

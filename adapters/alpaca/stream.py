@@ -7,10 +7,13 @@ over REST after every reconnect (events sent while disconnected are lost); a rej
 is caught inside its run loop, logged and retried forever without telling the caller; and it
 polls its socket with a 5 s timeout from its own ``run()`` event loop. This client does the
 same protocol in about a hundred lines and reports what the execution client needs:
-``on_reconnected()`` once a new session is authenticated and listening, and
-``StreamAuthError`` (fatal, no retry) when the key pair is rejected. Everything else (refused
-or dropped connections, a handshake that hangs, a malformed frame) is logged and retried
-with exponential backoff and jitter.
+``on_reconnected()`` once a new session is authenticated and listening, ``on_lost(reason)``
+when a listening session ends, and ``StreamAuthError`` when the key pair is rejected on the
+first connection (fatal: the node must not start). A key rejected on a reconnect (revoked or
+rotated while the node runs) is logged as an error and retried like everything else
+(refused or dropped connections, a handshake that hangs, a malformed frame): with
+exponential backoff and jitter, for as long as the node runs, since open positions and
+their orders still need the stream.
 """
 
 import asyncio
@@ -32,7 +35,7 @@ PING_TIMEOUT_SECS = 20.0
 
 
 class StreamAuthError(RuntimeError):
-    """Alpaca rejected the key pair on the stream. Fatal: every retry would be rejected too."""
+    """Alpaca rejected the key pair on the stream."""
 
 
 class StreamProtocolError(RuntimeError):
@@ -44,7 +47,10 @@ class AlpacaTradeStream:
 
     ``on_update(data)`` gets the ``data`` object of every trade_updates message, on the event
     loop, in arrival order. ``on_reconnected()`` runs when a session after the first one is
-    listening, before any of its updates are handed over."""
+    listening, before any of its updates are handed over; ``on_lost(reason)`` when a session
+    that was listening ends (updates go unseen until ``on_reconnected``). ``on_update_failed()`` runs after
+    ``on_update`` raised (logged with its traceback): that update is lost to the caller,
+    which must recover it over REST; the stream goes on."""
 
     def __init__(
         self,
@@ -52,6 +58,8 @@ class AlpacaTradeStream:
         credentials: AlpacaCredentials,
         on_update: Callable[[dict[str, Any]], None],
         on_reconnected: Callable[[], None],
+        on_update_failed: Callable[[], None],
+        on_lost: Callable[[str], None],
         connect_timeout_secs: float = 10.0,
         reconnect_initial_delay_secs: float = 0.5,
         reconnect_max_delay_secs: float = 30.0,
@@ -62,6 +70,8 @@ class AlpacaTradeStream:
         self._credentials = credentials
         self._on_update = on_update
         self._on_reconnected = on_reconnected
+        self._on_update_failed = on_update_failed
+        self._on_lost = on_lost
         self._connect_timeout = connect_timeout_secs
         self._delays = (reconnect_initial_delay_secs, reconnect_max_delay_secs)
         self._log = logger or Logger(type(self).__name__)
@@ -110,29 +120,34 @@ class AlpacaTradeStream:
     # -- supervision ---------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        """Reconnect forever, except after a rejected key. The backoff resets once a session
-        has stayed up longer than the longest delay."""
+        """Reconnect for as long as the stream runs, except after a key rejected on the first
+        connection. The backoff resets once a session has stayed up longer than the longest
+        delay."""
         failures = 0
         while True:
             started = time.monotonic()
             try:
                 reason = await self._run_session()
             except StreamAuthError as exc:
-                self.error = str(exc)
-                self._log.error(self.error)
-                return
+                if self.connections == 0:
+                    self.error = str(exc)
+                    self._log.error(self.error)
+                    return
+                reason = f"{exc} on a reconnect (key revoked or rotated?)"
             except (OSError, TimeoutError, WebSocketException, StreamProtocolError) as exc:
                 reason = f"{type(exc).__name__}: {exc}"
             finally:
+                listened = self._listening.is_set()
                 self._ws = None
                 self._listening.clear()
+            if listened:
+                self._on_lost(reason)
             if time.monotonic() - started >= self._delays[1]:
                 failures = 0
             delay = backoff_delay(failures, *self._delays, self._rng)
             failures += 1
-            self._log.warning(
-                f"Alpaca trade_updates stream: {reason}; reconnecting in {delay:.2f}s"
-            )
+            log = self._log.error if self.connections else self._log.warning
+            log(f"Alpaca trade_updates stream: {reason}; reconnecting in {delay:.2f}s")
             await asyncio.sleep(delay)
 
     async def _run_session(self) -> str:
@@ -208,6 +223,7 @@ class AlpacaTradeStream:
             self._on_update(data)
         except Exception as exc:  # noqa: BLE001 - supervisor: a handler bug must not end the stream
             self._log.exception(f"trade update handler failed on {str(data)[:200]}", exc)
+            self._on_update_failed()
 
 
 def _decode(raw: str | bytes) -> dict[str, Any]:

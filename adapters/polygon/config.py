@@ -46,7 +46,10 @@ class PolygonDataClientConfig(LiveDataClientConfig, frozen=True):
     (refused, hanging) is abandoned and retried with backoff.
     ``backfill_on_reconnect``: after a reconnect, fetch the minute bars missed while
     disconnected over REST (``backfill_attempts`` tries per symbol) before releasing live
-    bars, so strategies see every bar exactly once."""
+    bars, so strategies see every bar exactly once.
+    ``max_consecutive_crashes``: sessions in a row that end in an unexpected exception (a bug
+    in frame handling that repeats on every message) before the stream gives up (FAILED)
+    instead of reconnecting forever."""
 
     base_url: str = DEFAULT_REST_URL
     ws_feed: str = DEFAULT_WS_FEED
@@ -58,8 +61,11 @@ class PolygonDataClientConfig(LiveDataClientConfig, frozen=True):
     connect_timeout_secs: float = 10.0
     backfill_on_reconnect: bool = True
     backfill_attempts: int = 3
+    max_consecutive_crashes: int = 5
 
     def __post_init__(self) -> None:
+        if self.max_consecutive_crashes < 1:
+            raise ValueError("max_consecutive_crashes must be at least 1")
         if self.stale_after_secs <= 0 or self.connect_timeout_secs <= 0:
             raise ValueError("stale_after_secs and connect_timeout_secs must be positive")
         if not 0 < self.reconnect_initial_delay_secs <= self.reconnect_max_delay_secs:

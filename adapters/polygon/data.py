@@ -190,6 +190,7 @@ class PolygonDataClient(LiveMarketDataClient):
         self._acknowledged: set[str] = set()
         self._rng = random.Random()
         self.backfilled_bars = 0  # bars delivered from REST after reconnects
+        self.connect_error: Exception | None = None
         self._stream = PolygonStream(
             api_key,
             config,
@@ -222,6 +223,15 @@ class PolygonDataClient(LiveMarketDataClient):
     # -- connection --------------------------------------------------------------------------
 
     async def _connect(self) -> None:
+        """NautilusTrader only logs a failed connect and waits out its connect timeout; the
+        exception is kept in ``connect_error`` so the node can fail fast (``live.node``)."""
+        try:
+            await self._open()
+        except Exception as exc:
+            self.connect_error = exc
+            raise
+
+    async def _open(self) -> None:
         await self._instrument_provider.initialize()
         for instrument in self._instrument_provider.list_all():
             self._handle_data(instrument)

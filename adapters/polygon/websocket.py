@@ -40,7 +40,7 @@ class StreamStatus(Enum):
     CONNECTED = "connected"  # authenticated; frames flow to on_frame
     RECONNECTING = "reconnecting"  # lost the session (close, refusal, bad frame), retrying
     STALE = "stale"  # the watchdog saw silence in session; reconnecting
-    FAILED = "failed"  # authentication rejected; no retry
+    FAILED = "failed"  # authentication rejected, or a bug crashed every session; no retry
     STOPPED = "stopped"
 
 
@@ -229,19 +229,28 @@ class PolygonStream:
     # -- supervision -------------------------------------------------------------------------
 
     async def _supervise(self) -> None:
-        """Reconnect forever except after a rejected key. The backoff resets only after a
+        """Reconnect forever except after a rejected key or ``max_consecutive_crashes``
+        sessions in a row ending in an unexpected exception. The backoff resets only after a
         session that stayed up at least as long as the longest backoff, so a server that
         accepts and drops at once is not hammered at the shortest delay."""
-        failures = 0
+        failures = crashes = 0
         while True:
             try:
                 reason = await self._run_session()
+                crashes = 0
             except StreamAuthError as exc:
                 self._fail(str(exc))
                 return
             except Exception as exc:  # noqa: BLE001 - supervisor: logged with traceback, reconnects
+                crashes += 1
                 reason = f"unexpected error {exc!r}"
                 self._log.exception("Polygon stream session crashed", exc)
+                if crashes >= self._config.max_consecutive_crashes:
+                    self._fail(
+                        f"Polygon stream: {crashes} sessions in a row crashed (last: {exc!r}); "
+                        "a bug, not the network: giving up, no market data from here on"
+                    )
+                    return
             lasted = time.monotonic() - self._authenticated_at
             if self._session_authenticated and lasted >= self._config.reconnect_max_delay_secs:
                 failures = 0

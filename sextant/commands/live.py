@@ -47,7 +47,8 @@ def live(
 
 
 def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
-    from live.rehearsal import RehearsalError, RehearsalStalledError, rehearse
+    """Ctrl-C stops the rehearsal like a live stop (cancel, flatten, journal) and exits 130."""
+    from live.rehearsal import RehearsalError, rehearse
 
     journal = out / f"rehearsal-{cfg.name}-{day}"
     try:
@@ -55,25 +56,30 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
             task = progress.add_task(f"rehearsing {day}", total=None)
             result = rehearse(cfg, catalog, day, out_dir=journal,
                               on_minute=lambda done, total: progress.update(task, completed=done, total=total))
-    except (RehearsalError, EmptyCatalogError, RehearsalStalledError) as e:
+    except (RehearsalError, EmptyCatalogError) as e:
         fail(str(e))
+    except KeyboardInterrupt:
+        console.print(f"rehearsal stopped (Ctrl-C): orders cancelled, positions flattened; journal: {journal}")
+        raise typer.Exit(code=130) from None
     console.print(f"{result.day}: {result.minutes} minutes in {result.elapsed_s:.1f} s; {len(result.signals):,} "
                   f"signals, {len(result.intents)} orders, {len(result.fills)} fills; journal: {journal}")
 
 
 def _run_node(cfg, out: Path) -> None:
-    """Blocks until Ctrl-C; the strategy cancels its orders and flattens as the node stops."""
+    """Until Ctrl-C (or SIGTERM): then the strategy cancels its orders and flattens, the journal
+    is written and the node disconnects, the same stop as a rehearsal's. Exits 2 with the
+    reason when a client cannot connect (a rejected key, no network)."""
     from live.journal import LiveJournal, LiveJournalConfig
-    from live.node import build_node, node_config
+    from live.node import NodeStartError, NodeThread, build_node, node_config
 
     stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
-    journal = LiveJournal(LiveJournalConfig(out_dir=str(out / f"{cfg.name}-{stamp}")))
-    node = build_node(cfg, node_config(cfg), extra_actors=[journal])
-    console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
+    journal = out / f"{cfg.name}-{stamp}"
     try:
-        node.run()
+        with NodeThread(build_node, cfg, node_config(cfg),
+                        extra_actors=[LiveJournal(LiveJournalConfig(out_dir=str(journal)))]) as node:
+            console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
+            node.wait()
+    except NodeStartError as e:
+        fail(f"the node did not start: {e}")
     except KeyboardInterrupt:
-        console.print("stopping: cancelling orders and flattening")
-    finally:
-        node.dispose()
-
+        console.print(f"stopped: orders cancelled, positions flattened; journal: {journal}")

@@ -10,7 +10,7 @@ from dataclasses import dataclass, fields
 from adapters.sandbox_faults import FaultQueue, parse_options
 
 REST_KINDS = frozenset({"rate_limit", "server_error", "stall"})
-STREAM_KINDS = frozenset({"drop_before_fill", "drop_stream"})
+STREAM_KINDS = frozenset({"drop_before_fill", "drop_stream", "reject_auth"})
 ORDER_KINDS = frozenset({"reject_next"})
 KINDS = REST_KINDS | STREAM_KINDS | ORDER_KINDS
 TARGETS = {"rest": REST_KINDS, "stream": STREAM_KINDS, "order": ORDER_KINDS}
@@ -29,6 +29,10 @@ class AlpacaFault:
                         event every stream connection is closed (abnormally unless ``clean``):
                         the client must recover the fill by reconciling over REST
       drop_stream       every stream connection is closed right after the next event is sent
+      reject_auth       the next ``times`` stream authentications are refused ("unauthorized",
+                        then the connection is closed) even with the right key pair, as when a
+                        key is revoked or rotated while a client is connected; combine with
+                        drop_stream or ``drop_stream()`` to have a reconnect refused
     Order:
       reject_next       the next order is accepted (HTTP 200, status "accepted") and then
                         rejected by a ``rejected`` trade update

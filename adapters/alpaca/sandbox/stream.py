@@ -4,7 +4,8 @@ Frames go out as binary JSON, as Alpaca's paper stream sends them (alpaca-py acc
 binary alike). Every update is sent to every authenticated connection that listens to
 ``trade_updates``, in the order the book produced them; a lock keeps the updates of
 concurrent requests from interleaving. The stream faults act here: ``drop_before_fill`` closes
-the connections instead of sending a fill, ``drop_stream`` closes them after an event.
+the connections instead of sending a fill, ``drop_stream`` closes them after an event,
+``reject_auth`` refuses an authentication however right the key is.
 """
 
 import asyncio
@@ -99,7 +100,8 @@ class TradeStream:
         if action in ("authenticate", "auth"):
             key = data.get("key_id", message.get("key"))
             secret = data.get("secret_key", message.get("secret"))
-            if key != self.key_id or secret != self.secret_key:
+            refused = self.faults.take("reject_auth") is not None
+            if refused or key != self.key_id or secret != self.secret_key:
                 reply = {"action": "authenticate", "status": "unauthorized"}
                 await self._send(conn, _frame("authorization", reply))
                 await conn.ws.close(code=1008, message=b"unauthorized")

@@ -18,9 +18,15 @@ from typing import Any, Self, TypeVar
 import pandas as pd
 import pytest
 from alpaca.trading.client import TradingClient
+from alpaca.trading.enums import OrderClass
 from alpaca.trading.enums import OrderSide as AlpacaSide
 from alpaca.trading.enums import TimeInForce as AlpacaTif
-from alpaca.trading.requests import MarketOrderRequest
+from alpaca.trading.requests import (
+    LimitOrderRequest,
+    MarketOrderRequest,
+    StopLossRequest,
+    TakeProfitRequest,
+)
 from nautilus_trader.config import (
     InstrumentProviderConfig,
     LiveExecEngineConfig,
@@ -734,6 +740,68 @@ def test_fill_lost_with_the_stream_is_recovered_by_reconciliation(
     assert len(node.strategy.fills(order.client_order_id)) == 1
 
 
+def test_a_fill_whose_handling_raises_is_recovered_by_reconciliation(
+    node: ExecNode, sandbox: AlpacaSandbox, alpaca_market: CatalogMarket,
+    monkeypatch: pytest.MonkeyPatch,
+):
+    """A bug while handling one trade update (injected: the first fill update raises) must
+    not lose that fill until some later reconnect: the client reconciles at once."""
+    client = node.client
+    assert client is not None
+    apply_update = client._apply_update
+    failed: list[str] = []
+
+    def buggy_once(update: Any) -> None:
+        if update.event == "fill" and not failed:
+            failed.append(update.order.id)
+            raise RuntimeError("injected handler bug")
+        apply_update(update)
+
+    monkeypatch.setattr(client, "_apply_update", buggy_once)
+    limit = min(b.low for b in bars_after(alpaca_market, "S000", NOW, 10))
+    order = node.submit(
+        lambda s: s.order_factory.limit(S000, OrderSide.BUY, Quantity.from_int(6), px(limit))
+    )
+    node.wait_status(order.client_order_id, OrderStatus.ACCEPTED)
+    connections = client.stream.connections
+    sandbox.advance_to(NOW + 10 * MINUTE)
+    node.wait_status(order.client_order_id, OrderStatus.FILLED)
+    assert failed == [node.order(order.client_order_id).venue_order_id.value]
+    assert client.stream.connections == connections  # recovered without a reconnect
+    assert_fills_match_venue(node, sandbox, order.client_order_id)
+
+
+def test_a_key_rejected_on_a_reconnect_halts_entries_retries_and_reconciles_when_back(
+    sandbox: AlpacaSandbox, alpaca_market: CatalogMarket
+):
+    """The stream drops (instead of a fill) and Alpaca refuses the key on the next three
+    reconnects: the client says it is disconnected (``is_connected`` and ``status_topic``,
+    which the strategy's entries listen to), keeps retrying with backoff, and once back
+    reconciles the fill it missed, then reports connected again."""
+    topic = "test.execution.connected"
+    with ExecNode(client_config(sandbox, status_topic=topic)) as node:
+        client = node.client
+        assert client is not None
+        statuses: list[bool] = []
+        node.call(lambda: node.node.kernel.msgbus.subscribe(topic=topic, handler=statuses.append))
+        limit = min(b.low for b in bars_after(alpaca_market, "S000", NOW, 10))
+        order = node.submit(
+            lambda s: s.order_factory.limit(S000, OrderSide.BUY, Quantity.from_int(6), px(limit))
+        )
+        node.wait_status(order.client_order_id, OrderStatus.ACCEPTED)
+        attempts = client.stream.attempts
+        sandbox.add_fault(AlpacaFault(kind="drop_before_fill"))
+        sandbox.add_fault(AlpacaFault(kind="reject_auth", times=3))
+        sandbox.advance_to(NOW + 10 * MINUTE)  # fills at the venue; the stream drops instead
+        eventually(lambda: statuses[:1] == [False], "no disconnected status published")
+        node.wait_status(order.client_order_id, OrderStatus.FILLED)
+        eventually(lambda: node.call(lambda: client.is_connected), "client not connected again")
+        assert statuses == [False, True]
+        assert client.stream.attempts == attempts + 4  # three refused, the fourth listening
+        assert sandbox.pending_faults == []
+        assert_fills_match_venue(node, sandbox, order.client_order_id)
+
+
 def test_reconciliation_keeps_trying_through_rest_errors(
     sandbox: AlpacaSandbox, alpaca_market: CatalogMarket
 ):
@@ -845,6 +913,32 @@ def test_restart_reconciles_positions_and_working_orders_without_resubmitting(
     assert [r.method for r in sandbox.order_requests[requests_before:]] == ["DELETE"]
 
 
+def test_start_up_restores_working_orders_older_than_the_lookback(
+    sandbox: AlpacaSandbox, trading_client: TradingClient, alpaca_market: CatalogMarket
+):
+    """NautilusTrader asks for the orders of the last ``reconciliation_lookback_mins``; a
+    GTC order placed before that (here: the sandbox's 2024 against today's clock) and the
+    legs of an old bracket still work at Alpaca and must be restored, or nothing here could
+    cancel them."""
+    far = float(last_close(alpaca_market, "S001", NOW) - 50)
+    trading_client.submit_order(LimitOrderRequest(
+        symbol="S001", qty=3, side=AlpacaSide.BUY, time_in_force=AlpacaTif.GTC, limit_price=far
+    ))
+    close = float(last_close(alpaca_market, "S002", NOW))
+    trading_client.submit_order(MarketOrderRequest(
+        symbol="S002", qty=4, side=AlpacaSide.BUY, time_in_force=AlpacaTif.GTC,
+        order_class=OrderClass.BRACKET,
+        take_profit=TakeProfitRequest(limit_price=round(close + 20, 2)),
+        stop_loss=StopLossRequest(stop_price=round(close - 20, 2)),
+    ))
+    working = {o["id"] for o in sandbox.orders() if o["status"] in ("new", "accepted")}
+    assert len(working) == 3  # the limit order and both legs
+    engine = LiveExecEngineConfig(reconciliation=True, reconciliation_lookback_mins=1440)
+    with ExecNode(client_config(sandbox), engine) as node:
+        restored = node.call(lambda: [o.venue_order_id.value for o in node.strategy.cache.orders_open()])
+        assert set(restored) == working
+
+
 @pytest.mark.parametrize(
     ("fault", "statuses"),
     [
@@ -885,7 +979,7 @@ def test_a_stalled_submit_times_out_and_its_retry_places_the_order_once(sandbox:
 
 
 def test_submit_that_outlives_its_retries_is_rejected_with_the_reason(sandbox: AlpacaSandbox):
-    with ExecNode(client_config(sandbox, max_retries=2)) as node:
+    with ExecNode(client_config(sandbox, max_retries=2, order_lookup_secs=0.3)) as node:
         sandbox.add_fault(AlpacaFault(kind="server_error", status=502, times=3, path="/v2/orders"))
         order = node.submit(
             lambda s: s.order_factory.market(
@@ -895,6 +989,7 @@ def test_submit_that_outlives_its_retries_is_rejected_with_the_reason(sandbox: A
         node.wait_status(order.client_order_id, OrderStatus.REJECTED)
         [rejected] = node.strategy.events_of(order.client_order_id, OrderRejected)
         assert "gave up after 3 attempts" in rejected.reason and "502" in rejected.reason
+        assert "not at Alpaca after 0.3s" in rejected.reason
         assert sandbox.orders() == []
 
 
@@ -922,11 +1017,13 @@ def test_query_order_recovers_a_lost_fill_without_the_reconnect_hook(
 def test_an_order_that_reaches_alpaca_after_being_given_up_is_cancelled_there(
     sandbox: AlpacaSandbox, alpaca_market: CatalogMarket
 ):
-    """The first POST stalls past its timeout, the retries get 502s, the lookup finds
-    nothing: the order is rejected here. When the stalled POST is finally processed, the
-    order that appears at Alpaca is cancelled rather than left trading unseen."""
+    """The first POST stalls past its timeout, the retries get 502s, the lookups find
+    nothing for longer than ``order_lookup_secs``: the order is rejected here. When the
+    stalled POST is finally processed, the order that appears at Alpaca is cancelled rather
+    than left trading unseen."""
     far = last_close(alpaca_market, "S000", NOW) - 50
-    with ExecNode(client_config(sandbox, request_timeout_secs=0.3, max_retries=2)) as node:
+    config = client_config(sandbox, request_timeout_secs=0.3, max_retries=2, order_lookup_secs=0.3)
+    with ExecNode(config) as node:
         sandbox.add_fault(AlpacaFault(kind="stall", stall_secs=1.5, path="/v2/orders"))
         sandbox.add_fault(AlpacaFault(kind="server_error", status=502, times=2, path="/v2/orders"))
         order = node.submit(
@@ -938,6 +1035,53 @@ def test_an_order_that_reaches_alpaca_after_being_given_up_is_cancelled_there(
             "venue order not cancelled",
         )
         assert node.order(order.client_order_id).status == OrderStatus.REJECTED
+
+
+def stalled_market_order(node: ExecNode, sandbox: AlpacaSandbox) -> Order:
+    """A market order whose first POST reaches Alpaca only after 1.5 s, after the client's
+    0.3 s timeout and two retries answered 502."""
+    sandbox.add_fault(AlpacaFault(kind="stall", stall_secs=1.5, path="/v2/orders"))
+    sandbox.add_fault(AlpacaFault(kind="server_error", status=502, times=2, path="/v2/orders"))
+    return node.submit(
+        lambda s: s.order_factory.market(S000, OrderSide.BUY, Quantity.from_int(2), TimeInForce.DAY)
+    )
+
+
+def test_an_unanswered_submission_stays_submitted_until_a_lookup_finds_it(sandbox: AlpacaSandbox):
+    """No terminal event while the lookups by client_order_id have not settled it: the
+    stalled POST turns up at Alpaca and fills; the strategy never sees it rejected."""
+    config = client_config(sandbox, request_timeout_secs=0.3, max_retries=2, order_lookup_secs=10.0)
+    with ExecNode(config) as node:
+        order = stalled_market_order(node, sandbox)
+        node.wait_status(order.client_order_id, OrderStatus.FILLED)
+        assert "OrderRejected" not in event_names(node, order.client_order_id)
+        assert len(sandbox.orders()) == 1
+        assert_fills_match_venue(node, sandbox, order.client_order_id)
+
+
+def test_a_fill_after_the_order_was_given_up_becomes_a_position(sandbox: AlpacaSandbox):
+    """Lookups shorter than the stall: the order is rejected here, then Alpaca fills it.
+    The venue's truth wins: the fill is not an event on the rejected order but an order of
+    its own that the strategy claims, so the position exists and can be flattened."""
+    config = client_config(sandbox, request_timeout_secs=0.3, max_retries=2, order_lookup_secs=0.3)
+    with ExecNode(config) as node:
+        order = stalled_market_order(node, sandbox)
+        node.wait_status(order.client_order_id, OrderStatus.REJECTED)
+
+        def position() -> Any:
+            positions = node.strategy.cache.positions_open(instrument_id=S000)
+            return positions[0] if positions else None
+
+        eventually(lambda: node.call(position) is not None, "the late fill made no position")
+        held = node.call(position)
+        assert held.signed_qty == 2 and held.strategy_id == node.strategy.id
+        [venue] = sandbox.orders()
+        assert Decimal(repr(held.avg_px_open)) == Decimal(venue["filled_avg_price"])
+        assert node.order(order.client_order_id).status == OrderStatus.REJECTED
+        assert node.strategy.fills(order.client_order_id) == []  # nothing on the rejected order
+        node.call(lambda: node.strategy.close_all_positions(S000))
+        eventually(lambda: node.call(position) is None, "the adopted position did not close")
+        assert sandbox.positions() == {}
 
 
 # -- the stream on its own -----------------------------------------------------------------------
@@ -954,6 +1098,8 @@ def run_stream(
             AlpacaCredentials(KEY_ID, secret),
             on_update=updates.append,
             on_reconnected=lambda: reconnects.append(len(updates)),
+            on_update_failed=lambda: None,
+            on_lost=lambda reason: None,
             connect_timeout_secs=2.0,
             reconnect_initial_delay_secs=0.05,
             reconnect_max_delay_secs=0.2,

@@ -328,3 +328,29 @@ def test_backoff_grows_exponentially_with_jitter_and_a_cap() -> None:
         assert step / 2 <= min(delays) and max(delays) <= step
         assert max(delays) - min(delays) > step / 4  # jittered, not lock-step
     assert backoff_delay(1000, 0.25, 4.0, rng) <= 4.0
+
+
+def test_a_handler_bug_on_every_frame_gives_up_after_the_crash_cap(live_sandbox: PolygonSandbox) -> None:
+    """A bug that raises on every message would crash every new session: after
+    ``max_consecutive_crashes`` in a row the stream fails loudly instead of reconnecting
+    forever."""
+
+    class BuggyRecorder(Recorder):
+        def on_frame(self, raw: str | bytes, received_ns: int) -> None:
+            raise KeyError("a bug in frame handling")
+
+    async def scenario() -> None:
+        rec = BuggyRecorder()
+        stream = make_stream(live_sandbox.ws_feed, rec, max_consecutive_crashes=3)
+        stream.subscribe("AM.S000")  # the server's "subscribed" status frame reaches on_frame
+        stream.start()
+        try:
+            await eventually(lambda: not stream.is_running)
+        finally:
+            await stream.stop()
+        assert stream.status is StreamStatus.FAILED
+        assert stream.counters.connections == 3 and stream.counters.attempts == 3
+        status, reason = rec.statuses[-1]
+        assert status is StreamStatus.FAILED and "3 sessions in a row crashed" in reason
+
+    run(scenario())

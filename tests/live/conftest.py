@@ -1,0 +1,47 @@
+"""A small catalog with a model registry fitted on it, for tests that run the live node's
+real SignalActor and EnsembleStrategy (rehearsals, the CLI)."""
+
+from pathlib import Path
+
+import pytest
+
+from backtests.config import BacktestConfig, CatalogConfig
+from backtests.walkforward import build_panel
+from catalog.jobs import generate_catalog
+from catalog.store import MarketCatalog
+from live.settings import LiveConfig, ModelsSection
+from models.registry import ModelRegistry
+from models.zoo import build_model
+from strategies.settings import StrategySettings
+
+SYMBOLS = ["S000", "S001"]
+# sessions of this catalog: 2024-12-20, 23, 24 (half day), 26, 27, 30, 31
+FIRST, LAST = "2024-12-20", "2024-12-31"
+
+
+@pytest.fixture(scope="session")
+def market(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """A 7-session catalog and a small LightGBM fitted on it, saved in a registry."""
+    root = tmp_path_factory.mktemp("rehearsal")
+    catalog = root / "catalog"
+    generate_catalog(catalog, n_symbols=len(SYMBOLS), n_days=7, seed=5, signal_strength=0.3)
+    config = BacktestConfig(catalog=CatalogConfig(path=catalog))
+    panel, _ = build_panel(MarketCatalog(catalog), SYMBOLS, config)
+    model = build_model("lightgbm", {"n_estimators": 30}, name="lightgbm")
+    model.fit(panel, panel.usable_rows(require_label=True), seed=0)
+    ModelRegistry(root / "models").save(model, {
+        "train_start": FIRST, "train_end": LAST, "fold": 0, "metrics": {}, "data_hash": "test",
+        "universe": SYMBOLS,
+    })
+    return catalog, root / "models"
+
+
+def live_config(models: Path, **fields) -> LiveConfig:
+    return LiveConfig(
+        universe=SYMBOLS,
+        models=ModelsSection(registry=str(models)),
+        strategy=StrategySettings(entry_threshold=0.51, weights={"lightgbm": 1.0}),
+        **fields,
+    )
+
+
