@@ -156,7 +156,7 @@ def check_endpoints(base_url: str, stream_url: str | None, *, paper: bool,
 def check_key(key_id: str, *, paper: bool, kind: EndpointKind) -> None:
     """The key must belong to the account the mode names. A loopback sandbox accepts
     whatever keys it was started with, so only there may a paper run use a non-PK key."""
-    is_paper_key = key_id.startswith(PAPER_KEY_PREFIX)
+    is_paper_key = key_id.strip().upper().startswith(PAPER_KEY_PREFIX)  # "pk..." is no live key either
     if paper and not is_paper_key and kind is not EndpointKind.LOOPBACK:
         raise AlpacaEndpointError(f"paper trading, but the Alpaca key is not a paper key (paper key ids start "
                                   f"with {PAPER_KEY_PREFIX}); set the paper key pair")

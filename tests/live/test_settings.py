@@ -237,6 +237,9 @@ def test_real_money_needs_every_guard(tmp_path, registry):
         check_mode(live, live_flag=True, understood=False, environ=LIVE_ENV)
     with pytest.raises(LiveConfigError, match="paper key"):
         check_mode(live, live_flag=True, understood=True, environ=PAPER_ENV)
+    with pytest.raises(LiveConfigError, match="paper key"):  # a paper key however it is spelled
+        check_mode(live, live_flag=True, understood=True,
+                   environ={**PAPER_ENV, "ALPACA_API_KEY_ID": " pk" + PAPER_ENV["ALPACA_API_KEY_ID"][2:]})
     with pytest.raises(LiveConfigError, match="ALPACA_API_KEY_ID"):
         check_mode(live, live_flag=True, understood=True, environ={"POLYGON_API_KEY": "p"})
     for paper_host in ("https://paper-api.alpaca.markets", "https://PAPER-API.alpaca.markets:443/",
