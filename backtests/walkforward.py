@@ -24,7 +24,7 @@ from backtests.config import BacktestConfig
 from backtests.metrics import chain_equity, classification_metrics, daily_equity, trading_metrics
 from backtests.report import write_report
 from backtests.window import VenueSpec, WindowResult, WindowSpec, run_windows
-from catalog.instruments import equity, instrument_id
+from catalog.instruments import instrument_id
 from catalog.jobs import generate_catalog
 from catalog.sessions import trading_sessions
 from catalog.store import EmptyCatalogError, MarketCatalog
@@ -68,8 +68,9 @@ def run_walkforward(
         raise EmptyCatalogError(f"catalog {catalog.path}: {e}") from e
     run_dir = _new_run_dir(out_root, config.name)  # only once the inputs are known to be usable
     signal_catalog = MarketCatalog(run_dir / "signals")
-    sectors = catalog.sectors()
-    signal_catalog.nautilus.write_data([equity(s, sectors[s]) for s in symbols])
+    # The bar catalog's own instruments: the engine loads them from both catalogs, and bars
+    # must match the stored price precision (a catalog created at cents stays at cents).
+    signal_catalog.nautilus.write_data([i for i in catalog.instruments() if i.id.symbol.value in symbols])
     registry = ModelRegistry(run_dir / "models")
 
     with _progress(console) as progress:

@@ -23,7 +23,7 @@ from nautilus_trader.model.instruments import Equity
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 
-from catalog.instruments import UNKNOWN_SECTOR, bar_type, equity, sector_of
+from catalog.instruments import UNKNOWN_SECTOR, bar_type, equity, instrument_id, sector_of
 
 SYNTHETIC_MARKER = "sextant-synthetic.json"
 BAR_COLUMNS = ["open", "high", "low", "close", "volume"]
@@ -79,9 +79,7 @@ class MarketCatalog:
         faster than building one ``Bar`` object per row."""
         if frame.empty:
             return 0
-        if sector is None:  # keep a stored symbol's sector; only then read the instruments
-            sector = self.sectors().get(symbol, UNKNOWN_SECTOR)
-        instrument = equity(symbol, sector)
+        instrument = self._instrument_for(symbol, sector)
         self.nautilus.write_data([instrument])
         ts = frame.index.as_unit("ns").asi8 if isinstance(frame.index, pd.DatetimeIndex) else None
         if ts is None:
@@ -93,6 +91,7 @@ class MarketCatalog:
             raise ValueError(f"bars for {symbol} hold NaN or infinite values")
         identifier = str(bar_type(symbol, timeframe))
         price_precision, size_precision = instrument.price_precision, instrument.size_precision
+        _check_priced(frame, symbol, price_precision)
         columns = {
             col: _encode_fixed(values, price_precision if col != "volume" else size_precision)
             for col, values in prices.items()
@@ -111,6 +110,22 @@ class MarketCatalog:
         )
         self.write_table(Bar, identifier, pa.table(columns, schema=schema))
         return len(ts)
+
+    def _instrument_for(self, symbol: str, sector: str | None) -> Equity:
+        """The instrument to store with new bars: a stored symbol keeps its sector (unless one
+        is given) and its price precision, so a catalog created at cents stays readable and
+        consistent; a new symbol gets the default precision (``catalog.instruments``)."""
+        stored = self._stored_instrument(symbol)
+        if stored is None:
+            return equity(symbol, UNKNOWN_SECTOR if sector is None else sector)
+        return equity(symbol, sector_of(stored) if sector is None else sector, stored.price_precision)
+
+    def _stored_instrument(self, symbol: str) -> Equity | None:
+        """Only this symbol's instrument file: ingestion writes other symbols' in parallel."""
+        if not (self.path / "data").exists():
+            return None
+        found = self.nautilus.instruments(instrument_ids=[str(instrument_id(symbol))])
+        return next((i for i in found if isinstance(i, Equity)), None)
 
     def read_bars(
         self,
@@ -191,6 +206,19 @@ class MarketCatalog:
         intervals = self.nautilus.get_intervals(data_cls, identifier)
         if any(lo <= end and start <= hi for lo, hi in intervals):
             self.nautilus.delete_data_range(data_cls, identifier, start, end)
+
+
+def _check_priced(frame: pd.DataFrame, symbol: str, precision: int) -> None:
+    """Every price must be positive at the stored precision: below half its last decimal
+    (0.00004 at 4 decimals) a price would be written as 0, which no instrument trades at."""
+    smallest = frame[["open", "high", "low", "close"]].min(axis=1)
+    too_small = smallest < 0.5 * 10.0**-precision
+    if too_small.any():
+        at = frame.index[too_small.to_numpy()][0]
+        raise ValueError(
+            f"bars for {symbol}: price {smallest[too_small].iloc[0]!r} at {at} is not positive at "
+            f"the catalog's {precision} decimals"
+        )
 
 
 def _decode_fixed(column: pa.ChunkedArray) -> np.ndarray:

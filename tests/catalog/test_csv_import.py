@@ -46,7 +46,7 @@ def test_start_times_become_close_times_and_sparse_stays_sparse(tmp_path: Path) 
     assert frame.index.name == "ts" and str(frame.index.tz) == "UTC"
     assert list(frame.columns) == ["open", "high", "low", "close", "volume"]
     assert (frame.dtypes == np.float64).all()
-    assert frame["close"].tolist() == [17.91, 17.92, 17.95]  # sub-penny rounded to cents
+    assert frame["close"].tolist() == [17.91, 17.921, 17.95]  # sub-penny kept: the catalog stores 4 decimals
     assert frame["volume"].tolist() == [3057.0, 602.0, 101.0]
 
 
