@@ -216,7 +216,7 @@ def _check_priced(frame: pd.DataFrame, symbol: str, precision: int) -> None:
     if too_small.any():
         at = frame.index[too_small.to_numpy()][0]
         raise ValueError(
-            f"bars for {symbol}: price {smallest[too_small].iloc[0]!r} at {at} is not positive at "
+            f"bars for {symbol}: price {float(smallest[too_small].iloc[0])!r} at {at} is not positive at "
             f"the catalog's {precision} decimals"
         )
 

@@ -18,7 +18,6 @@ from catalog.instruments import PENNY, PRICE_PRECISION, SUB_PENNY, bar_type
 from catalog.store import EmptyCatalogError, MarketCatalog
 
 
-
 @dataclass(frozen=True)
 class SymbolBars:
     """One symbol's 1-minute bars as arrays, sorted by bar close (UTC ns)."""
