@@ -187,6 +187,7 @@ def _train_fold(
             "labels": config.labels.model_dump(),
             "metrics": classification_metrics(panel.y[test], probs[name]),
             "data_hash": data_hash(panel.X[train], panel.y[train]),
+            "fitted": _fitted_span(panel.ts_ns[train], label_end[train]),
         })
     names = tuple(models)
     matrix = np.column_stack([probs[n] for n in names])
@@ -205,6 +206,14 @@ def _train_fold(
                           "symbol": np.asarray(panel.symbols)[panel.symbol[test]], "y": y_test}
                          | {n: probs[n] for n in names} | {"ensemble": ens})
     return row, preds, importance
+
+
+def _fitted_span(ts_ns: np.ndarray, label_end_ns: np.ndarray) -> dict:
+    """What the model was fitted on, from the rows themselves rather than the fold bounds, so
+    an audit can check that no fitted row (nor the future its label looked at) reaches the
+    embargo or the test window."""
+    return {"rows": len(ts_ns), "first_ts": _iso(int(ts_ns.min())), "last_ts": _iso(int(ts_ns.max())),
+            "last_label_end": _iso(int(label_end_ns.max()))}
 
 
 def _write_signals(catalog: MarketCatalog, panel: Panel, rows: np.ndarray, names: tuple[str, ...], matrix: np.ndarray) -> None:

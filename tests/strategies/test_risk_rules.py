@@ -136,15 +136,16 @@ def test_flat_before_the_real_close_and_no_late_entries(backtest, day, entered):
     assert sorted(run.entered()) == entered
     # One nanosecond after the flatten minute: that minute's bars of every stock are in.
     flatten_at = close - 5 * MINUTE + pd.Timedelta(1, "ns")
-    for position in run.positions():
+    positions = run.positions()
+    assert sorted(p.instrument_id.symbol.value for p in positions) == entered  # one per entry
+    for position in positions:
         closing = run.engine.cache.order(position.closing_order_id)
         assert position.is_closed and at(position.ts_closed) == flatten_at, position
         assert closing.order_type == OrderType.MARKET and closing.is_reduce_only
         assert not closing.tags  # the strategy's flatten order, not the stop or the target
-    assert all(
-        o.status == OrderStatus.CANCELED
-        for o in run.orders(tag="STOP_LOSS") + run.orders(tag="TAKE_PROFIT")
-    )
+    legs = run.orders(tag="STOP_LOSS") + run.orders(tag="TAKE_PROFIT")
+    assert len(legs) == 2 * len(entered)  # every entry's bracket, each cancelled by the flatten
+    assert all(o.status == OrderStatus.CANCELED for o in legs)
     assert not run.open_positions() and not run.open_orders()
     assert run.logged("info", "session close")
 
