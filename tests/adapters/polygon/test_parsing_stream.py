@@ -140,3 +140,15 @@ def test_per_symbol_constants_are_built_once() -> None:
     assert sorted(asked) == [f"S{i:03d}" for i in range(50)]
     assert all(len(p.data) == 50 for p in parsed)
     assert {bar.bar_type.instrument_id.symbol.value for _, bar in parsed[-1].data} == set(asked)
+
+
+def test_sub_penny_prices_keep_polygons_four_decimals() -> None:
+    """Polygon sends up to 4 decimals; without an instrument in the cache the parser uses the
+    catalog's default precision (4), so nothing is rounded to cents."""
+    am = {**AM, "o": 185.4321, "h": 185.4999, "l": 0.0041, "c": 185.4567}
+    quote = {**Q, "bp": 0.5123, "ap": 0.5124}
+    parsed = StreamParser().parse(frame(am, {**T, "p": 185.4321}, quote), RECEIVED_NS)
+    (_, bar), (_, trade), (_, tick) = parsed.data
+    assert [str(p) for p in (bar.open, bar.high, bar.low, bar.close)] == ["185.4321", "185.4999", "0.0041", "185.4567"]
+    assert str(trade.price) == "185.4321"
+    assert (str(tick.bid_price), str(tick.ask_price)) == ("0.5123", "0.5124")
