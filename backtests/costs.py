@@ -6,9 +6,11 @@ trade value maximum) does.
 
 Fills: every order fills in full at the touch; with probability ``prob_slippage`` an order that
 takes liquidity (market, stop-market) fills one tick against us, the tick being Reg NMS Rule
-612's at the fill price ($0.01 at or above $1.00): NautilusTrader's own slippage moves a fill by
-the instrument's price increment, 0.0001 for instruments that carry Polygon's 4 decimals, and
-would also move resting limit orders, which fill at their limit on an exchange. By default NautilusTrader 1.221 sizes the book from a quarter of the
+612's at the fill price ($0.01 at or above $1.00). NautilusTrader's own slippage is left off: it
+moves a fill by the instrument's price increment (0.0001 for instruments that carry Polygon's 4
+decimals) and would also move resting limit orders, which fill at their limit on an exchange.
+
+By default NautilusTrader 1.221 sizes the book from a quarter of the
 bar's volume, so a bracket leg larger than that fills partially, and the engine's OUO
 bookkeeping for a partially filled leg underflows and aborts the process (a Rust panic in
 ``Quantity::from_raw``). Sextant sizes positions at a few percent of equity, small against the
