@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from backtests.window import VenueSpec, WindowSpec, run_window
-from catalog.instruments import instrument_id
+from catalog.instruments import equity, instrument_id
 from catalog.sessions import session_minutes, trading_sessions
 from catalog.store import MarketCatalog
 from strategies.signals import MLSignal, signals_table
@@ -25,14 +25,19 @@ SIGNAL_AT = pd.Timestamp(f"{DAY} 15:00", tz="UTC")
 PER_SHARE, MINIMUM = 0.004, 1.5  # not the defaults: a value dropped on the way would show
 
 
-def window(tmp_path: Path, price: float, cash: float, slippage: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(fills, positions) of one window over flat bars at ``price``."""
+def window(
+    tmp_path: Path, price: float, cash: float, slippage: float, stored_precision: int | None = None
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(fills, positions) of one window over flat bars at ``price``; ``stored_precision``
+    writes the instrument first at that precision, as older catalogs hold it."""
     minutes = session_minutes(trading_sessions(DAY, DAY))
     bars = pd.DataFrame(index=minutes)
     bars["open"] = bars["close"] = price
     bars["high"], bars["low"] = round(price * 1.001, 4), round(price * 0.999, 4)
     bars["volume"] = 10_000_000.0
     catalog = MarketCatalog(tmp_path / "catalog")
+    if stored_precision is not None:
+        catalog.nautilus.write_data([equity("AAA", "TECH", price_precision=stored_precision)])
     catalog.write_bars("AAA", bars[["open", "high", "low", "close", "volume"]], sector="TECH")
     signals = MarketCatalog(tmp_path / "signals")
     signals.nautilus.write_data(catalog.instruments())
@@ -95,3 +100,8 @@ def test_without_slippage_market_fills_take_the_bar_close(tmp_path: Path):
     fills, _ = window(tmp_path, 100.0, 100_000.0, slippage=0.0)
     assert list(fills["avg_px"].astype(float)) == [100.0, 100.0]
     assert [commission_of(f) for _, f in fills.iterrows()] == [MINIMUM, MINIMUM]
+
+
+def test_a_catalog_stored_at_cents_still_backtests_at_cent_ticks(tmp_path: Path):
+    fills, _ = window(tmp_path, 100.0, 100_000.0, slippage=1.0, stored_precision=2)
+    assert list(fills["avg_px"].astype(float)) == [100.01, 99.99]
