@@ -5,14 +5,21 @@ Both vendor sandboxes (Polygon, Alpaca) are one of these; each says what to buil
 start-up (``_startup``) and how to wind down (``_shutdown``)."""
 
 import asyncio
+import os
 import signal
 import threading
 from collections.abc import Coroutine
 from typing import Any, Self, TypeVar
 
+from aiohttp import web
+
 T = TypeVar("T")
 START_TIMEOUT_SECS = 30.0
 CALL_TIMEOUT_SECS = 120.0
+
+
+class SandboxAddressError(OSError):
+    """The sandbox cannot listen where it was asked (port in use, address not local)."""
 
 
 class LoopbackServer:
@@ -27,6 +34,20 @@ class LoopbackServer:
 
     async def _shutdown(self) -> None:
         raise NotImplementedError
+
+    async def _listen(self, app: web.Application, host: str, port: int) -> web.AppRunner:
+        """Serve ``app`` on ``host:port`` (0 = a free port); a bind failure names the address."""
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
+        )
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, host, port).start()
+        except OSError as exc:
+            await runner.cleanup()
+            reason = os.strerror(exc.errno) if exc.errno else str(exc)
+            raise SandboxAddressError(f"the {self.name} sandbox cannot listen on {host}:{port}: {reason}") from exc
+        return runner
 
     def __enter__(self) -> Self:
         self.start()

@@ -25,7 +25,7 @@ from backtests.config import BacktestConfig
 from backtests.metrics import chain_equity, classification_metrics, daily_equity, trading_metrics
 from backtests.report import write_report
 from backtests.window import VenueSpec, WindowResult, WindowSpec, run_windows
-from catalog.instruments import equity, instrument_id, parse_symbol
+from catalog.instruments import instrument_id, parse_symbol
 from catalog.jobs import generate_catalog
 from catalog.sessions import trading_sessions
 from catalog.store import EmptyCatalogError, MarketCatalog, open_catalog
@@ -73,8 +73,9 @@ def run_walkforward(
         raise EmptyCatalogError(f"catalog {catalog.path}: {e}") from e
     run_dir = _new_run_dir(out_root, config.name)  # only once the inputs are known to be usable
     signal_catalog = MarketCatalog(run_dir / "signals")
-    sectors = catalog.sectors()
-    signal_catalog.nautilus.write_data([equity(s, sectors[s]) for s in symbols])
+    # The bar catalog's own instruments: the engine loads them from both catalogs, and bars
+    # must match the stored price precision (a catalog created at cents stays at cents).
+    signal_catalog.nautilus.write_data([i for i in catalog.instruments() if i.id.symbol.value in symbols])
     registry = ModelRegistry(run_dir / "models")
 
     with _progress(console) as progress:
@@ -196,6 +197,7 @@ def _train_fold(
             "universe": list(panel.symbols),
             "metrics": classification_metrics(panel.y[test], probs[name]),
             "data_hash": data_hash(panel.X[train], panel.y[train]),
+            "fitted": _fitted_span(panel.ts_ns[train], label_end[train]),
         })
     names = tuple(models)
     matrix = np.column_stack([probs[n] for n in names])
@@ -214,6 +216,14 @@ def _train_fold(
                           "symbol": np.asarray(panel.symbols)[panel.symbol[test]], "y": y_test}
                          | {n: probs[n] for n in names} | {"ensemble": ens})
     return row, preds, importance
+
+
+def _fitted_span(ts_ns: np.ndarray, label_end_ns: np.ndarray) -> dict:
+    """What the model was fitted on, from the rows themselves rather than the fold bounds, so
+    an audit can check that no fitted row (nor the future its label looked at) reaches the
+    embargo or the test window."""
+    return {"rows": len(ts_ns), "first_ts": _iso(int(ts_ns.min())), "last_ts": _iso(int(ts_ns.max())),
+            "last_label_end": _iso(int(label_end_ns.max()))}
 
 
 def _write_signals(catalog: MarketCatalog, panel: Panel, rows: np.ndarray, names: tuple[str, ...], matrix: np.ndarray) -> None:

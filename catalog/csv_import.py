@@ -10,10 +10,11 @@ invent prices and volume that never traded.
 The reader is strict because silently repairing a file hides vendor problems that would
 later surface as impossible fills in a backtest: any malformed value, ordering problem or
 inconsistent bar raises ``CsvFormatError`` naming the file, the 1-based data row (row 1 is
-the first line after the header) and the offending value. Two normalisations are applied
-on purpose: prices are rounded to cents (vendors report sub-penny averages such as 17.921,
-but bars frames and instruments are priced in cents) and zero-volume rows are dropped (a
-minute without trades is represented by its absence everywhere else in these files).
+the first line after the header) and the offending value. Prices keep the decimals the file
+carries (sub-penny averages such as 17.921 included): the catalog stores them at its
+instruments' precision (4 decimals for a new catalog). One normalisation is applied on
+purpose: zero-volume rows are dropped (a minute without trades is represented by its absence
+everywhere else in these files).
 """
 
 from __future__ import annotations
@@ -51,7 +52,6 @@ def read_minute_csv(path: str | Path, regular_session_only: bool = True) -> pd.D
     _check_bars(values, path)
 
     frame = pd.DataFrame(values, index=pd.DatetimeIndex(starts + _ONE_MINUTE, name="ts"))
-    frame[["open", "high", "low", "close"]] = frame[["open", "high", "low", "close"]].round(2)
     frame = frame[frame["volume"] > 0]
     if regular_session_only:
         frame = frame[in_regular_session(frame.index)]

@@ -5,7 +5,7 @@ so accounts, routing and the catalog line up in every mode.
 """
 
 import re
-from decimal import Decimal
+from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from nautilus_trader.model.currencies import USD
 from nautilus_trader.model.data import BarType
@@ -64,6 +64,38 @@ def parse_symbols(text: str) -> list[str]:
     return list(dict.fromkeys(parse_symbol(part) for part in text.split(",")))
 
 
+# Polygon sends prices with up to 4 decimals, and 0.0001 is the finest tick a US equity
+# trades at (below $1), so new instruments are priced at 4 decimals. A catalog created earlier
+# keeps the precision its instruments were stored with (``catalog.store`` reads it back).
+PRICE_PRECISION = 4
+PENNY = Decimal("0.01")
+SUB_PENNY = Decimal("0.0001")
+ONE_DOLLAR = Decimal(1)
+
+
+def tick_size(price: Decimal) -> Decimal:
+    """The minimum price increment of Reg NMS Rule 612 at ``price``: orders at or above $1.00
+    are priced in whole cents, below $1.00 in hundredths of a cent. The one place this rule
+    lives: the strategy rounds to it and the Alpaca sandbox rejects what breaks it."""
+    return PENNY if price >= ONE_DOLLAR else SUB_PENNY
+
+
+def is_on_tick(price: Decimal) -> bool:
+    return price % tick_size(price) == 0
+
+
+def round_to_tick(price: Decimal, up: bool, increment: Decimal = SUB_PENNY) -> Decimal:
+    """``price`` rounded up (towards +inf) or down to a valid order price.
+
+    The tick is Rule 612's at the price, or the instrument's own ``increment`` when that is
+    coarser (a catalog stored at cents). The tick is chosen from the unrounded price; that is
+    consistent at the $1 boundary: rounding down from >= $1 stays >= $1, rounding up from
+    below $1 ends at most at $1.0000, a whole cent."""
+    tick = max(tick_size(price), increment)
+    units = (price / tick).to_integral_value(rounding=ROUND_CEILING if up else ROUND_FLOOR)
+    return units * tick
+
+
 def instrument_id(symbol: str) -> InstrumentId:
     return InstrumentId(Symbol(symbol), VENUE)
 
@@ -76,14 +108,17 @@ def bar_type(symbol: str, timeframe: str = "1m") -> BarType:
     return BarType.from_str(f"{symbol}.{VENUE}-{spec}")
 
 
-def equity(symbol: str, sector: str = UNKNOWN_SECTOR) -> Equity:
-    """A cent-tick, lot-size-1 equity; Reg-T style margins so a MARGIN account can short."""
+def equity(symbol: str, sector: str = UNKNOWN_SECTOR, price_precision: int = PRICE_PRECISION) -> Equity:
+    """A lot-size-1 equity; Reg-T style margins so a MARGIN account can short.
+
+    Its price increment is the finest its precision holds (0.0001 by default), so bars keep
+    the decimals the data carries; order prices follow ``tick_size`` on top of that."""
     return Equity(
         instrument_id=instrument_id(symbol),
         raw_symbol=Symbol(symbol),
         currency=USD,
-        price_precision=2,
-        price_increment=Price.from_str("0.01"),
+        price_precision=price_precision,
+        price_increment=Price(Decimal(1).scaleb(-price_precision), price_precision),
         lot_size=Quantity.from_int(1),
         ts_event=0,
         ts_init=0,

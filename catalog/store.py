@@ -32,7 +32,14 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 
 from catalog.errors import DamagedCatalogError, EmptyCatalogError, MissingCatalogError
-from catalog.instruments import UNKNOWN_SECTOR, bar_type, equity, parse_symbol, sector_of
+from catalog.instruments import (
+    UNKNOWN_SECTOR,
+    bar_type,
+    equity,
+    instrument_id,
+    parse_symbol,
+    sector_of,
+)
 
 SYNTHETIC_MARKER = "sextant-synthetic.json"
 BAR_COLUMNS = ["open", "high", "low", "close", "volume"]
@@ -108,9 +115,7 @@ class MarketCatalog:
         symbol = parse_symbol(symbol)
         if frame.empty:
             return 0
-        if sector is None:  # keep a stored symbol's sector; only then read the instruments
-            sector = self.sectors().get(symbol, UNKNOWN_SECTOR)
-        instrument = equity(symbol, sector)
+        instrument = self._instrument_for(symbol, sector)
         self.nautilus.write_data([instrument])
         ts = frame.index.as_unit("ns").asi8 if isinstance(frame.index, pd.DatetimeIndex) else None
         if ts is None:
@@ -122,6 +127,7 @@ class MarketCatalog:
             raise ValueError(f"bars for {symbol} hold NaN or infinite values")
         identifier = str(bar_type(symbol, timeframe))
         price_precision, size_precision = instrument.price_precision, instrument.size_precision
+        _check_priced(frame, symbol, price_precision)
         columns = {
             col: _encode_fixed(values, price_precision if col != "volume" else size_precision)
             for col, values in prices.items()
@@ -140,6 +146,22 @@ class MarketCatalog:
         )
         self.write_table(Bar, identifier, pa.table(columns, schema=schema))
         return len(ts)
+
+    def _instrument_for(self, symbol: str, sector: str | None) -> Equity:
+        """The instrument to store with new bars: a stored symbol keeps its sector (unless one
+        is given) and its price precision, so a catalog created at cents stays readable and
+        consistent; a new symbol gets the default precision (``catalog.instruments``)."""
+        stored = self._stored_instrument(symbol)
+        if stored is None:
+            return equity(symbol, UNKNOWN_SECTOR if sector is None else sector)
+        return equity(symbol, sector_of(stored) if sector is None else sector, stored.price_precision)
+
+    def _stored_instrument(self, symbol: str) -> Equity | None:
+        """Only this symbol's instrument file: ingestion writes other symbols' in parallel."""
+        if not (self.path / "data").exists():
+            return None
+        found = self.nautilus.instruments(instrument_ids=[str(instrument_id(symbol))])
+        return next((i for i in found if isinstance(i, Equity)), None)
 
     def read_bars(
         self,
@@ -305,6 +327,19 @@ def _write_atomically(table: pa.Table, final: Path) -> None:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def _check_priced(frame: pd.DataFrame, symbol: str, precision: int) -> None:
+    """Every price must be positive at the stored precision: below half its last decimal
+    (0.00004 at 4 decimals) a price would be written as 0, which no instrument trades at."""
+    smallest = frame[["open", "high", "low", "close"]].min(axis=1)
+    too_small = smallest < 0.5 * 10.0**-precision
+    if too_small.any():
+        at = frame.index[too_small.to_numpy()][0]
+        raise ValueError(
+            f"bars for {symbol}: price {float(smallest[too_small].iloc[0])!r} at {at} is not positive at "
+            f"the catalog's {precision} decimals"
+        )
 
 
 def _decode_fixed(column: pa.ChunkedArray) -> np.ndarray:

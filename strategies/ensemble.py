@@ -25,6 +25,7 @@ from models.ensemble import ensemble_probability
 from strategies.risk import (
     TRADING_STATE_ENDPOINT,
     RiskRules,
+    bracket_prices,
     capped_by_sector,
     position_size,
 )
@@ -159,19 +160,21 @@ class EnsembleStrategy(Strategy):
         if bar is None:
             return
         price = bar.close.as_double()
+        instrument = self.cache.instrument(iid)
+        stop, target = bracket_prices(
+            price, side == OrderSide.BUY, self.rules, instrument.price_increment.as_decimal()
+        )
         equity = self._equity()
-        quantity = position_size(equity, price, self.rules)
+        quantity = position_size(equity, price, float(stop), self.rules)
         quantity = capped_by_sector(quantity, price, self._sector_exposure(self._sectors[iid], pending), equity, self.rules)
         if quantity < 1:
             return
-        instrument = self.cache.instrument(iid)
-        sign = 1.0 if side == OrderSide.BUY else -1.0
         bracket = self.order_factory.bracket(
             instrument_id=iid,
             order_side=side,
             quantity=instrument.make_qty(quantity),
-            sl_trigger_price=instrument.make_price(price * (1.0 - sign * self.rules.stop_loss)),
-            tp_price=instrument.make_price(price * (1.0 + sign * self.rules.take_profit)),
+            sl_trigger_price=instrument.make_price(stop),
+            tp_price=instrument.make_price(target),
             tp_post_only=False,
         )
         self.submit_order_list(bracket)

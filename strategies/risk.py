@@ -4,12 +4,15 @@ Sizing and caps are pure functions so they can be tested without an engine; the 
 feeds them equity, prices and current exposure.
 """
 
+from decimal import Decimal
 from typing import Annotated
 
 from msgspec import Meta
 from nautilus_trader.common.component import MessageBus
 from nautilus_trader.config import NautilusConfig
 from nautilus_trader.model.enums import TradingState
+
+from catalog.instruments import SUB_PENNY, round_to_tick
 
 TRADING_STATE_ENDPOINT = "Sextant.set_trading_state"
 
@@ -37,11 +40,28 @@ class RiskRules(NautilusConfig, frozen=True, kw_only=True, forbid_unknown_fields
     no_entry_minutes_before_close: Minutes = 15
 
 
-def position_size(equity: float, price: float, rules: RiskRules) -> int:
-    """Shares so that hitting the stop loses ``risk_per_trade`` of equity, capped per stock."""
-    if equity <= 0 or price <= 0:
+def bracket_prices(
+    price: float, long: bool, rules: RiskRules, increment: Decimal = SUB_PENNY
+) -> tuple[Decimal, Decimal]:
+    """(stop, target) at ``stop_loss`` and ``take_profit`` from ``price``, on valid ticks.
+
+    Rounding rule: both legs round AWAY from the entry (a long's stop down and its target up,
+    a short's stop up and its target down), so the bracket is never tighter than configured;
+    ``position_size`` sizes against the rounded stop, so the loss at the stop stays within
+    ``risk_per_trade``. Computed in Decimal: 100 * 0.98 must be 98.00, not 97.99."""
+    entry = Decimal(repr(price))
+    sign = 1 if long else -1
+    stop = entry * (1 - sign * Decimal(repr(rules.stop_loss)))
+    target = entry * (1 + sign * Decimal(repr(rules.take_profit)))
+    return round_to_tick(stop, up=not long, increment=increment), round_to_tick(target, up=long, increment=increment)
+
+
+def position_size(equity: float, price: float, stop: float, rules: RiskRules) -> int:
+    """Shares so that hitting ``stop`` loses ``risk_per_trade`` of equity, capped per stock."""
+    distance = abs(price - stop)
+    if equity <= 0 or price <= 0 or distance <= 0:
         return 0
-    by_risk = rules.risk_per_trade * equity / (rules.stop_loss * price)
+    by_risk = rules.risk_per_trade * equity / distance
     by_cap = rules.max_position_pct * equity / price
     return int(min(by_risk, by_cap))
 

@@ -12,18 +12,33 @@ from sextant.commands.common import CatalogOpt, console, fail, ny
 sandbox_app = typer.Typer(help="Loopback servers that speak real vendor protocols, for offline work.",
                           no_args_is_help=True)
 
+Port = Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0 = any free port)")]
+
+
+def _positive(speed: float | None) -> float | None:
+    if speed is not None and speed <= 0:
+        raise typer.BadParameter(f"must be a positive number of simulated seconds per second, got {speed:g}")
+    return speed
+
+
+Speed = Annotated[
+    float | None,
+    typer.Option(callback=_positive, help="run the simulated clock at this many simulated seconds per second"),
+]
+
 
 @sandbox_app.command("polygon")
 def sandbox_polygon(
     catalog: CatalogOpt = Path("data/catalog"),
     host: str = "127.0.0.1",
-    port: int = 8765,
-    speed: Annotated[float | None, typer.Option(help="stream AM bars at this many simulated seconds per second")] = None,
+    port: Port = 8765,
+    speed: Speed = None,
     start: Annotated[str | None, typer.Option(help="simulated start (UTC); default: open of the catalog's last session")] = None,
     api_key: Annotated[str, typer.Option(help="the key clients must present")] = "test-key",
     fault: Annotated[list[str] | None, typer.Option(help="scripted fault, e.g. rest:rate_limit:times=2 (repeatable)")] = None,
 ) -> None:
     """Serve a catalog as Polygon REST + WebSocket (loopback), optionally paced by a simulated clock."""
+    from adapters.loopback import SandboxAddressError
     from adapters.polygon.sandbox import PolygonSandbox, SimClock, parse_fault
     from catalog.sessions import session_bounds
 
@@ -43,7 +58,10 @@ def sandbox_polygon(
         else:
             begin = pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tz is None else pd.Timestamp(start)
         clock = SimClock.paced(start=begin, speed=speed)
-    sandbox = PolygonSandbox(catalog, api_key=api_key, host=host, port=port, clock=clock, faults=faults).start()
+    try:
+        sandbox = PolygonSandbox(catalog, api_key=api_key, host=host, port=port, clock=clock, faults=faults).start()
+    except SandboxAddressError as e:
+        fail(str(e))
     shown_key = api_key if api_key == "test-key" else "(the one given)"
     console.print(f"Polygon sandbox over {catalog} ({len(symbols)} symbols): REST {sandbox.base_url}  "
                   f"WebSocket ws://{sandbox.ws_feed}/stocks  key {shown_key}")
@@ -57,10 +75,10 @@ def sandbox_polygon(
 def sandbox_alpaca(
     catalog: CatalogOpt = Path("data/catalog"),
     host: str = "127.0.0.1",
-    port: int = 8766,
+    port: Port = 8766,
     cash: Annotated[float, typer.Option(help="starting cash of the paper account")] = 100_000.0,
     participation: Annotated[float | None, typer.Option(help="cap each fill at this share of a bar's volume")] = None,
-    speed: Annotated[float | None, typer.Option(help="run the simulated clock at this many seconds per second")] = None,
+    speed: Speed = None,
     start: Annotated[str | None, typer.Option(help="simulated start (UTC); default: the catalog's first session open")] = None,
     fault: Annotated[list[str] | None, typer.Option(help="scripted fault, e.g. rest:rate_limit:times=2 (repeatable)")] = None,
 ) -> None:
@@ -73,6 +91,7 @@ def sandbox_alpaca(
         first_session_open,
         parse_alpaca_fault,
     )
+    from adapters.loopback import SandboxAddressError
     from adapters.polygon.sandbox import SimClock
 
     if not MarketCatalog(catalog).symbols():
@@ -84,8 +103,11 @@ def sandbox_alpaca(
     market = CatalogMarket(catalog)
     begin = pd.Timestamp(start, tz="UTC") if start else first_session_open(market)
     clock = SimClock.paced(start=begin, speed=speed) if speed else SimClock.manual(begin)
-    sandbox = AlpacaSandbox(market, host=host, port=port, starting_cash=cash, clock=clock,
-                            participation=participation, faults=faults).start()
+    try:
+        sandbox = AlpacaSandbox(market, host=host, port=port, starting_cash=cash, clock=clock,
+                                participation=participation, faults=faults).start()
+    except SandboxAddressError as e:
+        fail(str(e))
     console.print(f"Alpaca sandbox over {catalog}: REST {sandbox.base_url}  stream {sandbox.stream_url}  "
                   "keys test-key / test-secret")
     console.print(f"simulated clock at {ny(sandbox.now_ns(), '%Y-%m-%d %H:%M ET')}; Ctrl-C stops")

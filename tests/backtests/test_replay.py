@@ -32,8 +32,8 @@ def test_replay_shows_every_catalog_bar_once_in_time_order(catalog_path: Path):
         seen = [e for e in events if e.symbol == symbol]
         assert [e.ts_ns for e in seen] == list(expected.index.asi8)
         first = expected.iloc[0]
-        assert seen[0].detail == (f"o={first.open:.2f} h={first.high:.2f} l={first.low:.2f} "
-                                  f"c={first.close:.2f} v={first.volume:.0f}")
+        assert seen[0].detail == (f"o={first.open:.4f} h={first.high:.4f} l={first.low:.4f} "
+                                  f"c={first.close:.4f} v={first.volume:.0f}")  # the catalog's 4 decimals
         assert summary.symbols[symbol].bars == len(expected) == 780
         assert summary.symbols[symbol].missing_minutes == 0
     assert [e.ts_ns for e in events] == sorted(e.ts_ns for e in events)

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import msgspec
 import numpy as np
 import pandas as pd
@@ -157,12 +155,10 @@ def test_rejects_bad_arguments() -> None:
         generate_market(2, 2, seed=0, n_sectors=0)
 
 
-def test_generates_half_a_million_bars_quickly() -> None:
-    started = time.perf_counter()
+def test_generates_half_a_million_bars() -> None:
+    """(How fast is ``sextant bench``'s catalog figure, not a test.)"""
     market = generate_market(12, 120, seed=1, signal_strength=0.2)
-    elapsed = time.perf_counter() - started
     assert sum(len(frame) for frame in market.bars.values()) > 550_000
-    assert elapsed < 5.0
 
 
 @pytest.mark.parametrize("strength", [SIGNAL_STRENGTH_MIN, 0.995, SIGNAL_STRENGTH_MAX])

@@ -32,7 +32,7 @@ import yaml
 from rich.console import Console
 from sklearn.metrics import roc_auc_score
 
-from backtests.config import load_config
+from backtests.config import VenueConfig, load_config
 from backtests.walkforward import RunResult, build_panel, run_walkforward
 from catalog.jobs import generate_catalog
 from catalog.store import MarketCatalog
@@ -145,6 +145,9 @@ def test_null_market_every_model_is_a_coin_flip(null_market):
         # Enough labelled out-of-sample rows for +-0.03 to be a meaningful band.
         assert m["rows"] >= 20_000, (name, m)
         assert abs(m["auc"] - 0.5) <= 0.03, f"{name} finds an edge in a random walk: {m}"
+    # What the README promises: on a random walk the ensemble is never sure enough to trade.
+    assert metrics["trading"]["trades"] == 0, metrics["trading"]
+    assert metrics["trading"]["final_equity"] == metrics["trading"]["start_equity"]
     print("null market:", {n: round(m["auc"], 4) for n, m in metrics["models"].items()},
           "rows", metrics["models"]["ensemble"]["rows"],
           "return", metrics["trading"]["total_return"], "trades", metrics["trading"]["trades"])
@@ -170,6 +173,13 @@ def test_planted_signal_is_found_and_traded_profitably(planted_market, null_mark
     assert trading["trades"] >= 100, trading
     assert trading["total_return"] > 0, trading
     assert trading["final_equity"] > trading["start_equity"]
+    # ... and that profit is net of the default costs, which were really charged.
+    venue = load_config(planted_market.config_path).venue
+    assert venue == VenueConfig() and venue.commission_per_share > 0 and venue.slippage_probability > 0
+    fills = pd.read_parquet(planted_market.run.run_dir / "fills.parquet")
+    commissions = fills["commissions"].str.extract(r"([0-9.]+) USD", expand=False).astype(float)
+    assert len(fills) >= 2 * trading["trades"] and (commissions >= venue.min_commission).all()
+    assert commissions.sum() > 0
     print("planted market:", {n: round(m["auc"], 4) for n, m in planted["models"].items()},
           "return", trading["total_return"], "trades", trading["trades"], "sharpe", trading["sharpe"])
 
@@ -271,12 +281,21 @@ def test_model_registry_holds_every_fold_model(planted_market, metas):
 
 def test_models_never_train_on_their_test_window(planted_market, metas):
     sessions = session_dates(planted_market.catalog)
+    fold_rows = {row["fold"]: row["train_rows"] for row in planted_market.run.metrics["folds"]}
     for name in MODELS:
         previous_test_end = None
         for meta in metas[name]:
             train_start, train_end = pd.Timestamp(meta["train_start"]), pd.Timestamp(meta["train_end"])
             test_start, test_end = pd.Timestamp(meta["test_start"]), pd.Timestamp(meta["test_end"])
             assert train_start < train_end <= test_start < test_end
+            # Row level: the bars the model was fitted on, and the future their labels looked
+            # at, end inside the train window; whole embargo sessions separate them from the test.
+            fitted = meta["fitted"]
+            assert fitted["rows"] == fold_rows[meta["fold"]] > 0
+            first, last_seen = pd.Timestamp(fitted["first_ts"]), pd.Timestamp(fitted["last_label_end"])
+            assert train_start <= first <= pd.Timestamp(fitted["last_ts"]) <= last_seen < train_end
+            embargo = [d for d in sessions if ny_date(last_seen) < d < ny_date(test_start)]
+            assert len(embargo) >= EMBARGO_DAYS, (name, meta["fold"], last_seen, test_start)
             assert sessions_between(sessions, train_start, train_end) == TRAIN_DAYS
             # The embargo: whole sessions between the end of training and the test window.
             assert sessions_between(sessions, train_end, test_start) == EMBARGO_DAYS

@@ -97,6 +97,7 @@ def test_fills_agree_where_the_fill_rules_agree(both_paths):
                       for r in frame.itertuples())
 
     live = fills(pd.DataFrame(rehearsal.fills), "last_qty", "last_px")
+    assert live, "the rehearsal filled nothing: there is nothing to compare"
     assert live == fills(backtest, "filled_qty", "avg_px")
 
 

@@ -160,7 +160,7 @@ class Live:
 
 def _scaled(bar: Bar, factor: float, ts_event: int, ts_init: int) -> Bar:
     def price(p: Price) -> Price:
-        return Price(round(p.as_double() * factor, 2), 2)
+        return Price(round(p.as_double() * factor, p.precision), p.precision)
 
     return Bar(
         bar.bar_type,

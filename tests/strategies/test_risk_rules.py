@@ -136,15 +136,16 @@ def test_flat_before_the_real_close_and_no_late_entries(backtest, day, entered):
     assert sorted(run.entered()) == entered
     # One nanosecond after the flatten minute: that minute's bars of every stock are in.
     flatten_at = close - 5 * MINUTE + pd.Timedelta(1, "ns")
-    for position in run.positions():
+    positions = run.positions()
+    assert sorted(p.instrument_id.symbol.value for p in positions) == entered  # one per entry
+    for position in positions:
         closing = run.engine.cache.order(position.closing_order_id)
         assert position.is_closed and at(position.ts_closed) == flatten_at, position
         assert closing.order_type == OrderType.MARKET and closing.is_reduce_only
         assert not closing.tags  # the strategy's flatten order, not the stop or the target
-    assert all(
-        o.status == OrderStatus.CANCELED
-        for o in run.orders(tag="STOP_LOSS") + run.orders(tag="TAKE_PROFIT")
-    )
+    legs = run.orders(tag="STOP_LOSS") + run.orders(tag="TAKE_PROFIT")
+    assert len(legs) == 2 * len(entered)  # every entry's bracket, each cancelled by the flatten
+    assert all(o.status == OrderStatus.CANCELED for o in legs)
     assert not run.open_positions() and not run.open_orders()
     assert run.logged("info", "session close")
 
@@ -218,33 +219,54 @@ def test_trading_resumes_next_session_after_a_halt(backtest):
 # -- 6: sizing and caps -----------------------------------------------------------------------------
 
 
+# Stop distance binds: risk 0.1% of 100k = 100 USD against the stop, below the 5% cap (50 shares).
+TIGHT_RISK = {"risk_per_trade": 0.001}
+
+
 @pytest.mark.parametrize(
-    ("price", "rules", "shares", "stop", "target"),
+    ("price", "probability", "rules", "shares", "stop", "target"),
     [
         # min(1% * 100k / (2% * 100) = 500, 5% * 100k / 100 = 50): the 5% cap binds.
-        pytest.param(100.00, RiskRules(), 50, 98.00, 104.00, id="cap-binds"),
-        pytest.param(37.23, RiskRules(), 134, 36.49, 38.72, id="cap-odd-price"),
+        pytest.param(100.00, 0.9, RiskRules(), 50, 98.00, 104.00, id="cap-binds"),
+        # Bracket legs round away from the entry: stop 36.4854 -> 36.48, target 38.7192 -> 38.72.
+        pytest.param(37.23, 0.9, RiskRules(), 134, 36.48, 38.72, id="cap-odd-price"),
         # min(0.05% * 100k / 2.00 = 25, 50): the risk budget binds.
-        pytest.param(100.00, RiskRules(risk_per_trade=0.0005), 25, 98.00, 104.00, id="risk-binds"),
-        # min(0.2% * 100k / (5% * 412.57) = 9.69, 5000 / 412.57 = 12.1) -> 9; stop/target at 5%/6%.
+        pytest.param(100.00, 0.9, RiskRules(risk_per_trade=0.0005), 25, 98.00, 104.00, id="risk-binds"),
+        # min(0.2% * 100k / (412.57 - 391.94) = 9.69, 5000 / 412.57 = 12.1) -> 9; stop/target at 5%/6%
+        # (391.9415 rounds down, 437.3242 up).
         pytest.param(
             412.57,
+            0.9,
             RiskRules(risk_per_trade=0.002, stop_loss=0.05, take_profit=0.06),
             9,
             391.94,
-            437.32,
+            437.33,
             id="risk-binds-wide-stop",
         ),
+        # The stop distance decides the size, long and short: 100 USD / 4.00 = 25, / 2.50 = 40.
+        pytest.param(100.00, 0.9, RiskRules(**TIGHT_RISK, stop_loss=0.04), 25, 96.00, 104.00, id="long-4pct-stop"),
+        pytest.param(100.00, 0.1, RiskRules(**TIGHT_RISK, stop_loss=0.04), 25, 104.00, 96.00, id="short-4pct-stop"),
+        pytest.param(100.00, 0.9, RiskRules(**TIGHT_RISK, stop_loss=0.025), 40, 97.50, 104.00, id="long-2.5pct-stop"),
+        pytest.param(100.00, 0.1, RiskRules(**TIGHT_RISK, stop_loss=0.025), 40, 102.50, 96.00, id="short-2.5pct-stop"),
+        # A short's stop rounds up (37.9746 -> 37.98) and its size uses that rounded distance:
+        # 50 USD / 0.75 = 66.7 -> 66 (the unrounded 0.7446 would give 67); target 35.7408 -> 35.74.
+        pytest.param(37.23, 0.1, RiskRules(risk_per_trade=0.0005), 66, 37.98, 35.74, id="short-stop-rounds-up"),
+        # A sub-penny close (Polygon's 4 decimals) at or above $1: the legs are whole cents.
+        pytest.param(185.4321, 0.9, RiskRules(), 26, 181.72, 192.85, id="sub-penny-close"),
+        # Below $1 the tick is 0.0001: 0.502054 -> 0.5020, 0.532792 -> 0.5328.
+        pytest.param(0.5123, 0.9, RiskRules(), 9759, 0.5020, 0.5328, id="sub-dollar"),
     ],
 )
-def test_position_size_and_bracket_prices(backtest, price, rules, shares, stop, target):
+def test_position_size_and_bracket_prices(backtest, price, probability, rules, shares, stop, target):
     market = Market([DAY], {"AAA": "TECH"})
     market.hold("AAA", price, market.minutes[0])
-    market.signal("AAA", f"{DAY} 15:00", 0.9)
+    market.frames["AAA"]["volume"] = 1_000_000.0  # the engine's default book fills 9,759 shares at once
+    market.signal("AAA", f"{DAY} 15:00", probability)
 
     run = backtest(market, rules=rules)
 
     (entry,) = run.entries("AAA")
+    assert entry.side == (OrderSide.BUY if probability > 0.5 else OrderSide.SELL)
     assert qty(entry) == shares and entry.avg_px == price
     assert run.orders("AAA", tag="STOP_LOSS")[0].trigger_price.as_double() == stop
     assert run.orders("AAA", tag="TAKE_PROFIT")[0].price.as_double() == target

@@ -19,10 +19,13 @@ from adapters.alpaca.sandbox.orders import (
     ReplaceSpec,
     invalid,
 )
+from catalog.instruments import is_on_tick
 
 SUB_PENNY_CODE = 42210000
 MAX_CLIENT_ORDER_ID = 128
-CENT = Decimal("0.01")
+# Far above any listed share price (BRK.A trades below $1M); bounds ``1e400`` before any
+# arithmetic on it, which Decimal's context could not represent.
+MAX_PRICE = Decimal(1_000_000_000)
 
 
 def parse_order(body: Any, known_symbol: Callable[[str], bool]) -> OrderSpec:
@@ -114,7 +117,8 @@ def whole_shares(raw: Any, symbol: str | None) -> int:
 
 
 def price_field(body: dict | None, key: str, name: str | None = None) -> Decimal | None:
-    """A price in whole cents; sub-penny prices get Alpaca's 42210000 answer."""
+    """A price on Reg NMS Rule 612's tick (whole cents at or above $1.00, hundredths of a cent
+    below); others get Alpaca's 42210000 sub-penny answer."""
     name = name or key
     raw = None if body is None else body.get(key)
     if raw is None:
@@ -123,15 +127,15 @@ def price_field(body: dict | None, key: str, name: str | None = None) -> Decimal
         value = Decimal(str(raw)) if not isinstance(raw, bool) else None
     except InvalidOperation:
         value = None
-    if value is None or not value.is_finite() or value <= 0:
-        raise invalid(f"invalid {name} {raw!r}: must be a positive number")
-    if value != value.quantize(CENT):
+    if value is None or not value.is_finite() or not 0 < value <= MAX_PRICE:
+        raise invalid(f"invalid {name} {raw!r}: must be a positive number up to {MAX_PRICE}")
+    if not is_on_tick(value):
         raise BrokerError(
             422,
             SUB_PENNY_CODE,
             f"invalid {name} {raw}. sub-penny increment does not fulfill minimum pricing criteria",
         )
-    return value.quantize(CENT)
+    return value
 
 
 def client_order_id(raw: Any) -> str | None:

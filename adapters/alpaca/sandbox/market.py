@@ -14,10 +14,8 @@ import numpy as np
 import pandas as pd
 from nautilus_trader.model.data import Bar
 
-from catalog.instruments import bar_type
+from catalog.instruments import PENNY, PRICE_PRECISION, SUB_PENNY, bar_type
 from catalog.store import EmptyCatalogError, MarketCatalog
-
-CENT = Decimal("0.01")
 
 
 @dataclass(frozen=True)
@@ -66,7 +64,7 @@ class SymbolBars:
 
 @dataclass(frozen=True)
 class BarPrices:
-    """One bar in the broker's units: cent prices as Decimal, whole-share volume."""
+    """One bar in the broker's units: exact Decimal prices, whole-share volume."""
 
     close_ns: int
     high: Decimal
@@ -76,8 +74,11 @@ class BarPrices:
 
 
 def price(value: float) -> Decimal:
-    """A catalog float price as an exact cent Decimal (catalog prices have 2 decimals)."""
-    return Decimal(repr(round(float(value), 2))).quantize(CENT)
+    """A catalog float price as an exact Decimal with at least 2 decimals (catalogs store at
+    most 4, so a market order fills at a sub-penny bar price as a real one can)."""
+    exact = Decimal(repr(round(float(value), PRICE_PRECISION)))
+    cents = exact.quantize(PENNY)
+    return cents if cents == exact else exact.quantize(SUB_PENNY)
 
 
 class CatalogMarket:

@@ -40,7 +40,7 @@ def invalid(message: str, code: int = 40010001) -> BrokerError:
 
 @dataclass(frozen=True)
 class OrderSpec:
-    """A validated new order (prices are cent Decimals, qty whole shares)."""
+    """A validated new order (prices on Rule 612 ticks, qty whole shares)."""
 
     symbol: str
     qty: int

@@ -21,10 +21,10 @@ from nautilus_trader.model.identifiers import InstrumentId, TradeId
 from nautilus_trader.model.objects import Price, Quantity
 
 from adapters.polygon.common import NANOS_PER_MILLI
-from catalog.instruments import BAR_SPEC, VENUE, instrument_id
+from catalog.instruments import BAR_SPEC, PRICE_PRECISION, VENUE, instrument_id
 
 SECOND_BAR_SPEC = "1-SECOND-LAST-EXTERNAL"
-DEFAULT_PRICE_PRECISION = 2  # cent-tick US equities (catalog.instruments.equity)
+DEFAULT_PRICE_PRECISION = PRICE_PRECISION  # Polygon's up to 4 decimals (catalog.instruments)
 SIZE_PRECISION = 0
 EXCERPT_CHARS = 160
 

@@ -406,10 +406,21 @@ def _encode_rows(series: AggSeries, first: int, last: int, descending: bool) -> 
     return _encoder.encode(list(map(AggRow, *columns)))
 
 
+# The nanosecond timestamps the catalog and the engine use end in 2262; a bound past that
+# (``to=2999-12-31``) cannot be compared with a bar, so it is a 400 naming the range.
+_LAST_DAY = (pd.Timestamp.max - pd.Timedelta(days=2)).normalize()
+_MAX_MS = _LAST_DAY.value // 1_000_000
+
+
 def _bound_ms(value: str, upper: bool) -> int:
     """Polygon's ``from``/``to``: epoch milliseconds (inclusive) or a New York calendar date
     (inclusive whole day)."""
+    out_of_range = BadRequest(
+        f"date {value!r} is out of range: dates run from 1970-01-01 to {_LAST_DAY:%Y-%m-%d}"
+    )
     if value.isdigit():
+        if int(value) > _MAX_MS:
+            raise out_of_range
         return int(value)
     try:
         day = pd.Timestamp(value)
@@ -419,6 +430,8 @@ def _bound_ms(value: str, upper: bool) -> int:
         ) from None
     if day.tzinfo is not None or day != day.normalize():
         raise BadRequest(f"could not parse date {value!r}: use YYYY-MM-DD or epoch milliseconds")
+    if not pd.Timestamp(0) <= day <= _LAST_DAY:
+        raise out_of_range
     if upper:
         day = day + pd.Timedelta(days=1)
     ms = day.tz_localize(NEW_YORK).value // 1_000_000

@@ -87,16 +87,7 @@ class PolygonSandbox(LoopbackServer):
         app = web.Application(middlewares=[self._rest.middleware])
         app.add_routes(self._rest.routes())
         app.add_routes([web.get(STREAM_PATH, self._hub.handle)])
-        self._runner = web.AppRunner(
-            app,
-            handle_signals=False,
-            access_log=None,
-            handler_cancellation=True,
-            shutdown_timeout=1.0,
-        )
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, self.host, self._requested_port)
-        await site.start()
+        self._runner = await self._listen(app, self.host, self._requested_port)
         self._port = int(self._runner.addresses[0][1])
         if self.clock is not None and not self.clock.is_manual:
             self._paced = asyncio.create_task(self._run_paced(self.clock, self._hub))

@@ -27,6 +27,7 @@ from aiohttp import WSMsgType, web
 from adapters.polygon.sandbox.aggregation import AggSeries, session_running
 from adapters.polygon.sandbox.bars import CatalogBars
 from adapters.polygon.sandbox.faults import FaultSchedule
+from catalog.instruments import PRICE_PRECISION
 
 STREAM_PATH = "/stocks"
 EVENTS = frozenset({"AM", "A", "T", "Q"})
@@ -167,8 +168,8 @@ class SymbolFeed:
                 self._trade_id += n
                 messages = map(TradeMessage, sym, repeat(4), ids, repeat(1), close, volume, stamps)
             else:
-                bids = np.round(b.close[first:last] - 0.01, 2).tolist()
-                asks = np.round(b.close[first:last] + 0.01, 2).tolist()
+                bids = np.round(b.close[first:last] - 0.01, PRICE_PRECISION).tolist()
+                asks = np.round(b.close[first:last] + 0.01, PRICE_PRECISION).tolist()
                 one, four = repeat(1), repeat(4)
                 messages = map(QuoteMessage, sym, four, bids, one, four, asks, one, stamps, one)
         return [_encoder.encode(m) for m in messages]

@@ -300,6 +300,18 @@ def assert_fills_match_venue(
     assert [f.trade_id.value for f in fills] == [a["id"].rpartition("::")[2] for a in venue]
 
 
+def stream_barrier(node: ExecNode) -> None:
+    """Return once a fresh market order on S001 has filled: the trade_updates stream is
+    ordered, so any event the venue sent about earlier orders has been handled by then (a
+    negative check waits on this, not on a sleep)."""
+    barrier = node.submit(
+        lambda s: s.order_factory.market(
+            instrument_id("S001"), OrderSide.BUY, Quantity.from_int(1), TimeInForce.DAY
+        )
+    )
+    node.wait_status(barrier.client_order_id, OrderStatus.FILLED)
+
+
 def bars_after(market: CatalogMarket, symbol: str, ts: pd.Timestamp, n: int) -> list[BarPrices]:
     """The ``n`` bars of ``symbol`` closing after ``ts``."""
     bars = market.bars(symbol)
@@ -736,7 +748,7 @@ def test_fill_lost_with_the_stream_is_recovered_by_reconciliation(
     assert_fills_match_venue(node, sandbox, order.client_order_id)  # trade id included
     position = node.call(lambda: node.strategy.cache.positions_open(instrument_id=S000))[0]
     assert position.signed_qty == 6 and Decimal(repr(position.avg_px_open)) == limit
-    time.sleep(0.3)  # a late duplicate would show up here
+    stream_barrier(node)  # a late duplicate would have arrived before this
     assert len(node.strategy.fills(order.client_order_id)) == 1
 
 
@@ -967,14 +979,14 @@ def test_rate_limits_and_server_errors_are_retried_into_one_order(
 def test_a_stalled_submit_times_out_and_its_retry_places_the_order_once(sandbox: AlpacaSandbox):
     with ExecNode(client_config(sandbox, request_timeout_secs=0.5)) as node:
         sandbox.add_fault(AlpacaFault(kind="stall", stall_secs=20.0, path="/v2/orders"))
-        started = time.monotonic()
         order = node.submit(
             lambda s: s.order_factory.market(
                 S000, OrderSide.BUY, Quantity.from_int(2), TimeInForce.DAY
             )
         )
+        # wait_status gives up after WAIT (15 s), before the 20 s stall ends: the fill came
+        # from the retry after the 0.5 s timeout.
         node.wait_status(order.client_order_id, OrderStatus.FILLED)
-        assert time.monotonic() - started < 3.0  # a 0.5 s timeout and a retry, not the 20 s stall
         assert len(sandbox.orders()) == 1 and len(node.strategy.fills(order.client_order_id)) == 1
 
 
@@ -1003,9 +1015,13 @@ def test_query_order_recovers_a_lost_fill_without_the_reconnect_hook(
             lambda s: s.order_factory.limit(S000, OrderSide.BUY, Quantity.from_int(6), px(limit))
         )
         node.wait_status(order.client_order_id, OrderStatus.ACCEPTED)
+        stream = node.client.stream
+        connections = stream.connections
         sandbox.add_fault(AlpacaFault(kind="drop_before_fill"))
         sandbox.advance_to(NOW + 10 * MINUTE)
-        time.sleep(0.3)
+        eventually(lambda: stream.connections == connections + 1, "the stream did not reconnect")
+        sandbox.wait_for_listeners(1, WAIT)
+        stream_barrier(node)
         assert node.order(order.client_order_id).status == OrderStatus.ACCEPTED  # nobody told it
         node.call(
             lambda: node.strategy.query_order(node.strategy.cache.order(order.client_order_id))

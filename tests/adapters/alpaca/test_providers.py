@@ -33,7 +33,7 @@ def test_load_all_builds_the_catalogs_equities_with_sectors(provider: AlpacaInst
     instruments = {i.id.symbol.value: i for i in provider.list_all()}
     assert sorted(instruments) == ["S000", "S001", "S002"]
     assert instruments["S000"] == equity("S000", "Manufacturing")
-    assert instruments["S000"].price_precision == 2 and instruments["S000"].lot_size == 1
+    assert instruments["S000"].price_precision == 4 and instruments["S000"].lot_size == 1
     assert {s: sector_of(i) for s, i in instruments.items()} == {
         "S000": "Manufacturing",
         "S001": "Finance",

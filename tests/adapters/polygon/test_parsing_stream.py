@@ -1,6 +1,5 @@
 """Polygon WebSocket frames -> NautilusTrader objects (pure, no sockets)."""
 
-import time
 
 import msgspec
 import pytest
@@ -131,14 +130,25 @@ def test_excerpt_of_a_long_frame_is_short() -> None:
     assert caught.value.excerpt.endswith("...")
 
 
-def test_parses_well_above_the_feed_budget() -> None:
-    """The whole live path must sustain 50k msgs/s (benchmarks.feed_throughput measures it
-    into a running engine); parsing alone gets a small share of that budget."""
+def test_per_symbol_constants_are_built_once() -> None:
+    """What keeps parsing on the hot path cheap: the instrument's precision is asked once per
+    symbol, however many frames arrive (the rate itself is ``sextant bench --part polygon``)."""
     raw = frame(*({**AM, "sym": f"S{i:03d}"} for i in range(50)))
-    parser = StreamParser()
-    n_frames = 400
-    start = time.perf_counter()
-    for _ in range(n_frames):
-        parser.parse(raw, RECEIVED_NS)
-    rate = n_frames * 50 / (time.perf_counter() - start)
-    assert rate > 150_000, f"parsed only {rate:,.0f} msgs/s"
+    asked: list[str] = []
+    parser = StreamParser(lambda symbol: asked.append(symbol) or 4)
+    parsed = [parser.parse(raw, RECEIVED_NS) for _ in range(400)]
+    assert sorted(asked) == [f"S{i:03d}" for i in range(50)]
+    assert all(len(p.data) == 50 for p in parsed)
+    assert {bar.bar_type.instrument_id.symbol.value for _, bar in parsed[-1].data} == set(asked)
+
+
+def test_sub_penny_prices_keep_polygons_four_decimals() -> None:
+    """Polygon sends up to 4 decimals; without an instrument in the cache the parser uses the
+    catalog's default precision (4), so nothing is rounded to cents."""
+    am = {**AM, "o": 185.4321, "h": 185.4999, "l": 0.0041, "c": 185.4567}
+    quote = {**Q, "bp": 0.5123, "ap": 0.5124}
+    parsed = StreamParser().parse(frame(am, {**T, "p": 185.4321}, quote), RECEIVED_NS)
+    (_, bar), (_, trade), (_, tick) = parsed.data
+    assert [str(p) for p in (bar.open, bar.high, bar.low, bar.close)] == ["185.4321", "185.4999", "0.0041", "185.4567"]
+    assert str(trade.price) == "185.4321"
+    assert (str(tick.bid_price), str(tick.ask_price)) == ("0.5123", "0.5124")

@@ -71,7 +71,7 @@ def test_load_ids_builds_equities_with_sectors(client: PolygonHttpClient) -> Non
     asyncio.run(provider.load_ids_async([instrument_id(s) for s in SECTORS]))
     assert provider.count == 3
     assert provider.sectors() == {"BANK": "Finance", "MAKE": "Manufacturing", "ODD": "UNKNOWN"}
-    assert provider.find(instrument_id("BANK")).price_increment.as_double() == 0.01
+    assert provider.find(instrument_id("BANK")).price_increment.as_double() == 0.0001  # Polygon's 4 decimals
 
 
 def test_initialize_loads_the_configured_ids(client: PolygonHttpClient) -> None:

@@ -1,0 +1,67 @@
+"""`sextant sandbox polygon|alpaca` with a port in use or out of range, or a speed that is not
+positive: a clear message and exit 2, never a traceback."""
+
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from catalog.jobs import generate_catalog
+from sextant.cli import app
+from tests.e2e.test_cli import squash
+
+KINDS = ["polygon", "alpaca"]
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("sandbox-args") / "catalog"
+    generate_catalog(path, n_symbols=1, n_days=1, seed=2)
+    return path
+
+
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        yield held.getsockname()[1]
+
+
+def sandbox(kind: str, catalog: Path, *args: str):
+    return CliRunner().invoke(app, ["sandbox", kind, "--catalog", str(catalog), *args])
+
+
+def assert_clean_error(result, *fragments: str) -> None:
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit)  # typer.Exit / a usage error, not a crash
+    assert "Traceback" not in result.output
+    text = squash(result.output.replace("│", ""))  # a usage error is boxed and wrapped
+    for fragment in fragments:
+        assert squash(fragment) in text, result.output
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_port_in_use_is_named(kind: str, catalog: Path, taken_port: int):
+    assert_clean_error(
+        sandbox(kind, catalog, "--port", str(taken_port)),
+        f"sandbox cannot listen on 127.0.0.1:{taken_port}: Address already in use",
+    )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_a_usage_error(kind: str, catalog: Path, port: str):
+    bound = "less than or equal to 65535" if port == "70000" else "greater than or equal to 0"
+    assert_clean_error(sandbox(kind, catalog, "--port", port), "Invalid value for '--port'", bound)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("speed", ["-5", "0"])
+def test_a_speed_that_is_not_positive_is_a_usage_error(kind: str, catalog: Path, speed: str):
+    assert_clean_error(
+        sandbox(kind, catalog, "--speed", speed),
+        "--speed", f"must be a positive number of simulated seconds per second, got {speed}",
+    )
