@@ -2,13 +2,16 @@
 
 Every body carries ``client_order_id`` = the NautilusTrader ClientOrderId: it makes a retried
 POST idempotent (Alpaca answers a repeat with 422 "duplicate client_order_id" instead of a
-second order) and ties stream events back to the order. Quantities and prices go out as
-decimal strings, exactly as NautilusTrader holds them. Whatever Alpaca cannot express
+second order) and ties stream events back to the order. Quantities go out as decimal strings,
+exactly as NautilusTrader holds them; prices with no zeros past the tick they are on ("98.00",
+not a 4-decimal instrument's "98.0000"; "0.4321" below a dollar), so a venue that counts
+decimals sees a price that obeys Rule 612 whenever its value does. Whatever Alpaca cannot express
 (post-only, GTD, trailing or if-touched types, arbitrary contingent lists) is refused with
 ``UnsupportedOrderError`` rather than silently sent as something else.
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from nautilus_trader.model.enums import ContingencyType, OrderSide, OrderType
@@ -22,12 +25,21 @@ from adapters.alpaca.parsing.wire import (
     AlpacaOrder,
 )
 
+_PENNY = Decimal("0.01")
 BRACKET_ENTRY_TYPES = frozenset({OrderType.MARKET, OrderType.LIMIT})
 STOP_LOSS_TYPES = frozenset({OrderType.STOP_MARKET, OrderType.STOP_LIMIT})
 
 
 class UnsupportedOrderError(ValueError):
     """An order (or order list) Alpaca has no equivalent for."""
+
+
+def wire_price(price: Price) -> str:
+    """A price as Alpaca reads it: whole cents keep two decimals, a sub-penny price only the
+    digits it has (an off-tick price is sent as it is, for the venue to refuse)."""
+    value = price.as_decimal()
+    cents = value.quantize(_PENNY)
+    return f"{cents:f}" if cents == value else f"{value.normalize():f}"
 
 
 def order_body(order: Order) -> dict[str, Any]:
@@ -49,9 +61,9 @@ def order_body(order: Order) -> dict[str, Any]:
         "client_order_id": order.client_order_id.value,
     }
     if order.order_type in (OrderType.LIMIT, OrderType.STOP_LIMIT):
-        body["limit_price"] = str(order.price)
+        body["limit_price"] = wire_price(order.price)
     if order.order_type in (OrderType.STOP_MARKET, OrderType.STOP_LIMIT):
-        body["stop_price"] = str(order.trigger_price)
+        body["stop_price"] = wire_price(order.trigger_price)
     return body
 
 
@@ -99,10 +111,10 @@ def bracket_body(bracket: Bracket) -> dict[str, Any]:
     """One POST body for the whole bracket; the legs share the entry's time in force."""
     body = order_body(bracket.entry)
     body["order_class"] = "bracket"
-    body["take_profit"] = {"limit_price": str(bracket.take_profit.price)}
-    stop_loss = {"stop_price": str(bracket.stop_loss.trigger_price)}
+    body["take_profit"] = {"limit_price": wire_price(bracket.take_profit.price)}
+    stop_loss = {"stop_price": wire_price(bracket.stop_loss.trigger_price)}
     if bracket.stop_loss.order_type == OrderType.STOP_LIMIT:
-        stop_loss["limit_price"] = str(bracket.stop_loss.price)
+        stop_loss["limit_price"] = wire_price(bracket.stop_loss.price)
     body["stop_loss"] = stop_loss
     return body
 
@@ -133,9 +145,9 @@ def replace_body(
     if quantity is not None:
         body["qty"] = str(quantity)
     if price is not None:
-        body["limit_price"] = str(price)
+        body["limit_price"] = wire_price(price)
     if trigger_price is not None:
-        body["stop_price"] = str(trigger_price)
+        body["stop_price"] = wire_price(trigger_price)
     if not body:
         raise UnsupportedOrderError("nothing to modify: no quantity, price or trigger price")
     return body

@@ -31,6 +31,7 @@ from adapters.alpaca.parsing.orders import (
     bracket_legs,
     order_body,
     replace_body,
+    wire_price,
 )
 from adapters.alpaca.parsing.progress import (
     Accept,
@@ -436,6 +437,19 @@ def test_prices_and_quantities_keep_every_digit():
     assert to_price(Decimal("184.0012"), 2) == Price.from_str("184.0012")  # sub-penny stays
     assert to_price(Decimal("184.0012"), 2).precision == 4
     assert to_quantity(Decimal(10), 0) == Quantity.from_int(10)
+
+
+@pytest.mark.parametrize(("price", "wire"), [
+    ("98.0000", "98.00"),      # a 4-decimal instrument's whole-cent price: no zeros past the cent
+    ("184.10", "184.10"),
+    ("0.4321", "0.4321"),      # below a dollar the sub-penny digits are the price
+    ("0.4300", "0.43"),
+    ("1.0000", "1.00"),
+    ("100", "100.00"),
+    ("184.0012", "184.0012"),  # off the tick: sent as it is, for the venue to refuse
+])
+def test_prices_go_out_with_no_zeros_past_their_tick(price: str, wire: str):
+    assert wire_price(Price.from_str(price)) == wire
 
 
 def test_timestamps_and_execution_ids():
