@@ -198,7 +198,8 @@ def test_sextant_live_with_a_rejected_key_exits_2_naming_the_client(
         config.write_text(yaml.safe_dump({
             "name": "start-check",
             "universe": SYMBOLS,
-            "models": {"registry": str(models), "weights": {"lightgbm": 1.0}},
+            "models": {"registry": str(models)},
+            "strategy": {"weights": {"lightgbm": 1.0}},
             "polygon": {"base_url": polygon.base_url, "ws_feed": polygon.ws_feed, "secure": False},
             "alpaca": {"base_url": broker.base_url},
         }))
@@ -243,7 +244,8 @@ def test_sextant_live_ctrl_c_cancels_and_flattens_what_another_tool_left_and_exi
         config.write_text(yaml.safe_dump({
             "name": "stop-check",
             "universe": SYMBOLS,
-            "models": {"registry": str(models), "weights": {"lightgbm": 1.0}},
+            "models": {"registry": str(models)},
+            "strategy": {"weights": {"lightgbm": 1.0}},
             "polygon": {"base_url": polygon.base_url, "ws_feed": polygon.ws_feed, "secure": False},
             "alpaca": {"base_url": broker.base_url},
         }))
