@@ -33,7 +33,12 @@ from nautilus_trader.model.instruments import Equity
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 
-from catalog.errors import DamagedCatalogError, EmptyCatalogError, MissingCatalogError
+from catalog.errors import (
+    DamagedCatalogError,
+    EmptyCatalogError,
+    InvalidBarsError,
+    MissingCatalogError,
+)
 from catalog.instruments import UNKNOWN_SECTOR, bar_type, equity, parse_symbol, sector_of
 
 SYNTHETIC_MARKER = "sextant-synthetic.json"
@@ -118,10 +123,13 @@ class MarketCatalog:
         if ts is None:
             raise TypeError(f"bars for {symbol} need a DatetimeIndex of bar-close times")
         if len(ts) > 1 and np.any(np.diff(ts) <= 0):
-            raise ValueError(f"bars for {symbol} are not strictly increasing in time")
+            raise InvalidBarsError(f"bars for {symbol} are not strictly increasing in time")
         prices = {col: frame[col].to_numpy(np.float64) for col in BAR_COLUMNS}
-        if not np.all(np.isfinite(np.column_stack(list(prices.values())))):
-            raise ValueError(f"bars for {symbol} hold NaN or infinite values")
+        values = np.column_stack(list(prices.values()))
+        if not np.all(np.isfinite(values)):
+            raise InvalidBarsError(f"bars for {symbol} hold NaN or infinite values")
+        if np.any(values < 0):
+            raise InvalidBarsError(f"bars for {symbol} hold negative prices or volumes")
         identifier = str(bar_type(symbol, timeframe))
         price_precision, size_precision = instrument.price_precision, instrument.size_precision
         columns = {

@@ -130,7 +130,7 @@ def catalog_ingest(
                 on_progress=lambda sym, done, total: progress.update(tasks[sym], completed=done, total=total),
                 source_settings={"adjusted": config.adjusted, "regular_session_only": config.regular_session_only},
             )
-    except (MissingApiKeyError, PolygonError, CatalogError, ValueError) as e:
+    except (MissingApiKeyError, PolygonError, CatalogError) as e:
         fail(str(e))
     for ticker in tickers:
         console.print(f"{ticker}: {report.bars_written[ticker]:,} bars from {report.sessions_fetched[ticker]} "
@@ -177,7 +177,7 @@ def catalog_replay(
         summary = replay(catalog, start, end, show,
                          symbols=parse_symbols(symbols) if symbols else None,
                          timeframe=timeframe, model_dirs=model_dirs, config=cfg)
-    except (ConfigError, CatalogError, ValueError) as e:
+    except (ConfigError, CatalogError) as e:
         fail(str(e))
     table = Table(title=f"replay {start} .. {end}: {summary.sessions} sessions, {summary.bars:,} bars "
                         f"in {summary.elapsed_s:.2f} s")

@@ -10,7 +10,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from catalog.errors import DamagedCatalogError
+from catalog.errors import DamagedCatalogError, InvalidBarsError, UnknownTimeframeError
 from catalog.instruments import bar_type, equity
 from catalog.store import EmptyCatalogError, MarketCatalog
 
@@ -173,18 +173,23 @@ def test_timeframes_are_stored_apart(tmp_path: Path):
     assert catalog.bar_count("ABC") == 30
     assert catalog.bar_count("ABC", "5m") == len(five)
     pd.testing.assert_frame_equal(catalog.read_bars("ABC", timeframe="5m"), five, check_freq=False)
-    with pytest.raises(ValueError, match="unknown timeframe '2m'"):
+    with pytest.raises(UnknownTimeframeError, match="unknown timeframe '2m'"):
         catalog.read_bars("ABC", timeframe="2m")
 
 
-def test_unsorted_or_non_finite_bars_are_refused(tmp_path: Path):
+def test_unsorted_non_finite_or_negative_bars_are_refused(tmp_path: Path):
     catalog = MarketCatalog(tmp_path / "cat")
     frame = day("2024-01-02", 10)
-    with pytest.raises(ValueError, match="not strictly increasing"):
+    with pytest.raises(InvalidBarsError, match="not strictly increasing"):
         catalog.write_bars("ABC", frame.iloc[::-1])
+    negative = frame.copy()
+    negative.iloc[5, 4] = -1.0
+    with pytest.raises(InvalidBarsError, match="negative"):
+        catalog.write_bars("ABC", negative)
     frame.iloc[3, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(InvalidBarsError, match="NaN"):
         catalog.write_bars("ABC", frame)
+    assert catalog.symbols() == []  # nothing of a refused frame is written
 
 
 # -- merge rule: a new bar replaces the stored bar at its timestamp, nothing else ------------------

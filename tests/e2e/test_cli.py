@@ -424,3 +424,74 @@ def test_catalog_info_lists_what_the_catalog_holds(small_catalog):
 def test_catalog_info_on_a_missing_catalog(tmp_path):
     result = runner.invoke(app, ["catalog", "info", "--catalog", str(tmp_path / "nope")])
     assert_clean_failure(result, "does not exist")
+
+
+# -- the error rule: a user's mistake is a message, a bug keeps its traceback ------------------------
+
+
+def test_generate_more_sessions_than_the_calendar_holds(tmp_path):
+    result = generate(tmp_path / "cat", "--days", "100000")
+    assert_clean_failure(result, "100,000 sessions requested, but the NYSE calendar holds only")
+    assert not (tmp_path / "cat").exists()
+
+
+def test_backtest_generating_more_sessions_than_the_calendar_holds(tmp_path):
+    config = write_config(tmp_path / "c.yaml", catalog__path=str(tmp_path / "own"), catalog__generate__days=100_000)
+    assert_clean_failure(backtest(config, tmp_path), "100,000 sessions requested")
+    assert not (tmp_path / "own").exists()
+
+
+def replay_args(catalog: Path, *extra: str) -> list[str]:
+    return ["catalog", "replay", "--catalog", str(catalog), "--quiet", *extra]
+
+
+@pytest.mark.parametrize(("extra", "cause"), [
+    (["--start", "2024-13-45", "--end", "2024-12-31"], "'2024-13-45' is not a date"),
+    (["--start", "2024-12-31", "--end", "2024-12-30"], "start 2024-12-31 is after end 2024-12-30"),
+    (["--start", "2024-12-28", "--end", "2024-12-29"], "no NYSE session between 2024-12-28 and 2024-12-29"),
+    (["--start", "2035-01-02", "--end", "2035-01-02"], "outside the supported calendar range"),
+    (["--start", "2024-12-31", "--end", "2024-12-31", "--timeframe", "2m"], "unknown timeframe '2m'"),
+], ids=["bad-date", "reversed", "weekend", "beyond-calendar", "timeframe"])
+def test_replay_request_mistakes_are_messages(small_catalog, extra, cause):
+    assert_clean_failure(runner.invoke(app, replay_args(small_catalog, *extra)), cause)
+
+
+@pytest.mark.parametrize(("extra", "cause"), [
+    (["--start", "2024-02-30", "--end", "2024-03-01"], "'2024-02-30' is not a date"),
+    (["--start", "2024-01-02", "--end", "2024-01-03", "--timeframe", "2m"], "unknown timeframe '2m'"),
+], ids=["bad-date", "timeframe"])
+def test_ingest_request_mistakes_fail_before_any_request(tmp_path, small_catalog, monkeypatch, extra, cause):
+    monkeypatch.setenv("POLYGON_API_KEY", "not-used")
+    catalog = tmp_path / "cat"
+    shutil.copytree(small_catalog, catalog)  # its symbols are known: no reference request either
+    result = runner.invoke(app, ["catalog", "ingest", "--symbols", "S000", "--catalog", str(catalog),
+                                 "--base-url", "http://127.0.0.1:9", *extra])  # port 9: nothing listens
+    assert_clean_failure(result, cause)
+
+
+def assert_traceback_kept(result) -> None:
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError), result.output
+    assert "error:" not in result.output
+
+
+def test_a_bug_in_replay_keeps_its_traceback(small_catalog, monkeypatch):
+    import backtests.replay
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("a bug, not a user mistake")
+
+    monkeypatch.setattr(backtests.replay, "replay", broken)
+    assert_traceback_kept(runner.invoke(app, replay_args(small_catalog, "--start", "2024-12-31", "--end", "2024-12-31")))
+
+
+def test_a_bug_in_ingest_keeps_its_traceback(tmp_path, small_catalog, monkeypatch):
+    import catalog.ingest
+
+    def broken(*_args, **_kwargs):
+        raise ValueError("a bug, not a user mistake")
+
+    monkeypatch.setattr(catalog.ingest, "ingest_bars", broken)
+    monkeypatch.setenv("POLYGON_API_KEY", "not-used")
+    result = runner.invoke(app, ["catalog", "ingest", "--symbols", "S000", "--start", "2024-01-02", "--end",
+                                 "2024-01-03", "--catalog", str(small_catalog), "--base-url", "http://127.0.0.1:9"])
+    assert_traceback_kept(result)
