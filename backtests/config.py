@@ -153,14 +153,11 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ba
     except SettingsFileError as e:
         raise ConfigError(str(e)) from e
     for dotted, value in (overrides or {}).items():
-        try:
-            _set_dotted(raw, dotted, value)
-        except TypeError as e:
-            raise ConfigError(f"{path}: {e}") from e
+        _set_dotted(raw, dotted, value, path)
     return parse_config(raw, str(path))
 
 
-def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
+def _set_dotted(raw: dict, dotted: str, value: Any, path: str | Path) -> None:
     node = raw
     *parents, leaf = dotted.split(".")
     for i, part in enumerate(parents):
@@ -169,5 +166,5 @@ def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
         node = node[part]
         if not isinstance(node, dict):
             key = ".".join(parents[: i + 1])
-            raise TypeError(f"'{key}' must be a mapping to set '{dotted}' (got {node!r})")
+            raise ConfigError(f"{path}: '{key}' must be a mapping to set '{dotted}' (got {node!r})")
     node[leaf] = value

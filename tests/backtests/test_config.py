@@ -271,3 +271,10 @@ def test_a_programming_error_keeps_its_traceback(tmp_path, monkeypatch):
     result = _backtest(str(write(tmp_path, "")), "--out", str(tmp_path / "runs"))
     assert result.exit_code == 1 and isinstance(result.exception, ValueError)
     assert "error:" not in result.output
+
+
+def test_a_catalog_override_on_a_non_mapping_catalog_key_is_named(tmp_path):
+    result = _backtest(str(write(tmp_path, "catalog: 5\n")), "--catalog", str(tmp_path), "--out",
+                       str(tmp_path / "runs"))
+    assert result.exit_code == 2, result.output
+    assert _squash("'catalog' must be a mapping to set 'catalog.path' (got 5)") in _squash(result.output)

@@ -495,3 +495,10 @@ def test_a_bug_in_ingest_keeps_its_traceback(tmp_path, small_catalog, monkeypatc
     result = runner.invoke(app, ["catalog", "ingest", "--symbols", "S000", "--start", "2024-01-02", "--end",
                                  "2024-01-03", "--catalog", str(small_catalog), "--base-url", "http://127.0.0.1:9"])
     assert_traceback_kept(result)
+
+
+@pytest.mark.parametrize("option", ["--symbols", "--days"])
+def test_bench_sizes_below_one_are_refused_before_any_work(option):
+    result = runner.invoke(app, ["bench", "--part", "engine", option, "0"])
+    assert result.exit_code == 2 and option in result.output
+    assert "Traceback" not in result.output and "built a" not in result.output
