@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.progress import Progress
 from rich.table import Table
 
@@ -13,7 +14,7 @@ from catalog.instruments import UNKNOWN_SECTOR, parse_symbol, parse_symbols
 from catalog.inventory import describe_catalog
 from catalog.jobs import generate_catalog, import_csv
 from catalog.store import MarketCatalog, open_catalog
-from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
+from catalog.synthetic import LAST_SESSION, SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
 from sextant.commands.common import CatalogOpt, console, fail, ny
 
 catalog_app = typer.Typer(help="Market data at rest: info, generate, import, ingest, replay.", no_args_is_help=True)
@@ -28,17 +29,20 @@ def catalog_info(catalog: CatalogOpt = Path("data/catalog")) -> None:
         fail(str(e))
     if not info.series:
         fail(f"catalog {catalog} holds no bars")
-    table = Table(title=f"catalog {catalog}: {len(info.symbols)} symbols")
-    for col in ("symbol", "sector", "timeframe", "first session", "last session", "sessions", "bars",
-                "incomplete sessions", "source"):
-        table.add_column(col, justify="right" if col in ("sessions", "bars", "incomplete sessions") else "left",
-                         no_wrap=True)
-    for s in info.series:
-        table.add_row(s.symbol, s.sector, s.timeframe, str(s.first_session), str(s.last_session), f"{s.sessions:,}",
-                      f"{s.bars:,}", f"{s.incomplete_sessions:,}", s.provenance)
+    rows = [(s.symbol, s.sector, s.timeframe, str(s.first_session), str(s.last_session), f"{s.sessions:,}",
+             f"{s.bars:,}", f"{s.incomplete_sessions:,}", s.provenance) for s in info.series]
+    table = Table(title=f"catalog {catalog}: {len(info.symbols)} symbols", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    wrapping = ("sector", "source")  # words may wrap on a narrow terminal; figures never lose digits
+    for i, col in enumerate(("symbol", "sector", "tf", "first", "last", "sessions", "bars", "incomplete", "source")):
+        table.add_column(col, justify="right" if col in ("sessions", "bars", "incomplete") else "left",
+                         overflow="fold", no_wrap=col not in wrapping,
+                         min_width=5 if col in wrapping else max(len(col), *(len(r[i]) for r in rows)))
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
-    console.print("incomplete: a 1m session with fewer regular-session minutes than it has; other timeframes: "
-                  "a session without a bar")
+    console.print("first/last: sessions; incomplete: 1m sessions with fewer regular-session minutes than the "
+                  "session has (other timeframes: sessions without a bar)")
     if info.synthetic:
         g = info.synthetic
         console.print(f"synthetic market: {g.get('symbols')} symbols x {g.get('days')} sessions, seed {g.get('seed')}, "
@@ -48,9 +52,9 @@ def catalog_info(catalog: CatalogOpt = Path("data/catalog")) -> None:
 @catalog_app.command("generate")
 def catalog_generate(
     catalog: CatalogOpt = Path("data/catalog"),
-    symbols: Annotated[int, typer.Option(min=1)] = 12,
-    days: Annotated[int, typer.Option(min=1)] = 120,
-    seed: int = 7,
+    symbols: Annotated[int, typer.Option(min=1, help="symbols S000, S001, ...")] = 12,
+    days: Annotated[int, typer.Option(min=1, help=f"NYSE sessions, the last one {LAST_SESSION}")] = 120,
+    seed: Annotated[int, typer.Option(help="the same seed gives the same market")] = 7,
     signal_strength: Annotated[float, typer.Option(min=SIGNAL_STRENGTH_MIN, max=SIGNAL_STRENGTH_MAX,
                                                    help="0 = pure random walk")] = 0.0,
     replace: Annotated[bool, typer.Option(help="replace an existing catalog (everything in it is lost)")] = False,
@@ -145,7 +149,7 @@ def catalog_replay(
     end: Annotated[str, typer.Option(help="last session (YYYY-MM-DD)")],
     catalog: CatalogOpt = Path("data/catalog"),
     symbols: Annotated[str | None, typer.Option(help="comma-separated; default: all")] = None,
-    timeframe: str = "1m",
+    timeframe: Annotated[str, typer.Option(help="1m, 5m, 15m, 1h or 1d")] = "1m",
     models: Annotated[Path | None, typer.Option(help="model registry dir (a run's models/): run the SignalActor")] = None,
     config: Annotated[Path | None, typer.Option(help="walk-forward YAML: also trade with its strategy")] = None,
     only: Annotated[str | None, typer.Option(help="print only these kinds: bar,signal,order,fill")] = None,
