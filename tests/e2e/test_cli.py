@@ -469,6 +469,10 @@ def test_ingest_request_mistakes_fail_before_any_request(tmp_path, small_catalog
     assert_clean_failure(result, cause)
 
 
+def a_bug(*_args, **_kwargs):
+    raise ValueError("a bug, not a user mistake")
+
+
 def assert_traceback_kept(result) -> None:
     assert result.exit_code == 1 and isinstance(result.exception, ValueError), result.output
     assert "error:" not in result.output
@@ -477,20 +481,14 @@ def assert_traceback_kept(result) -> None:
 def test_a_bug_in_replay_keeps_its_traceback(small_catalog, monkeypatch):
     import backtests.replay
 
-    def broken(*_args, **_kwargs):
-        raise ValueError("a bug, not a user mistake")
-
-    monkeypatch.setattr(backtests.replay, "replay", broken)
+    monkeypatch.setattr(backtests.replay, "replay", a_bug)
     assert_traceback_kept(runner.invoke(app, replay_args(small_catalog, "--start", "2024-12-31", "--end", "2024-12-31")))
 
 
 def test_a_bug_in_ingest_keeps_its_traceback(tmp_path, small_catalog, monkeypatch):
     import catalog.ingest
 
-    def broken(*_args, **_kwargs):
-        raise ValueError("a bug, not a user mistake")
-
-    monkeypatch.setattr(catalog.ingest, "ingest_bars", broken)
+    monkeypatch.setattr(catalog.ingest, "ingest_bars", a_bug)
     monkeypatch.setenv("POLYGON_API_KEY", "not-used")
     result = runner.invoke(app, ["catalog", "ingest", "--symbols", "S000", "--start", "2024-01-02", "--end",
                                  "2024-01-03", "--catalog", str(small_catalog), "--base-url", "http://127.0.0.1:9"])
