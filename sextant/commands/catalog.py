@@ -191,4 +191,8 @@ def catalog_replay(
         table.add_row(symbol, f"{row.bars:,}", ny(row.first_ns), ny(row.last_ns), f"{row.missing_minutes:,}",
                       f"{row.signals:,}", f"{row.orders:,}", f"{row.fills:,}")
     console.print(table)
+    if model_dirs and not any(row.signals for row in summary.symbols.values()):
+        console.print("no signal: the SignalActor publishes once a symbol holds its warm-up (the features' "
+                      "and the models' look-back, several hundred bars); start the replay a session or two "
+                      "earlier than the day you want to see")
 

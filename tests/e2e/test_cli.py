@@ -500,3 +500,22 @@ def test_bench_sizes_below_one_are_refused_before_any_work(option):
     result = runner.invoke(app, ["bench", "--part", "engine", option, "0"])
     assert result.exit_code == 2 and option in result.output
     assert "Traceback" not in result.output and "built a" not in result.output
+
+
+def test_a_replay_too_short_for_the_warm_up_says_why_it_has_no_signal(tmp_path, small_catalog):
+    from backtests.config import parse_config
+    from backtests.walkforward import build_panel
+    from models.registry import ModelRegistry
+    from models.zoo import build_model
+
+    stored = MarketCatalog(small_catalog)
+    panel, _ = build_panel(stored, stored.symbols(), parse_config({"models": {"lightgbm": {}}}))
+    model = build_model("lightgbm", {"n_estimators": 5}, name="lightgbm")
+    model.fit(panel, panel.usable_rows(require_label=True), seed=0)
+    ModelRegistry(tmp_path / "models").save(model, {"train_start": "-", "train_end": "-", "fold": 0, "metrics": {},
+                                                    "data_hash": "-", "universe": stored.symbols()})
+    last = str(stored.read_bars("S000").index[-1].date())
+    args = replay_args(small_catalog, "--start", last, "--end", last, "--models", str(tmp_path / "models"))
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "no signal: the SignalActor publishes once a symbol holds its warm-up" in result.output
