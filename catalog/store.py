@@ -118,7 +118,6 @@ class MarketCatalog:
         if sector is None:  # keep a stored symbol's sector; only then read the instruments
             sector = self.sectors().get(symbol, UNKNOWN_SECTOR)
         instrument = equity(symbol, sector)
-        self.nautilus.write_data([instrument])
         ts = frame.index.as_unit("ns").asi8 if isinstance(frame.index, pd.DatetimeIndex) else None
         if ts is None:
             raise TypeError(f"bars for {symbol} need a DatetimeIndex of bar-close times")
@@ -148,6 +147,7 @@ class MarketCatalog:
                 "size_precision": str(size_precision),
             },
         )
+        self.nautilus.write_data([instrument])  # only once the frame is known to be writable
         self.write_table(Bar, identifier, pa.table(columns, schema=schema))
         return len(ts)
 

@@ -189,7 +189,7 @@ def test_unsorted_non_finite_or_negative_bars_are_refused(tmp_path: Path):
     frame.iloc[3, 0] = np.nan
     with pytest.raises(InvalidBarsError, match="NaN"):
         catalog.write_bars("ABC", frame)
-    assert catalog.symbols() == []  # nothing of a refused frame is written
+    assert catalog.instruments() == []  # nothing of a refused frame is written, not even its instrument
 
 
 # -- merge rule: a new bar replaces the stored bar at its timestamp, nothing else ------------------
