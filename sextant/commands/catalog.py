@@ -15,7 +15,7 @@ from catalog.inventory import describe_catalog
 from catalog.jobs import generate_catalog, import_csv
 from catalog.store import MarketCatalog, open_catalog
 from catalog.synthetic import LAST_SESSION, SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
-from sextant.commands.common import CatalogOpt, console, fail, ny
+from sextant.commands.common import CatalogOpt, console, fail, ny, writable_dir
 
 catalog_app = typer.Typer(help="Market data at rest: info, generate, import, ingest, replay.", no_args_is_help=True)
 
@@ -60,6 +60,7 @@ def catalog_generate(
     replace: Annotated[bool, typer.Option(help="replace an existing catalog (everything in it is lost)")] = False,
 ) -> None:
     """Write a synthetic multi-symbol minute-bar market as a new catalog (or replace one with --replace)."""
+    writable_dir(catalog, "--catalog")
     try:
         with Progress(console=console) as progress:
             task = progress.add_task("writing symbols", total=symbols)
@@ -81,6 +82,7 @@ def catalog_import_csv(
     """Import real one-minute bars from a CSV file.
 
     A bar replaces the stored bar at the same minute; every other stored bar is kept."""
+    writable_dir(catalog, "--catalog")
     try:
         symbol = parse_symbol(symbol)
         rows = import_csv(csv, symbol, catalog, sector=sector, regular_session_only=not all_hours)
@@ -116,6 +118,7 @@ def catalog_ingest(
     from catalog.ingest import ingest_bars
     from catalog.instruments import instrument_id
 
+    writable_dir(catalog, "--catalog")
     try:
         tickers = parse_symbols(symbols)
         config = PolygonHistoricalConfig(base_url=base_url.rstrip("/"), requests_per_minute=requests_per_minute,

@@ -519,3 +519,21 @@ def test_a_replay_too_short_for_the_warm_up_says_why_it_has_no_signal(tmp_path, 
     result = runner.invoke(app, args, env={"COLUMNS": "200"})
     assert result.exit_code == 0, result.output
     assert "no signal: the SignalActor publishes once a symbol holds its warm-up" in result.output
+
+
+@pytest.mark.parametrize("under", ["", "sub"], ids=["is-a-file", "under-a-file"])
+@pytest.mark.parametrize("command", [
+    ["catalog", "generate", "--symbols", "1", "--days", "2"],
+    ["catalog", "import-csv", "{csv}", "--symbol", "ABC"],
+    ["catalog", "ingest", "--symbols", "ABC", "--start", "2024-01-02", "--end", "2024-01-03",
+     "--base-url", "http://127.0.0.1:9"],
+], ids=["generate", "import-csv", "ingest"])
+def test_a_catalog_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch, command, under):
+    monkeypatch.setenv("POLYGON_API_KEY", "not-used")
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    csv = csv_of(tmp_path / "bars.csv", [pd.Timestamp("2024-01-02 14:31", tz="UTC")])
+    target = file / under if under else file
+    result = runner.invoke(app, [*(part.format(csv=csv) for part in command), "--catalog", str(target)])
+    assert_clean_failure(result, f"--catalog {target}: {file} is a file, not a directory")
+    assert file.read_text() == "x"
