@@ -21,6 +21,7 @@ class ConfigError(Exception):
 
 
 PositiveInt = Annotated[int, Meta(ge=1)]
+Seed = Annotated[int, Meta(ge=0)]  # numpy's and the models' random generators take no negative seed
 RunName = Annotated[str, Meta(pattern=NAME_PATTERN)]  # a directory under --out
 
 
@@ -42,7 +43,7 @@ class GenerateConfig(_Section):
 
     symbols: PositiveInt = 12
     days: Annotated[int, Meta(ge=5)] = 120
-    seed: int = 7
+    seed: Seed = 7
     signal_strength: Annotated[float, Meta(ge=SIGNAL_STRENGTH_MIN, le=SIGNAL_STRENGTH_MAX)] = 0.0
 
 
@@ -86,7 +87,7 @@ class BacktestConfig(_Section):
     gives each of them its weight in the vote, so the two name the same models."""
 
     name: RunName = "walkforward"
-    seed: int = 7
+    seed: Seed = 7
     catalog: CatalogConfig = CatalogConfig()
     universe: Annotated[list[str], Meta(min_length=1)] | None = None  # None: every catalog symbol
     labels: LabelConfig = LabelConfig()

@@ -54,7 +54,7 @@ def catalog_generate(
     catalog: CatalogOpt = Path("data/catalog"),
     symbols: Annotated[int, typer.Option(min=1, help="symbols S000, S001, ...")] = 12,
     days: Annotated[int, typer.Option(min=1, help=f"NYSE sessions, the last one {LAST_SESSION}")] = 120,
-    seed: Annotated[int, typer.Option(help="the same seed gives the same market")] = 7,
+    seed: Annotated[int, typer.Option(min=0, help="the same seed gives the same market")] = 7,
     signal_strength: Annotated[float, typer.Option(min=SIGNAL_STRENGTH_MIN, max=SIGNAL_STRENGTH_MAX,
                                                    help="0 = pure random walk")] = 0.0,
     replace: Annotated[bool, typer.Option(help="replace an existing catalog (everything in it is lost)")] = False,

@@ -165,6 +165,8 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
         ("labels: {horizon: 0}\n", "'labels.horizon'"),
         ("catalog: {generate: {signal_strength: 1.5}}\n", "'catalog.generate.signal_strength'"),
         ("catalog: {generate: {days: 4}}\n", "'catalog.generate.days'"),
+        ("seed: -1\n", "'seed': expected `int` >= 0"),  # before: a traceback from the LSTM after the GBMs
+        ("catalog: {generate: {seed: -1}}\n", "'catalog.generate.seed': expected `int` >= 0"),
         ("strategy: {entry_threshold: 0.5}\n", "'strategy.entry_threshold'"),
         ("strategy: {entry_threshold: 1.0}\n", "'strategy.entry_threshold'"),
         ("strategy: {risk: {stop_loss: -0.1}}\n", "'strategy.risk.stop_loss'"),

@@ -429,6 +429,12 @@ def test_catalog_info_on_a_missing_catalog(tmp_path):
 # -- the error rule: a user's mistake is a message, a bug keeps its traceback ------------------------
 
 
+def test_generate_with_a_negative_seed_is_refused(tmp_path):
+    result = generate(tmp_path / "cat", "--seed", "-1")
+    assert result.exit_code == 2 and "--seed" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "cat").exists()
+
+
 def test_generate_more_sessions_than_the_calendar_holds(tmp_path):
     result = generate(tmp_path / "cat", "--days", "100000")
     assert_clean_failure(result, "100,000 sessions requested, but the NYSE calendar holds only")
