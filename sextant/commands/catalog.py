@@ -62,7 +62,7 @@ def catalog_generate(
     """Write a synthetic multi-symbol minute-bar market as a new catalog (or replace one with --replace)."""
     writable_dir(catalog, "--catalog")
     try:
-        with Progress(console=console) as progress:
+        with Progress(console=console, transient=True) as progress:  # a refusal leaves no empty bar behind
             task = progress.add_task("writing symbols", total=symbols)
             generate_catalog(catalog, symbols, days, seed, signal_strength,
                              on_symbol=lambda *_: progress.advance(task), replace=replace)

@@ -320,7 +320,9 @@ def test_generate_over_an_existing_catalog_needs_replace(tmp_path):
     catalog = tmp_path / "cat"
     assert generate(catalog, "--seed", "1").exit_code == 0
     before = MarketCatalog(catalog).read_bars("S000")
-    assert_clean_failure(generate(catalog, "--seed", "2"), f"catalog {catalog} already holds data", "--replace")
+    refused = generate(catalog, "--seed", "2")
+    assert_clean_failure(refused, f"catalog {catalog} already holds data", "--replace")
+    assert "writing symbols" not in refused.output  # no progress bar for work that never started
     pd.testing.assert_frame_equal(MarketCatalog(catalog).read_bars("S000"), before, check_exact=True)
     assert generate(catalog, "--seed", "2", "--replace").exit_code == 0
     assert MarketCatalog(catalog).synthetic_origin()["seed"] == 2
