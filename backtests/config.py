@@ -21,6 +21,7 @@ class ConfigError(Exception):
 
 
 PositiveInt = Annotated[int, Meta(ge=1)]
+Seed = Annotated[int, Meta(ge=0)]  # numpy's and the models' random generators take no negative seed
 RunName = Annotated[str, Meta(pattern=NAME_PATTERN)]  # a directory under --out
 
 
@@ -42,7 +43,7 @@ class GenerateConfig(_Section):
 
     symbols: PositiveInt = 12
     days: Annotated[int, Meta(ge=5)] = 120
-    seed: int = 7
+    seed: Seed = 7
     signal_strength: Annotated[float, Meta(ge=SIGNAL_STRENGTH_MIN, le=SIGNAL_STRENGTH_MAX)] = 0.0
 
 
@@ -86,7 +87,7 @@ class BacktestConfig(_Section):
     gives each of them its weight in the vote, so the two name the same models."""
 
     name: RunName = "walkforward"
-    seed: int = 7
+    seed: Seed = 7
     catalog: CatalogConfig = CatalogConfig()
     universe: Annotated[list[str], Meta(min_length=1)] | None = None  # None: every catalog symbol
     labels: LabelConfig = LabelConfig()
@@ -153,14 +154,11 @@ def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> Ba
     except SettingsFileError as e:
         raise ConfigError(str(e)) from e
     for dotted, value in (overrides or {}).items():
-        try:
-            _set_dotted(raw, dotted, value)
-        except TypeError as e:
-            raise ConfigError(f"{path}: {e}") from e
+        _set_dotted(raw, dotted, value, path)
     return parse_config(raw, str(path))
 
 
-def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
+def _set_dotted(raw: dict, dotted: str, value: Any, path: str | Path) -> None:
     node = raw
     *parents, leaf = dotted.split(".")
     for i, part in enumerate(parents):
@@ -169,5 +167,5 @@ def _set_dotted(raw: dict, dotted: str, value: Any) -> None:
         node = node[part]
         if not isinstance(node, dict):
             key = ".".join(parents[: i + 1])
-            raise TypeError(f"'{key}' must be a mapping to set '{dotted}' (got {node!r})")
+            raise ConfigError(f"{path}: '{key}' must be a mapping to set '{dotted}' (got {node!r})")
     node[leaf] = value

@@ -24,6 +24,7 @@ from nautilus_trader.model.objects import Money
 
 from backtests.config import BacktestConfig
 from backtests.costs import FullLiquidityFillModel, PerShareFeeModel, PerShareFeeModelConfig
+from catalog.errors import CalendarRangeError
 from catalog.instruments import VENUE, bar_type
 from catalog.sessions import session_minutes, trading_sessions
 from catalog.store import EmptyCatalogError, MarketCatalog
@@ -124,7 +125,7 @@ def replay(
         raise EmptyCatalogError(f"no bars for {', '.join(unknown)} in catalog {catalog.path}")
     sessions = trading_sessions(start, end)
     if sessions.empty:
-        raise ValueError(f"no NYSE session between {start} and {end}")
+        raise CalendarRangeError(f"no NYSE session between {start} and {end}")
     first_open, last_close = sessions["open"].iloc[0], sessions["close"].iloc[-1]
     catalog.verify(universe, timeframe)  # a damaged file would abort the process inside DataFusion
 

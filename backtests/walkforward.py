@@ -35,7 +35,7 @@ from models.features import FEATURE_NAMES, feature_matrix
 from models.labels import direction_labels
 from models.names import check_name
 from models.registry import ModelRegistry, data_hash
-from models.splits import Fold, test_rows, train_rows, walk_forward_folds
+from models.splits import Fold, TooFewSessionsError, test_rows, train_rows, walk_forward_folds
 from models.zoo import build_model
 from strategies.signals import MLSignal, signals_table
 
@@ -69,7 +69,7 @@ def run_walkforward(
             embargo_days=config.walk_forward.embargo_days,
             anchored=config.walk_forward.anchored,
         )
-    except ValueError as e:  # too few sessions for the requested layout: a user error, not a crash
+    except TooFewSessionsError as e:
         raise EmptyCatalogError(f"catalog {catalog.path}: {e}") from e
     run_dir = _new_run_dir(out_root, config.name)  # only once the inputs are known to be usable
     signal_catalog = MarketCatalog(run_dir / "signals")

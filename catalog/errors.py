@@ -26,3 +26,21 @@ class DamagedCatalogError(CatalogError):
 
 class InvalidSymbolError(CatalogError, ValueError):
     """A ticker that is not a US-equity symbol (refused before anything is written)."""
+
+
+class CalendarRangeError(CatalogError, ValueError):
+    """A date or range the NYSE calendar cannot serve: unparsable, outside the pinned calendar
+    range, start after end, no session in it, or more sessions than the calendar holds."""
+
+
+class UnknownTimeframeError(CatalogError, ValueError):
+    """A timeframe name the catalog does not store (the message lists the ones it does)."""
+
+
+class InvalidBarsError(CatalogError, ValueError):
+    """A bars frame the writer refuses (times not increasing, NaN/infinite or negative values);
+    nothing of it is written."""
+
+
+class IngestManifestError(CatalogError):
+    """The ingest manifest is unreadable, or it binds the timeframe to other source settings."""

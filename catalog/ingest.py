@@ -28,7 +28,8 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from catalog.instruments import BAR_SPECS, UNKNOWN_SECTOR, parse_symbol
+from catalog.errors import IngestManifestError, InvalidBarsError
+from catalog.instruments import UNKNOWN_SECTOR, bar_spec, parse_symbol
 from catalog.sessions import trading_sessions
 from catalog.store import MarketCatalog
 
@@ -117,7 +118,7 @@ class IngestManifest:
                 self._settings[timeframe] = wanted
                 self._save()
             elif held != wanted:
-                raise ValueError(
+                raise IngestManifestError(
                     f"catalog {self.path.parent} holds {timeframe} bars ingested with {held}; this run asks "
                     f"for {wanted}. Use the same settings, or another --catalog"
                 )
@@ -134,8 +135,8 @@ class IngestManifest:
                 tf: {symbol: _expand_runs(runs) for symbol, runs in by_symbol.items()}
                 for tf, by_symbol in content["done"].items()
             }
-        except (ValueError, KeyError, TypeError, AttributeError) as exc:
-            raise ValueError(
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:  # any malformed JSON content
+            raise IngestManifestError(
                 f"ingest manifest {self.path} is unreadable ({exc}); delete it to re-ingest from scratch"
             ) from None
 
@@ -183,8 +184,7 @@ def ingest_bars(
     the catalog's ``timeframe`` bars on the first run; a later run asking for other settings
     is refused (``IngestManifest.claim_settings``). ``chunk_sessions`` (sessions per fetch) defaults to
     ``DAILY_CHUNK_SESSIONS`` for 1d and ``INTRADAY_CHUNK_SESSIONS`` otherwise."""
-    if timeframe not in BAR_SPECS:
-        raise ValueError(f"unknown timeframe {timeframe!r}; expected one of {', '.join(BAR_SPECS)}")
+    bar_spec(timeframe)  # an unknown timeframe is refused before anything is fetched
     if chunk_sessions is None:
         chunk_sessions = DAILY_CHUNK_SESSIONS if timeframe == "1d" else INTRADAY_CHUNK_SESSIONS
     if chunk_sessions < 1 or max_workers < 1:
@@ -239,7 +239,7 @@ class _SymbolJob:
                 return bars, fetched, skipped, self._failure(symbol, chunk, str(exc), pending)
             try:
                 bars += catalog.write_bars(symbol, frame, sector=sector, timeframe=self.timeframe)
-            except ValueError as exc:  # the writer refused the frame (NaN, unordered times)
+            except InvalidBarsError as exc:
                 return bars, fetched, skipped, self._failure(symbol, chunk, f"bars rejected: {exc}", pending)
             self.manifest.mark_done(symbol, self.timeframe, chunk)
             fetched += len(chunk)

@@ -13,7 +13,7 @@ from nautilus_trader.model.identifiers import InstrumentId, Symbol, Venue
 from nautilus_trader.model.instruments import Equity
 from nautilus_trader.model.objects import Price, Quantity
 
-from catalog.errors import InvalidSymbolError
+from catalog.errors import InvalidSymbolError, UnknownTimeframeError
 
 VENUE = Venue("ALPACA")
 UNKNOWN_SECTOR = "UNKNOWN"
@@ -100,12 +100,16 @@ def instrument_id(symbol: str) -> InstrumentId:
     return InstrumentId(Symbol(symbol), VENUE)
 
 
-def bar_type(symbol: str, timeframe: str = "1m") -> BarType:
+def bar_spec(timeframe: str) -> str:
+    """NautilusTrader's bar spec of a timeframe name; the one check of what the catalog stores."""
     try:
-        spec = BAR_SPECS[timeframe]
+        return BAR_SPECS[timeframe]
     except KeyError:
-        raise ValueError(f"unknown timeframe {timeframe!r}; expected one of {', '.join(BAR_SPECS)}") from None
-    return BarType.from_str(f"{symbol}.{VENUE}-{spec}")
+        raise UnknownTimeframeError(f"unknown timeframe {timeframe!r}; expected one of {', '.join(BAR_SPECS)}") from None
+
+
+def bar_type(symbol: str, timeframe: str = "1m") -> BarType:
+    return BarType.from_str(f"{symbol}.{VENUE}-{bar_spec(timeframe)}")
 
 
 def equity(symbol: str, sector: str = UNKNOWN_SECTOR, price_precision: int = PRICE_PRECISION) -> Equity:

@@ -18,6 +18,8 @@ import exchange_calendars as xcals
 import numpy as np
 import pandas as pd
 
+from catalog.errors import CalendarRangeError
+
 # The library's default bounds roll with today's date (about 20 years back, 1 year ahead),
 # which would make results depend on when the code runs; pin them explicitly.
 CALENDAR_START = pd.Timestamp("2000-01-01")
@@ -55,12 +57,18 @@ def load_calendar() -> None:
 
 
 def _as_date(value: date | str | pd.Timestamp) -> pd.Timestamp:
-    day = pd.Timestamp(value)
+    """A session date from what a user typed (YYYY-MM-DD) or a date object."""
+    try:
+        day = pd.Timestamp(value)
+    except ValueError:  # pandas' date parser: text that is no date (also too large a year)
+        raise CalendarRangeError(f"{value!r} is not a date (expected YYYY-MM-DD)") from None
+    if day is pd.NaT:
+        raise CalendarRangeError(f"{value!r} is not a date (expected YYYY-MM-DD)")
     if day.tzinfo is not None:
         raise ValueError(f"expected a calendar date, got tz-aware timestamp {value!r}")
     day = day.normalize()
     if not CALENDAR_START <= day <= CALENDAR_END:
-        raise ValueError(
+        raise CalendarRangeError(
             f"{day.date()} is outside the supported calendar range "
             f"{CALENDAR_START.date()}..{CALENDAR_END.date()}"
         )
@@ -75,7 +83,7 @@ def trading_sessions(start: date | str, end: date | str) -> pd.DataFrame:
     """
     first, last = _as_date(start), _as_date(end)
     if first > last:
-        raise ValueError(f"start {first.date()} is after end {last.date()}")
+        raise CalendarRangeError(f"start {first.date()} is after end {last.date()}")
     return _schedule().loc[first:last].copy()
 
 
@@ -85,9 +93,9 @@ def sessions_ending(end: date | str, n: int) -> pd.DataFrame:
         raise ValueError(f"n must be positive, got {n}")
     available = _schedule().loc[: _as_date(end)]
     if len(available) < n:
-        raise ValueError(
-            f"only {len(available)} sessions exist on/before {end} since "
-            f"{CALENDAR_START.date()}, {n} requested"
+        raise CalendarRangeError(
+            f"{n:,} sessions requested, but the NYSE calendar holds only {len(available):,} from "
+            f"{CALENDAR_START.date()} to {_as_date(end).date()}"
         )
     return available.iloc[-n:].copy()
 
@@ -123,7 +131,7 @@ def _session_positions(ts_ns: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     whether the timestamp actually lies in that session's ``(open, close]``."""
     opens, closes = _bounds_ns()
     if _outside_calendar_ns(ts_ns).any():
-        raise ValueError(
+        raise CalendarRangeError(
             "timestamps outside the supported calendar range "
             f"{CALENDAR_START.date()}..{CALENDAR_END.date()}"
         )

@@ -5,7 +5,9 @@ Merge rule: a written row replaces the stored row of the same identifier with th
 after writing one, so its own writer would duplicate a re-written range.) A write reads the
 files whose interval overlaps the new rows, merges, writes the result to a temporary file in the
 same directory, renames it into place and only then removes the files it supersedes: a failed
-write (disk full, a crash) leaves the catalog as it was.
+write (disk full, a crash) leaves the catalog as it was. A crash between that rename and the
+removals leaves files overlapping the merged one; every read and write settles a directory first
+(``_settled``), so no reader, the engine included, ever sees a row twice.
 
 Bars are read back by decoding the Parquet columns directly (fixed-point int128) into a bars
 frame, which is what the feature code wants; the engine itself still reads the same files
@@ -31,7 +33,12 @@ from nautilus_trader.model.instruments import Equity
 from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 
-from catalog.errors import DamagedCatalogError, EmptyCatalogError, MissingCatalogError
+from catalog.errors import (
+    DamagedCatalogError,
+    EmptyCatalogError,
+    InvalidBarsError,
+    MissingCatalogError,
+)
 from catalog.instruments import (
     UNKNOWN_SECTOR,
     bar_type,
@@ -116,15 +123,17 @@ class MarketCatalog:
         if frame.empty:
             return 0
         instrument = self._instrument_for(symbol, sector)
-        self.nautilus.write_data([instrument])
         ts = frame.index.as_unit("ns").asi8 if isinstance(frame.index, pd.DatetimeIndex) else None
         if ts is None:
             raise TypeError(f"bars for {symbol} need a DatetimeIndex of bar-close times")
         if len(ts) > 1 and np.any(np.diff(ts) <= 0):
-            raise ValueError(f"bars for {symbol} are not strictly increasing in time")
+            raise InvalidBarsError(f"bars for {symbol} are not strictly increasing in time")
         prices = {col: frame[col].to_numpy(np.float64) for col in BAR_COLUMNS}
-        if not np.all(np.isfinite(np.column_stack(list(prices.values())))):
-            raise ValueError(f"bars for {symbol} hold NaN or infinite values")
+        values = np.column_stack(list(prices.values()))
+        if not np.all(np.isfinite(values)):
+            raise InvalidBarsError(f"bars for {symbol} hold NaN or infinite values")
+        if np.any(values < 0):
+            raise InvalidBarsError(f"bars for {symbol} hold negative prices or volumes")
         identifier = str(bar_type(symbol, timeframe))
         price_precision, size_precision = instrument.price_precision, instrument.size_precision
         _check_priced(frame, symbol, price_precision)
@@ -144,6 +153,7 @@ class MarketCatalog:
                 "size_precision": str(size_precision),
             },
         )
+        self.nautilus.write_data([instrument])  # only once the frame is known to be writable
         self.write_table(Bar, identifier, pa.table(columns, schema=schema))
         return len(ts)
 
@@ -224,8 +234,10 @@ class MarketCatalog:
         return sum(pq.ParquetFile(f).metadata.num_rows for f in self._bar_files(symbol, timeframe))
 
     def _bar_files(self, symbol: str, timeframe: str = "1m") -> list[str]:
-        directory = self.path / "data" / class_to_filename(Bar) / urisafe_identifier(str(bar_type(symbol, timeframe)))
-        return sorted(str(p) for p in directory.glob("*.parquet"))
+        return [str(p) for p in _settled(self._directory(Bar, str(bar_type(symbol, timeframe))))]
+
+    def _directory(self, data_cls: type, identifier: str) -> Path:
+        return self.path / "data" / class_to_filename(data_cls) / urisafe_identifier(identifier)
 
     # -- custom data ----------------------------------------------------------------------------
 
@@ -239,9 +251,9 @@ class MarketCatalog:
         if np.any(np.diff(ts) < 0):
             raise ValueError(f"{data_cls.__name__} rows for {identifier} are not sorted by ts_init")
         start, end = int(ts[0]), int(ts[-1])
-        directory = self.path / "data" / class_to_filename(data_cls) / urisafe_identifier(identifier)
+        directory = self._directory(data_cls, identifier)
         directory.mkdir(parents=True, exist_ok=True)
-        superseded = [f for f in sorted(directory.glob("*.parquet")) if _overlaps(f, start, end)]
+        superseded = [f for f in _settled(directory) if _overlaps(f, start, end)]
         merged = _merge(table, superseded)
         merged_ts = merged.column("ts_init")
         first, last = merged_ts[0].as_py(), merged_ts[-1].as_py()
@@ -249,14 +261,13 @@ class MarketCatalog:
         _write_atomically(merged, final)
         for old in superseded:
             if old != final:
-                old.unlink()
+                old.unlink(missing_ok=True)  # a concurrent reader may have settled it already
 
     def read_table(
         self, data_cls: type, identifiers: Iterable[str], start_ns: int | None = None, end_ns: int | None = None
     ) -> pa.Table:
         """Rows of custom data for ``identifiers`` with ts_init in [start_ns, end_ns], as Arrow."""
-        root = self.path / "data" / class_to_filename(data_cls)
-        files = sorted(str(p) for i in identifiers for p in (root / urisafe_identifier(i)).glob("*.parquet"))
+        files = [str(p) for i in identifiers for p in _settled(self._directory(data_cls, i))]
         if not files:
             return pa.table({})
         expr = None
@@ -288,10 +299,40 @@ def _check_files(files: Iterable[str | Path]) -> None:
             ) from exc
 
 
-def _overlaps(file: Path, start: int, end: int) -> bool:
-    """Does a catalog file named ``<first ts>_<last ts>.parquet`` overlap [start, end]?"""
+def _span(file: Path) -> tuple[int, int]:
+    """(first, last) ts_init of a catalog file named ``<first ts>_<last ts>.parquet``."""
     first, last = (_parse_file_stamp(part) for part in file.stem.split("_"))
+    return first, last
+
+
+def _overlaps(file: Path, start: int, end: int) -> bool:
+    first, last = _span(file)
     return first <= end and start <= last
+
+
+def _settled(directory: Path) -> list[Path]:
+    """The data files of one directory, sorted, after removing what a crashed write left behind.
+
+    ``write_table`` renames the merged file into place before it removes the files it
+    supersedes. A crash in between leaves those files beside it: each lies inside the merged
+    file's interval, and every row it holds is in the merged file (a replaced row with its new
+    value), so removing it loses nothing and keeping it would show its rows twice. Files that
+    overlap without one containing the other are not something this writer leaves: they are
+    named as damage rather than guessed at."""
+    files = sorted(directory.glob("*.parquet"), key=lambda f: (_span(f)[0], -_span(f)[1]))
+    kept: list[Path] = []
+    for file in files:  # widest first among equal starts, so a container precedes what it holds
+        first, last = _span(file)
+        if kept and first <= _span(kept[-1])[1]:
+            if last > _span(kept[-1])[1]:
+                raise DamagedCatalogError(
+                    f"catalog files {kept[-1]} and {file} overlap (not written by Sextant's merge); "
+                    "delete one and re-import or re-ingest that range"
+                )
+            file.unlink(missing_ok=True)
+            continue
+        kept.append(file)
+    return sorted(kept)
 
 
 def _merge(new: pa.Table, superseded: list[Path]) -> pa.Table:
@@ -308,10 +349,7 @@ def _merge(new: pa.Table, superseded: list[Path]) -> pa.Table:
             raise
         keep = ~np.isin(old.column("ts_init").to_numpy(), new_ts)
         kept.append(pa.Table.from_arrays(old.select(new.column_names).columns, schema=new.schema).filter(keep))
-    # Files left overlapping by a crash between rename and unlink hold the same rows twice.
-    merged = pa.concat_tables([new, *kept]).sort_by("ts_init")
-    ts = merged.column("ts_init").to_numpy()
-    return merged.filter(np.r_[True, ts[1:] != ts[:-1]]) if len(ts) > 1 else merged
+    return pa.concat_tables([new, *kept]).sort_by("ts_init")
 
 
 def _write_atomically(table: pa.Table, final: Path) -> None:

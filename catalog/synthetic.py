@@ -66,6 +66,7 @@ from catalog.sessions import session_minutes, sessions_ending
 # resembling an equity.
 SIGNAL_STRENGTH_MIN = 0.0
 SIGNAL_STRENGTH_MAX = 1.0
+LAST_SESSION = date(2024, 12, 31)  # a generated market's last session unless told otherwise
 
 # Latent state: AR(1) driver, then EMA smoothing; half-lives in bars.
 DRIVER_HALF_LIFE_BARS = 60.0
@@ -111,7 +112,7 @@ def generate_market(
     n_days: int,
     seed: int,
     signal_strength: float = 0.0,
-    end: date = date(2024, 12, 31),
+    end: date = LAST_SESSION,
     n_sectors: int = 4,
 ) -> SyntheticMarket:
     """Generate ``n_symbols`` minute-bar frames over the last ``n_days`` NYSE sessions

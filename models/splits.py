@@ -24,6 +24,11 @@ import pandas as pd
 from models.features import NY_TZ, ny_day
 
 
+class TooFewSessionsError(ValueError):
+    """The data holds fewer sessions than the requested fold layout needs: a property of the
+    data and the config, which callers report to the user (the message counts both)."""
+
+
 @dataclass(frozen=True)
 class Fold:
     """One walk-forward fold; every window is half-open [start_ns, end_ns) in UTC ns.
@@ -63,7 +68,7 @@ def walk_forward_folds(
     that; with `anchored=True` training instead expands from the first session
     and `train_days` is the minimum length (that of fold 0).
 
-    Raises ValueError if fewer than train_days + embargo_days +
+    Raises TooFewSessionsError if fewer than train_days + embargo_days +
     n_folds * test_days sessions are available.
     """
     if n_folds < 1 or train_days < 1 or test_days < 1 or embargo_days < 0:
@@ -74,7 +79,7 @@ def walk_forward_folds(
     days = session_days(ts_ns)
     needed = train_days + embargo_days + n_folds * test_days
     if len(days) < needed:
-        raise ValueError(
+        raise TooFewSessionsError(
             f"walk-forward needs {needed} sessions ({train_days} train + {embargo_days} "
             f"embargo + {n_folds} x {test_days} test) but only {len(days)} are available"
         )

@@ -12,7 +12,7 @@ from sextant.commands.common import console, fail, writable_dir
 
 def backtest(
     config: Annotated[Path, typer.Argument(help="walk-forward YAML config")],
-    catalog: Annotated[Path | None, typer.Option("--catalog", help="override the config's catalog path")] = None,
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="override the config's catalog path (must exist)")] = None,
     out: Annotated[Path, typer.Option("--out", help="runs directory")] = Path("runs"),
 ) -> None:
     """Walk-forward ML backtest: train, purge/embargo, predict, trade, report."""

@@ -12,8 +12,8 @@ from sextant.commands.common import console, fail
 
 def bench(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="existing catalog (default: build one)")] = None,
-    symbols: int = 10,
-    days: int = 260,
+    symbols: Annotated[int, typer.Option(min=1, help="symbols of the catalog it builds")] = 10,
+    days: Annotated[int, typer.Option(min=1, help="sessions of the catalog it builds")] = 260,
     part: Annotated[str, typer.Option(help="all, engine (backtest/ML), polygon (market data) or live (order path)")] = "all",
 ) -> None:
     """Measure engine, backtest, feature, inference, market-data and order-path performance."""

@@ -4,6 +4,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich import box
 from rich.progress import Progress
 from rich.table import Table
 
@@ -13,8 +14,8 @@ from catalog.instruments import UNKNOWN_SECTOR, parse_symbol, parse_symbols
 from catalog.inventory import describe_catalog
 from catalog.jobs import generate_catalog, import_csv
 from catalog.store import MarketCatalog, open_catalog
-from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
-from sextant.commands.common import CatalogOpt, console, fail, ny
+from catalog.synthetic import LAST_SESSION, SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
+from sextant.commands.common import CatalogOpt, console, fail, ny, writable_dir
 
 catalog_app = typer.Typer(help="Market data at rest: info, generate, import, ingest, replay.", no_args_is_help=True)
 
@@ -28,17 +29,20 @@ def catalog_info(catalog: CatalogOpt = Path("data/catalog")) -> None:
         fail(str(e))
     if not info.series:
         fail(f"catalog {catalog} holds no bars")
-    table = Table(title=f"catalog {catalog}: {len(info.symbols)} symbols")
-    for col in ("symbol", "sector", "timeframe", "first session", "last session", "sessions", "bars",
-                "incomplete sessions", "source"):
-        table.add_column(col, justify="right" if col in ("sessions", "bars", "incomplete sessions") else "left",
-                         no_wrap=True)
-    for s in info.series:
-        table.add_row(s.symbol, s.sector, s.timeframe, str(s.first_session), str(s.last_session), f"{s.sessions:,}",
-                      f"{s.bars:,}", f"{s.incomplete_sessions:,}", s.provenance)
+    rows = [(s.symbol, s.sector, s.timeframe, str(s.first_session), str(s.last_session), f"{s.sessions:,}",
+             f"{s.bars:,}", f"{s.incomplete_sessions:,}", s.provenance) for s in info.series]
+    table = Table(title=f"catalog {catalog}: {len(info.symbols)} symbols", box=box.SIMPLE_HEAD,
+                  pad_edge=False, collapse_padding=True)
+    wrapping = ("sector", "source")  # words may wrap on a narrow terminal; figures never lose digits
+    for i, col in enumerate(("symbol", "sector", "tf", "first", "last", "sessions", "bars", "incomplete", "source")):
+        table.add_column(col, justify="right" if col in ("sessions", "bars", "incomplete") else "left",
+                         overflow="fold", no_wrap=col not in wrapping,
+                         min_width=5 if col in wrapping else max(len(col), *(len(r[i]) for r in rows)))
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
-    console.print("incomplete: a 1m session with fewer regular-session minutes than it has; other timeframes: "
-                  "a session without a bar")
+    console.print("first/last: sessions; incomplete: 1m sessions with fewer regular-session minutes than the "
+                  "session has (other timeframes: sessions without a bar)")
     if info.synthetic:
         g = info.synthetic
         console.print(f"synthetic market: {g.get('symbols')} symbols x {g.get('days')} sessions, seed {g.get('seed')}, "
@@ -48,16 +52,17 @@ def catalog_info(catalog: CatalogOpt = Path("data/catalog")) -> None:
 @catalog_app.command("generate")
 def catalog_generate(
     catalog: CatalogOpt = Path("data/catalog"),
-    symbols: Annotated[int, typer.Option(min=1)] = 12,
-    days: Annotated[int, typer.Option(min=1)] = 120,
-    seed: int = 7,
+    symbols: Annotated[int, typer.Option(min=1, help="symbols S000, S001, ...")] = 12,
+    days: Annotated[int, typer.Option(min=1, help=f"NYSE sessions, the last one {LAST_SESSION}")] = 120,
+    seed: Annotated[int, typer.Option(min=0, help="the same seed gives the same market")] = 7,
     signal_strength: Annotated[float, typer.Option(min=SIGNAL_STRENGTH_MIN, max=SIGNAL_STRENGTH_MAX,
                                                    help="0 = pure random walk")] = 0.0,
     replace: Annotated[bool, typer.Option(help="replace an existing catalog (everything in it is lost)")] = False,
 ) -> None:
     """Write a synthetic multi-symbol minute-bar market as a new catalog (or replace one with --replace)."""
+    writable_dir(catalog, "--catalog")
     try:
-        with Progress(console=console) as progress:
+        with Progress(console=console, transient=True) as progress:  # a refusal leaves no empty bar behind
             task = progress.add_task("writing symbols", total=symbols)
             generate_catalog(catalog, symbols, days, seed, signal_strength,
                              on_symbol=lambda *_: progress.advance(task), replace=replace)
@@ -77,6 +82,7 @@ def catalog_import_csv(
     """Import real one-minute bars from a CSV file.
 
     A bar replaces the stored bar at the same minute; every other stored bar is kept."""
+    writable_dir(catalog, "--catalog")
     try:
         symbol = parse_symbol(symbol)
         rows = import_csv(csv, symbol, catalog, sector=sector, regular_session_only=not all_hours)
@@ -112,6 +118,7 @@ def catalog_ingest(
     from catalog.ingest import ingest_bars
     from catalog.instruments import instrument_id
 
+    writable_dir(catalog, "--catalog")
     try:
         tickers = parse_symbols(symbols)
         config = PolygonHistoricalConfig(base_url=base_url.rstrip("/"), requests_per_minute=requests_per_minute,
@@ -130,7 +137,7 @@ def catalog_ingest(
                 on_progress=lambda sym, done, total: progress.update(tasks[sym], completed=done, total=total),
                 source_settings={"adjusted": config.adjusted, "regular_session_only": config.regular_session_only},
             )
-    except (MissingApiKeyError, PolygonError, CatalogError, ValueError) as e:
+    except (MissingApiKeyError, PolygonError, CatalogError) as e:
         fail(str(e))
     for ticker in tickers:
         console.print(f"{ticker}: {report.bars_written[ticker]:,} bars from {report.sessions_fetched[ticker]} "
@@ -145,7 +152,7 @@ def catalog_replay(
     end: Annotated[str, typer.Option(help="last session (YYYY-MM-DD)")],
     catalog: CatalogOpt = Path("data/catalog"),
     symbols: Annotated[str | None, typer.Option(help="comma-separated; default: all")] = None,
-    timeframe: str = "1m",
+    timeframe: Annotated[str, typer.Option(help="1m, 5m, 15m, 1h or 1d")] = "1m",
     models: Annotated[Path | None, typer.Option(help="model registry dir (a run's models/): run the SignalActor")] = None,
     config: Annotated[Path | None, typer.Option(help="walk-forward YAML: also trade with its strategy")] = None,
     only: Annotated[str | None, typer.Option(help="print only these kinds: bar,signal,order,fill")] = None,
@@ -177,7 +184,7 @@ def catalog_replay(
         summary = replay(catalog, start, end, show,
                          symbols=parse_symbols(symbols) if symbols else None,
                          timeframe=timeframe, model_dirs=model_dirs, config=cfg)
-    except (ConfigError, CatalogError, ValueError) as e:
+    except (ConfigError, CatalogError) as e:
         fail(str(e))
     table = Table(title=f"replay {start} .. {end}: {summary.sessions} sessions, {summary.bars:,} bars "
                         f"in {summary.elapsed_s:.2f} s")
@@ -187,4 +194,8 @@ def catalog_replay(
         table.add_row(symbol, f"{row.bars:,}", ny(row.first_ns), ny(row.last_ns), f"{row.missing_minutes:,}",
                       f"{row.signals:,}", f"{row.orders:,}", f"{row.fills:,}")
     console.print(table)
+    if model_dirs and not any(row.signals for row in summary.symbols.values()):
+        console.print("no signal: the SignalActor publishes once a symbol holds its warm-up (the features' "
+                      "and the models' look-back, several hundred bars); start the replay a session or two "
+                      "earlier than the day you want to see")
 

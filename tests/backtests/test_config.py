@@ -165,6 +165,8 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
         ("labels: {horizon: 0}\n", "'labels.horizon'"),
         ("catalog: {generate: {signal_strength: 1.5}}\n", "'catalog.generate.signal_strength'"),
         ("catalog: {generate: {days: 4}}\n", "'catalog.generate.days'"),
+        ("seed: -1\n", "'seed': expected `int` >= 0"),  # before: a traceback from the LSTM after the GBMs
+        ("catalog: {generate: {seed: -1}}\n", "'catalog.generate.seed': expected `int` >= 0"),
         ("strategy: {entry_threshold: 0.5}\n", "'strategy.entry_threshold'"),
         ("strategy: {entry_threshold: 1.0}\n", "'strategy.entry_threshold'"),
         ("strategy: {risk: {stop_loss: -0.1}}\n", "'strategy.risk.stop_loss'"),
@@ -271,3 +273,10 @@ def test_a_programming_error_keeps_its_traceback(tmp_path, monkeypatch):
     result = _backtest(str(write(tmp_path, "")), "--out", str(tmp_path / "runs"))
     assert result.exit_code == 1 and isinstance(result.exception, ValueError)
     assert "error:" not in result.output
+
+
+def test_a_catalog_override_on_a_non_mapping_catalog_key_is_named(tmp_path):
+    result = _backtest(str(write(tmp_path, "catalog: 5\n")), "--catalog", str(tmp_path), "--out",
+                       str(tmp_path / "runs"))
+    assert result.exit_code == 2, result.output
+    assert _squash("'catalog' must be a mapping to set 'catalog.path' (got 5)") in _squash(result.output)

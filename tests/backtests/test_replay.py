@@ -9,6 +9,7 @@ import pytest
 from backtests.config import parse_config
 from backtests.replay import ReplayEvent, replay
 from backtests.walkforward import build_panel
+from catalog.errors import CalendarRangeError
 from catalog.jobs import generate_catalog
 from catalog.store import EmptyCatalogError, MarketCatalog
 from models.zoo import build_model
@@ -51,7 +52,7 @@ def test_missing_minutes_are_counted(tmp_path: Path, catalog_path: Path):
 def test_unknown_symbols_and_empty_ranges_are_clear_errors(catalog_path: Path):
     with pytest.raises(EmptyCatalogError, match="no bars for NOPE"):
         replay(catalog_path, *LAST_TWO, lambda e: None, symbols=["S000", "NOPE"])
-    with pytest.raises(ValueError, match="no NYSE session between 2024-12-28 and 2024-12-29"):
+    with pytest.raises(CalendarRangeError, match="no NYSE session between 2024-12-28 and 2024-12-29"):
         replay(catalog_path, "2024-12-28", "2024-12-29", lambda e: None)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from catalog.errors import IngestManifestError
 from catalog.ingest import MANIFEST_NAME, BarSourceError, IngestManifest, ingest_bars
 from catalog.jobs import generate_catalog
 from catalog.sessions import sessions_ending
@@ -169,7 +170,7 @@ def test_manifest_is_compact_and_survives_a_reload(tmp_path: Path, sessions: lis
 
 def test_an_unreadable_manifest_is_an_error_not_a_silent_restart(tmp_path: Path) -> None:
     (tmp_path / MANIFEST_NAME).write_text("{not json")
-    with pytest.raises(ValueError, match="delete it to re-ingest"):
+    with pytest.raises(IngestManifestError, match="delete it to re-ingest"):
         IngestManifest(tmp_path)
 
 
@@ -194,7 +195,7 @@ def test_a_catalog_never_mixes_source_settings(
     again = ingest_bars(tmp_path, ["S000"], sessions[0], sessions[-1], "1m", source, source_settings=dict(adjusted))
     assert again.sessions_skipped["S000"] == len(sessions)
     calls = len(source.calls)
-    with pytest.raises(ValueError, match=r"holds 1m bars ingested with \{'adjusted': True"):
+    with pytest.raises(IngestManifestError, match=r"holds 1m bars ingested with \{'adjusted': True"):
         ingest_bars(tmp_path, ["S000"], sessions[0], sessions[-1], "1m", source,
                     source_settings={"adjusted": False, "regular_session_only": True})
     assert len(source.calls) == calls

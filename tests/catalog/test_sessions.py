@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from datetime import date
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from catalog.errors import CalendarRangeError
 from catalog.sessions import (
     in_regular_session,
     session_bounds,
@@ -61,12 +63,24 @@ def test_sessions_ending_counts_back_from_a_non_session_day() -> None:
 
 
 def test_invalid_requests_raise() -> None:
-    with pytest.raises(ValueError, match="outside"):
-        trading_sessions("1999-01-01", "1999-12-31")
-    with pytest.raises(ValueError, match="positive"):
+    with pytest.raises(ValueError, match="positive"):  # a caller's bug, not a user's date
         sessions_ending("2024-12-31", 0)
-    with pytest.raises(ValueError, match="sessions exist"):
-        sessions_ending("2000-01-10", 50)
+
+
+@pytest.mark.parametrize(("call", "message"), [
+    (lambda: trading_sessions("1999-01-01", "1999-12-31"), "outside the supported calendar range"),
+    (lambda: trading_sessions("2024-12-31", "2024-01-02"), "start 2024-12-31 is after end 2024-01-02"),
+    (lambda: trading_sessions("2024-13-45", "2024-12-31"), "'2024-13-45' is not a date"),
+    (lambda: trading_sessions("yesterday-ish", "2024-12-31"), "'yesterday-ish' is not a date"),
+    (lambda: trading_sessions("", "2024-12-31"), "'' is not a date"),
+    (lambda: sessions_ending("2000-01-10", 50), "50 sessions requested, but the NYSE calendar holds only 6"),
+    (lambda: sessions_ending("2024-12-31", 100_000), "100,000 sessions requested"),
+], ids=["before-range", "reversed", "bad-month", "not-a-date", "empty", "too-many-early", "too-many"])
+def test_a_date_or_range_the_calendar_cannot_serve_is_a_catalog_error(call, message: str) -> None:
+    """What a user typed (dates, --days) is refused with the catalog's own error type, so the
+    CLI can print it while a ValueError from a bug keeps its traceback."""
+    with pytest.raises(CalendarRangeError, match=re.escape(message)):
+        call()
 
 
 def test_session_minutes_are_bar_close_times() -> None:

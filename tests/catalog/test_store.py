@@ -10,8 +10,8 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from catalog.errors import DamagedCatalogError
-from catalog.instruments import equity
+from catalog.errors import DamagedCatalogError, InvalidBarsError, UnknownTimeframeError
+from catalog.instruments import bar_type, equity
 from catalog.store import EmptyCatalogError, MarketCatalog
 
 
@@ -173,18 +173,23 @@ def test_timeframes_are_stored_apart(tmp_path: Path):
     assert catalog.bar_count("ABC") == 30
     assert catalog.bar_count("ABC", "5m") == len(five)
     pd.testing.assert_frame_equal(catalog.read_bars("ABC", timeframe="5m"), five, check_freq=False)
-    with pytest.raises(ValueError, match="unknown timeframe '2m'"):
+    with pytest.raises(UnknownTimeframeError, match="unknown timeframe '2m'"):
         catalog.read_bars("ABC", timeframe="2m")
 
 
-def test_unsorted_or_non_finite_bars_are_refused(tmp_path: Path):
+def test_unsorted_non_finite_or_negative_bars_are_refused(tmp_path: Path):
     catalog = MarketCatalog(tmp_path / "cat")
     frame = day("2024-01-02", 10)
-    with pytest.raises(ValueError, match="not strictly increasing"):
+    with pytest.raises(InvalidBarsError, match="not strictly increasing"):
         catalog.write_bars("ABC", frame.iloc[::-1])
+    negative = frame.copy()
+    negative.iloc[5, 4] = -1.0
+    with pytest.raises(InvalidBarsError, match="negative"):
+        catalog.write_bars("ABC", negative)
     frame.iloc[3, 0] = np.nan
-    with pytest.raises(ValueError, match="NaN"):
+    with pytest.raises(InvalidBarsError, match="NaN"):
         catalog.write_bars("ABC", frame)
+    assert catalog.instruments() == []  # nothing of a refused frame is written, not even its instrument
 
 
 # -- merge rule: a new bar replaces the stored bar at its timestamp, nothing else ------------------
@@ -275,3 +280,61 @@ def test_a_damaged_instrument_file_is_named(tmp_path: Path):
     damage(str(file), "truncated")
     with pytest.raises(DamagedCatalogError, match=str(file)):
         catalog.symbols()
+
+
+# -- a crash between the rename and the removal of superseded files ------------------------------
+
+
+def crash_after_rename(catalog: MarketCatalog, symbol: str, frame: pd.DataFrame) -> list[Path]:
+    """Write ``frame`` and put back the files it superseded, as a crash between the merged
+    file's rename and the removal of the old ones leaves them. Returns the restored files."""
+    old = {Path(f): Path(f).read_bytes() for f in catalog._bar_files(symbol)}
+    catalog.write_bars(symbol, frame)
+    for path, data in old.items():
+        path.write_bytes(data)
+    return list(old)
+
+
+def test_files_left_by_a_crash_after_the_rename_are_never_read_twice(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path / "cat")
+    monday, tuesday = day("2024-01-08", 60, seed=1), day("2024-01-09", 60, seed=2)
+    catalog.write_bars("ABC", monday)
+    catalog.write_bars("ABC", tuesday)
+    patch = day("2024-01-08", 2, seed=9, base=70.0).set_axis(
+        pd.DatetimeIndex([monday.index[-1], tuesday.index[0]], name="ts"))  # spans both files
+    leftovers = crash_after_rename(catalog, "ABC", patch)
+    directory = leftovers[0].parent
+    assert len(list(directory.glob("*.parquet"))) == 3  # the crash state: rows on disk twice
+    expected = pd.concat([monday.iloc[:-1], patch, tuesday.iloc[1:]])
+
+    back = catalog.read_bars("ABC")
+    pd.testing.assert_frame_equal(back, expected, check_exact=True, check_freq=False)
+    assert catalog.bar_count("ABC") == len(catalog.bar_times("ABC")) == len(expected)
+    assert [p.exists() for p in leftovers] == [False, False]
+    # What the engine reads: NautilusTrader's own reader over the settled directory.
+    assert len(catalog.nautilus.bars(bar_types=[str(bar_type("ABC"))])) == len(expected)
+
+
+def test_a_write_after_a_crash_keeps_one_copy_of_every_bar(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path / "cat")
+    stored = day("2024-01-08", 60, seed=1)
+    catalog.write_bars("ABC", stored)
+    extension = day("2024-01-08", 90, seed=3).iloc[55:]  # overlaps the last 5 bars, adds 30
+    crash_after_rename(catalog, "ABC", extension)
+    later = day("2024-01-09", 10, seed=4)
+    catalog.write_bars("ABC", later)
+    expected = pd.concat([stored.iloc[:55], extension, later])
+    pd.testing.assert_frame_equal(catalog.read_bars("ABC"), expected, check_exact=True, check_freq=False)
+    assert files_on_disk(catalog, "ABC") == len(expected)
+
+
+def test_files_overlapping_without_containment_are_named(tmp_path: Path):
+    catalog = MarketCatalog(tmp_path / "cat")
+    catalog.write_bars("ABC", day("2024-01-08", 60, seed=1))
+    (first,) = catalog._bar_files("ABC")
+    foreign = tmp_path / "foreign"
+    MarketCatalog(foreign).write_bars("ABC", day("2024-01-08", 90, seed=2).iloc[30:])
+    (other,) = MarketCatalog(foreign)._bar_files("ABC")
+    Path(other).rename(Path(first).parent / Path(other).name)
+    with pytest.raises(DamagedCatalogError, match="overlap"):
+        catalog.read_bars("ABC")

@@ -320,7 +320,9 @@ def test_generate_over_an_existing_catalog_needs_replace(tmp_path):
     catalog = tmp_path / "cat"
     assert generate(catalog, "--seed", "1").exit_code == 0
     before = MarketCatalog(catalog).read_bars("S000")
-    assert_clean_failure(generate(catalog, "--seed", "2"), f"catalog {catalog} already holds data", "--replace")
+    refused = generate(catalog, "--seed", "2")
+    assert_clean_failure(refused, f"catalog {catalog} already holds data", "--replace")
+    assert "writing symbols" not in refused.output  # no progress bar for work that never started
     pd.testing.assert_frame_equal(MarketCatalog(catalog).read_bars("S000"), before, check_exact=True)
     assert generate(catalog, "--seed", "2", "--replace").exit_code == 0
     assert MarketCatalog(catalog).synthetic_origin()["seed"] == 2
@@ -415,7 +417,7 @@ def test_catalog_info_lists_what_the_catalog_holds(small_catalog):
     lines = [line for line in result.output.splitlines() if "S00" in line]
     assert len(lines) == 2
     for line, symbol in zip(lines, ["S000", "S001"], strict=True):
-        cells = [c.strip() for c in line.strip("│ ").split("│")]
+        cells = line.split()  # one-word sectors and sources: the columns are whitespace-separated
         assert cells[:3] == [symbol, sectors[symbol], "1m"]
         assert cells[5:] == ["8", f"{stored.bar_count(symbol):,}", "0", "synthetic"]
     assert squash("synthetic market: 2 symbols x 8 sessions, seed 3") in squash(result.output)
@@ -424,3 +426,122 @@ def test_catalog_info_lists_what_the_catalog_holds(small_catalog):
 def test_catalog_info_on_a_missing_catalog(tmp_path):
     result = runner.invoke(app, ["catalog", "info", "--catalog", str(tmp_path / "nope")])
     assert_clean_failure(result, "does not exist")
+
+
+# -- the error rule: a user's mistake is a message, a bug keeps its traceback ------------------------
+
+
+def test_generate_with_a_negative_seed_is_refused(tmp_path):
+    result = generate(tmp_path / "cat", "--seed", "-1")
+    assert result.exit_code == 2 and "--seed" in result.output and "Traceback" not in result.output
+    assert not (tmp_path / "cat").exists()
+
+
+def test_generate_more_sessions_than_the_calendar_holds(tmp_path):
+    result = generate(tmp_path / "cat", "--days", "100000")
+    assert_clean_failure(result, "100,000 sessions requested, but the NYSE calendar holds only")
+    assert not (tmp_path / "cat").exists()
+
+
+def test_backtest_generating_more_sessions_than_the_calendar_holds(tmp_path):
+    config = write_config(tmp_path / "c.yaml", catalog__path=str(tmp_path / "own"), catalog__generate__days=100_000)
+    assert_clean_failure(backtest(config, tmp_path), "100,000 sessions requested")
+    assert not (tmp_path / "own").exists()
+
+
+def replay_args(catalog: Path, *extra: str) -> list[str]:
+    return ["catalog", "replay", "--catalog", str(catalog), "--quiet", *extra]
+
+
+@pytest.mark.parametrize(("extra", "cause"), [
+    (["--start", "2024-13-45", "--end", "2024-12-31"], "'2024-13-45' is not a date"),
+    (["--start", "2024-12-31", "--end", "2024-12-30"], "start 2024-12-31 is after end 2024-12-30"),
+    (["--start", "2024-12-28", "--end", "2024-12-29"], "no NYSE session between 2024-12-28 and 2024-12-29"),
+    (["--start", "2035-01-02", "--end", "2035-01-02"], "outside the supported calendar range"),
+    (["--start", "2024-12-31", "--end", "2024-12-31", "--timeframe", "2m"], "unknown timeframe '2m'"),
+], ids=["bad-date", "reversed", "weekend", "beyond-calendar", "timeframe"])
+def test_replay_request_mistakes_are_messages(small_catalog, extra, cause):
+    assert_clean_failure(runner.invoke(app, replay_args(small_catalog, *extra)), cause)
+
+
+@pytest.mark.parametrize(("extra", "cause"), [
+    (["--start", "2024-02-30", "--end", "2024-03-01"], "'2024-02-30' is not a date"),
+    (["--start", "2024-01-02", "--end", "2024-01-03", "--timeframe", "2m"], "unknown timeframe '2m'"),
+], ids=["bad-date", "timeframe"])
+def test_ingest_request_mistakes_fail_before_any_request(tmp_path, small_catalog, monkeypatch, extra, cause):
+    monkeypatch.setenv("POLYGON_API_KEY", "not-used")
+    catalog = tmp_path / "cat"
+    shutil.copytree(small_catalog, catalog)  # its symbols are known: no reference request either
+    result = runner.invoke(app, ["catalog", "ingest", "--symbols", "S000", "--catalog", str(catalog),
+                                 "--base-url", "http://127.0.0.1:9", *extra])  # port 9: nothing listens
+    assert_clean_failure(result, cause)
+
+
+def a_bug(*_args, **_kwargs):
+    raise ValueError("a bug, not a user mistake")
+
+
+def assert_traceback_kept(result) -> None:
+    assert result.exit_code == 1 and isinstance(result.exception, ValueError), result.output
+    assert "error:" not in result.output
+
+
+def test_a_bug_in_replay_keeps_its_traceback(small_catalog, monkeypatch):
+    import backtests.replay
+
+    monkeypatch.setattr(backtests.replay, "replay", a_bug)
+    assert_traceback_kept(runner.invoke(app, replay_args(small_catalog, "--start", "2024-12-31", "--end", "2024-12-31")))
+
+
+def test_a_bug_in_ingest_keeps_its_traceback(tmp_path, small_catalog, monkeypatch):
+    import catalog.ingest
+
+    monkeypatch.setattr(catalog.ingest, "ingest_bars", a_bug)
+    monkeypatch.setenv("POLYGON_API_KEY", "not-used")
+    result = runner.invoke(app, ["catalog", "ingest", "--symbols", "S000", "--start", "2024-01-02", "--end",
+                                 "2024-01-03", "--catalog", str(small_catalog), "--base-url", "http://127.0.0.1:9"])
+    assert_traceback_kept(result)
+
+
+@pytest.mark.parametrize("option", ["--symbols", "--days"])
+def test_bench_sizes_below_one_are_refused_before_any_work(option):
+    result = runner.invoke(app, ["bench", "--part", "engine", option, "0"])
+    assert result.exit_code == 2 and option in result.output
+    assert "Traceback" not in result.output and "built a" not in result.output
+
+
+def test_a_replay_too_short_for_the_warm_up_says_why_it_has_no_signal(tmp_path, small_catalog):
+    from backtests.config import parse_config
+    from backtests.walkforward import build_panel
+    from models.registry import ModelRegistry
+    from models.zoo import build_model
+
+    stored = MarketCatalog(small_catalog)
+    panel, _ = build_panel(stored, stored.symbols(), parse_config({"models": {"lightgbm": {}}}))
+    model = build_model("lightgbm", {"n_estimators": 5}, name="lightgbm")
+    model.fit(panel, panel.usable_rows(require_label=True), seed=0)
+    ModelRegistry(tmp_path / "models").save(model, {"train_start": "-", "train_end": "-", "fold": 0, "metrics": {},
+                                                    "data_hash": "-", "universe": stored.symbols()})
+    last = str(stored.read_bars("S000").index[-1].date())
+    args = replay_args(small_catalog, "--start", last, "--end", last, "--models", str(tmp_path / "models"))
+    result = runner.invoke(app, args, env={"COLUMNS": "200"})
+    assert result.exit_code == 0, result.output
+    assert "no signal: the SignalActor publishes once a symbol holds its warm-up" in result.output
+
+
+@pytest.mark.parametrize("under", ["", "sub"], ids=["is-a-file", "under-a-file"])
+@pytest.mark.parametrize("command", [
+    ["catalog", "generate", "--symbols", "1", "--days", "2"],
+    ["catalog", "import-csv", "{csv}", "--symbol", "ABC"],
+    ["catalog", "ingest", "--symbols", "ABC", "--start", "2024-01-02", "--end", "2024-01-03",
+     "--base-url", "http://127.0.0.1:9"],
+], ids=["generate", "import-csv", "ingest"])
+def test_a_catalog_that_cannot_be_written_is_refused_before_any_work(tmp_path, monkeypatch, command, under):
+    monkeypatch.setenv("POLYGON_API_KEY", "not-used")
+    file = tmp_path / "a-file"
+    file.write_text("x")
+    csv = csv_of(tmp_path / "bars.csv", [pd.Timestamp("2024-01-02 14:31", tz="UTC")])
+    target = file / under if under else file
+    result = runner.invoke(app, [*(part.format(csv=csv) for part in command), "--catalog", str(target)])
+    assert_clean_failure(result, f"--catalog {target}: {file} is a file, not a directory")
+    assert file.read_text() == "x"

@@ -10,7 +10,7 @@ import pytest
 from models import splits
 from models.features import NY_TZ, ny_day
 from models.labels import direction_labels
-from models.splits import Fold, session_days, train_rows, walk_forward_folds
+from models.splits import Fold, TooFewSessionsError, session_days, train_rows, walk_forward_folds
 
 N_SESSIONS = 30
 
@@ -84,7 +84,7 @@ def test_anchored_folds_expand_from_first_session(ts: np.ndarray) -> None:
 
 def test_too_few_sessions_raises_with_counts(ts: np.ndarray) -> None:
     walk_forward_folds(ts, n_folds=5, train_days=4, test_days=5, embargo_days=1)  # needs 30
-    with pytest.raises(ValueError, match="needs 31 sessions .* only 30"):
+    with pytest.raises(TooFewSessionsError, match="needs 31 sessions .* only 30"):
         walk_forward_folds(ts, n_folds=5, train_days=5, test_days=5, embargo_days=1)
     with pytest.raises(ValueError, match="n_folds"):
         walk_forward_folds(ts, n_folds=0, train_days=5, test_days=5)
