@@ -7,6 +7,11 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 F = TypeVar("F")
+
+
+class FaultSpecError(ValueError):
+    """A scripted fault that cannot be built as written; the message names the spec."""
+
 _TRUE, _FALSE = {"1", "true", "yes", "on"}, {"0", "false", "no", "off"}
 
 
@@ -27,7 +32,7 @@ def parse_options(
         key, sep, raw = item.partition("=")
         key, raw = key.strip(), raw.strip()
         if not sep or key not in known:
-            raise ValueError(f"fault spec {spec!r}: bad option {item!r}; options are {sorted(known)}")
+            raise FaultSpecError(f"fault spec {spec!r}: bad option {item!r}; options are {sorted(known)}")
         options[key] = _convert(key, raw, spec, ints, floats, nullable)
     return options
 
@@ -46,7 +51,7 @@ def _convert(key: str, raw: str, spec: str, ints: frozenset[str], floats: frozen
         if key in floats:
             return float(raw)
     except ValueError:
-        raise ValueError(f"fault spec {spec!r}: bad value for {key}: {raw!r}") from None
+        raise FaultSpecError(f"fault spec {spec!r}: bad value for {key}: {raw!r}") from None
     return raw
 
 

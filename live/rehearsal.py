@@ -39,9 +39,10 @@ from adapters.alpaca.config import AlpacaExecClientConfig
 from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
 from adapters.polygon.config import PolygonDataClientConfig
 from adapters.polygon.sandbox import PolygonSandbox, SimClock
+from catalog.errors import CalendarRangeError
 from catalog.instruments import bar_type, instrument_id
 from catalog.sessions import session_minutes, sessions_ending, trading_sessions
-from catalog.store import MarketCatalog
+from catalog.store import MarketCatalog, open_catalog
 from live.journal import LiveJournal, LiveJournalConfig
 from live.node import NodeThread, build_node, node_config
 from live.settings import LiveConfig
@@ -127,13 +128,13 @@ def rehearse(
     the node's journal recorded and the broker's orders and positions afterwards."""
     try:
         sessions = trading_sessions(day, day)
-    except ValueError as e:  # catalog.sessions' answer to a date it cannot read
+    except CalendarRangeError as e:  # a date it cannot read, or outside the NYSE calendar
         raise RehearsalError(f"--day {day!r}: {e} (expected a YYYY-MM-DD session)") from None
     if sessions.empty:
         raise RehearsalError(f"{day} is not an NYSE session")
     session_open = sessions["open"].iloc[0]
     minutes = session_minutes(sessions)
-    catalog = MarketCatalog(catalog_path)
+    catalog = open_catalog(catalog_path)
     missing = sorted(set(config.universe) - set(catalog.symbols()))
     if missing:
         raise RehearsalError(f"the catalog {catalog.path} has no bars for {', '.join(missing)}")

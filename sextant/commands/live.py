@@ -8,7 +8,7 @@ import pandas as pd
 import typer
 from rich.progress import Progress
 
-from catalog.store import EmptyCatalogError
+from catalog.errors import CatalogError
 from sextant.commands.common import console, fail, writable_dir
 
 
@@ -56,7 +56,7 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
             task = progress.add_task(f"rehearsing {day}", total=None)
             result = rehearse(cfg, catalog, day, out_dir=journal,
                               on_minute=lambda done, total: progress.update(task, completed=done, total=total))
-    except (RehearsalError, EmptyCatalogError) as e:
+    except (RehearsalError, CatalogError) as e:
         fail(str(e))
     except KeyboardInterrupt:
         console.print(f"rehearsal stopped (Ctrl-C): orders cancelled, positions flattened; journal: {journal}")

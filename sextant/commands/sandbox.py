@@ -6,7 +6,9 @@ from typing import Annotated
 import pandas as pd
 import typer
 
-from catalog.store import MarketCatalog
+from adapters.sandbox_faults import FaultSpecError
+from catalog.errors import CatalogError
+from catalog.store import MarketCatalog, open_catalog
 from sextant.commands.common import CatalogOpt, console, fail, ny
 
 sandbox_app = typer.Typer(help="Loopback servers that speak real vendor protocols, for offline work.",
@@ -19,6 +21,39 @@ def _positive(speed: float | None) -> float | None:
     if speed is not None and speed <= 0:
         raise typer.BadParameter(f"must be a positive number of simulated seconds per second, got {speed:g}")
     return speed
+
+
+def _fraction(share: float | None) -> float | None:
+    if share is not None and not 0 < share <= 1:
+        raise typer.BadParameter(f"must be a share of a bar's volume in (0, 1], got {share:g}")
+    return share
+
+
+def _cash(cash: float) -> float:
+    if not cash > 0:
+        raise typer.BadParameter(f"must be a positive amount, got {cash:g}")
+    return cash
+
+
+def _start(text: str | None) -> pd.Timestamp | None:
+    """``--start`` as a UTC instant (a naive stamp is UTC); a typo is a message, not a traceback."""
+    if text is None:
+        return None
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        fail(f"--start {text!r} is not a time; give e.g. 2024-12-30T14:30 (UTC) or 2024-12-30T09:30-05:00")
+    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+
+
+def _catalog_with_bars(path: Path) -> MarketCatalog:
+    try:
+        store = open_catalog(path)
+    except CatalogError as e:
+        fail(str(e))
+    if not store.symbols():
+        fail(f"catalog {path} holds no bars")
+    return store
 
 
 Speed = Annotated[
@@ -42,21 +77,18 @@ def sandbox_polygon(
     from adapters.polygon.sandbox import PolygonSandbox, SimClock, parse_fault
     from catalog.sessions import session_bounds
 
-    store = MarketCatalog(catalog)
+    store = _catalog_with_bars(catalog)
     symbols = store.symbols()
-    if not symbols:
-        fail(f"catalog {catalog} holds no bars")
+    begin = _start(start)
     try:
         faults = [parse_fault(spec) for spec in fault or []]
-    except ValueError as e:
+    except FaultSpecError as e:
         fail(str(e))
     clock = None
     if speed is not None:
-        if start is None:
+        if begin is None:
             last = store.read_bars(symbols[0]).index[-1]
             begin = session_bounds(last - pd.Timedelta(minutes=1))[0]
-        else:
-            begin = pd.Timestamp(start, tz="UTC") if pd.Timestamp(start).tz is None else pd.Timestamp(start)
         clock = SimClock.paced(start=begin, speed=speed)
     try:
         sandbox = PolygonSandbox(catalog, api_key=api_key, host=host, port=port, clock=clock, faults=faults).start()
@@ -76,8 +108,9 @@ def sandbox_alpaca(
     catalog: CatalogOpt = Path("data/catalog"),
     host: str = "127.0.0.1",
     port: Port = 8766,
-    cash: Annotated[float, typer.Option(help="starting cash of the paper account")] = 100_000.0,
-    participation: Annotated[float | None, typer.Option(help="cap each fill at this share of a bar's volume")] = None,
+    cash: Annotated[float, typer.Option(callback=_cash, help="starting cash of the paper account")] = 100_000.0,
+    participation: Annotated[float | None, typer.Option(callback=_fraction,
+                                                        help="cap each fill at this share of a bar's volume")] = None,
     speed: Speed = None,
     start: Annotated[str | None, typer.Option(help="simulated start (UTC); default: the catalog's first session open")] = None,
     fault: Annotated[list[str] | None, typer.Option(help="scripted fault, e.g. rest:rate_limit:times=2 (repeatable)")] = None,
@@ -94,14 +127,14 @@ def sandbox_alpaca(
     from adapters.loopback import SandboxAddressError
     from adapters.polygon.sandbox import SimClock
 
-    if not MarketCatalog(catalog).symbols():
-        fail(f"catalog {catalog} holds no bars")
+    _catalog_with_bars(catalog)
+    begin = _start(start)
     try:
         faults = [parse_alpaca_fault(spec) for spec in fault or []]
-    except ValueError as e:
+    except FaultSpecError as e:
         fail(str(e))
     market = CatalogMarket(catalog)
-    begin = pd.Timestamp(start, tz="UTC") if start else first_session_open(market)
+    begin = begin if begin is not None else first_session_open(market)
     clock = SimClock.paced(start=begin, speed=speed) if speed else SimClock.manual(begin)
     try:
         sandbox = AlpacaSandbox(market, host=host, port=port, starting_cash=cash, clock=clock,

@@ -65,3 +65,33 @@ def test_a_speed_that_is_not_positive_is_a_usage_error(kind: str, catalog: Path,
         sandbox(kind, catalog, "--speed", speed),
         "--speed", f"must be a positive number of simulated seconds per second, got {speed}",
     )
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_fault_spec_that_cannot_be_built_is_named(kind: str, catalog: Path):
+    """Both a bad option and a fault's own check (times >= 1) are messages naming the spec."""
+    assert_clean_error(sandbox(kind, catalog, "--fault", "rest:rate_limit:times=0"),
+                       "fault spec 'rest:rate_limit:times=0'")
+    assert_clean_error(sandbox(kind, catalog, "--fault", "rest:rate_limit:tims=2"),
+                       "fault spec 'rest:rate_limit:tims=2': bad option")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_start_that_is_not_a_time_is_named(kind: str, catalog: Path):
+    assert_clean_error(sandbox(kind, catalog, "--start", "next tuesday", "--speed", "60"),
+                       "--start 'next tuesday' is not a time")
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_catalog_that_does_not_exist_is_named(kind: str, tmp_path: Path):
+    assert_clean_error(sandbox(kind, tmp_path / "typo"), "does not exist")
+
+
+@pytest.mark.parametrize(("option", "value", "message"), [
+    ("--cash", "-5", "must be a positive amount"),
+    ("--participation", "0", "must be a share of a bar's volume in (0, 1]"),
+    ("--participation", "1.5", "must be a share of a bar's volume in (0, 1]"),
+])
+def test_alpaca_account_options_out_of_range_are_usage_errors(catalog: Path, option: str, value: str,
+                                                              message: str):
+    assert_clean_error(sandbox("alpaca", catalog, option, value), option, message)

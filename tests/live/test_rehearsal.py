@@ -56,3 +56,25 @@ def test_ctrl_c_stops_the_rehearsal_cancels_flattens_and_writes_the_journal(mark
     signed = fills["last_qty"].astype(float) * fills["side"].map({"BUY": 1, "SELL": -1})
     positions = signed.groupby(fills["instrument_id"]).sum().tolist()
     assert positions and all(qty == 0 for qty in positions)
+
+
+@pytest.mark.parametrize(("day", "catalog_name", "message"), [
+    ("2035-01-02", None, "--day '2035-01-02'"),           # beyond the NYSE calendar
+    ("2024-12-30", "typo", "does not exist"),             # a catalog path that is not there
+])
+def test_cli_rehearsal_mistakes_are_messages(market, tmp_path: Path, day, catalog_name, message):
+    import yaml
+    from typer.testing import CliRunner
+
+    from sextant.cli import app
+
+    catalog, models = market
+    config = tmp_path / "paper.yaml"
+    config.write_text(yaml.safe_dump({"models": {"registry": str(models)},
+                                      "strategy": {"weights": {"lightgbm": 1.0}}}))
+    where = tmp_path / catalog_name if catalog_name else catalog
+    result = CliRunner().invoke(app, ["live", str(config), "--rehearse", "--day", day, "--catalog", str(where),
+                                      "--out", str(tmp_path / "runs")])
+    assert result.exit_code == 2, result.output
+    assert isinstance(result.exception, SystemExit) and "Traceback" not in result.output
+    assert message in " ".join(result.output.split()), result.output

@@ -7,7 +7,7 @@ intake and the stream hub, so a test can add a fault from its own thread while t
 
 from dataclasses import dataclass, fields
 
-from adapters.sandbox_faults import FaultQueue, parse_options
+from adapters.sandbox_faults import FaultQueue, FaultSpecError, parse_options
 
 REST_KINDS = frozenset({"rate_limit", "server_error", "stall"})
 STREAM_KINDS = frozenset({"drop_before_fill", "drop_stream", "reject_auth"})
@@ -48,17 +48,17 @@ class AlpacaFault:
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
-            raise ValueError(
+            raise FaultSpecError(
                 f"unknown Alpaca fault kind {self.kind!r}; expected one of {sorted(KINDS)}"
             )
         if self.times < 1:
-            raise ValueError(f"times must be >= 1, got {self.times}")
+            raise FaultSpecError(f"times must be >= 1, got {self.times}")
         if self.kind == "server_error" and not 500 <= self.status <= 599:
-            raise ValueError(f"server_error status must be 5xx, got {self.status}")
+            raise FaultSpecError(f"server_error status must be 5xx, got {self.status}")
         if self.retry_after_secs < 0 or self.stall_secs < 0:
-            raise ValueError("retry_after_secs and stall_secs must be >= 0")
+            raise FaultSpecError("retry_after_secs and stall_secs must be >= 0")
         if self.path is not None and self.kind not in REST_KINDS:
-            raise ValueError(f"path= only applies to REST faults, not {self.kind!r}")
+            raise FaultSpecError(f"path= only applies to REST faults, not {self.kind!r}")
 
     @property
     def target(self) -> str:
@@ -79,20 +79,23 @@ def parse_alpaca_fault(spec: str) -> AlpacaFault:
     if parts and parts[0] in TARGETS:
         target = parts.pop(0)
     if not parts or not parts[0]:
-        raise ValueError(f"fault spec {spec!r}: no fault kind; expected one of {sorted(KINDS)}")
+        raise FaultSpecError(f"fault spec {spec!r}: no fault kind; expected one of {sorted(KINDS)}")
     kind = parts.pop(0)
     if kind not in KINDS:
-        raise ValueError(
+        raise FaultSpecError(
             f"fault spec {spec!r}: unknown kind {kind!r}; expected one of {sorted(KINDS)}"
         )
     if target is not None and kind not in TARGETS[target]:
-        raise ValueError(
+        raise FaultSpecError(
             f"fault spec {spec!r}: {kind!r} is not a {target} fault; "
             f"{target} kinds are {sorted(TARGETS[target])}"
         )
     raw_options = ":".join(parts)
     options = parse_options(spec, raw_options, _OPTIONS, _INT_OPTIONS, _FLOAT_OPTIONS)
-    return AlpacaFault(kind=kind, **options)  # type: ignore[arg-type]
+    try:
+        return AlpacaFault(kind=kind, **options)  # type: ignore[arg-type]
+    except FaultSpecError as e:  # the fault's own checks, said of the spec the user typed
+        raise FaultSpecError(f"fault spec {spec!r}: {e}") from None
 
 
 class FaultSchedule(FaultQueue[AlpacaFault]):

@@ -7,7 +7,7 @@ and the stream hub share, so a test can add a fault from its own thread while th
 
 from dataclasses import dataclass, fields
 
-from adapters.sandbox_faults import FaultQueue, parse_options
+from adapters.sandbox_faults import FaultQueue, FaultSpecError, parse_options
 
 REST_KINDS = frozenset({"rate_limit", "server_error", "malformed", "truncated", "stall"})
 WS_KINDS = frozenset({"drop", "stall", "refuse"})
@@ -51,30 +51,30 @@ class Fault:
         target = self.target or _infer_target(self.kind)
         object.__setattr__(self, "target", target)
         if target not in TARGETS:
-            raise ValueError(f"fault target must be one of {TARGETS}, got {target!r}")
+            raise FaultSpecError(f"fault target must be one of {TARGETS}, got {target!r}")
         kinds = REST_KINDS if target == "rest" else WS_KINDS
         if self.kind not in kinds:
-            raise ValueError(
+            raise FaultSpecError(
                 f"{target} fault kind must be one of {sorted(kinds)}, got {self.kind!r}"
             )
         if self.times < 1:
-            raise ValueError(f"times must be >= 1, got {self.times}")
+            raise FaultSpecError(f"times must be >= 1, got {self.times}")
         if self.kind == "server_error" and not 500 <= self.status <= 599:
-            raise ValueError(f"server_error status must be 5xx, got {self.status}")
+            raise FaultSpecError(f"server_error status must be 5xx, got {self.status}")
         if self.retry_after_secs < 0 or self.stall_secs < 0 or self.after_messages < 0:
-            raise ValueError("retry_after_secs, stall_secs and after_messages must be >= 0")
+            raise FaultSpecError("retry_after_secs, stall_secs and after_messages must be >= 0")
         if self.page is not None and self.page < 1:
-            raise ValueError(f"page is 1-based, got {self.page}")
+            raise FaultSpecError(f"page is 1-based, got {self.page}")
         if target == "ws" and (self.symbol is not None or self.page is not None):
-            raise ValueError("symbol= and page= only apply to REST faults")
+            raise FaultSpecError("symbol= and page= only apply to REST faults")
 
 
 def _infer_target(kind: str) -> str:
     in_rest, in_ws = kind in REST_KINDS, kind in WS_KINDS
     if in_rest and in_ws:
-        raise ValueError(f"fault kind {kind!r} exists for both targets: say target='rest' or 'ws'")
+        raise FaultSpecError(f"fault kind {kind!r} exists for both targets: say target='rest' or 'ws'")
     if not in_rest and not in_ws:
-        raise ValueError(
+        raise FaultSpecError(
             f"unknown fault kind {kind!r}; expected one of {sorted(REST_KINDS | WS_KINDS)}"
         )
     return "rest" if in_rest else "ws"
@@ -92,15 +92,18 @@ def parse_fault(spec: str) -> Fault:
     third holds comma-separated ``key=value`` options named like the Fault fields."""
     parts = spec.strip().split(":", 2)
     if len(parts) < 2:
-        raise ValueError(f"fault spec {spec!r} must start with target:kind, e.g. rest:rate_limit")
+        raise FaultSpecError(f"fault spec {spec!r} must start with target:kind, e.g. rest:rate_limit")
     first, second = parts[0].strip(), parts[1].strip()
     target, kind = (first, second) if first in TARGETS else (second, first)
     if target not in TARGETS:
-        raise ValueError(f"fault spec {spec!r}: no target; expected one of {TARGETS}")
+        raise FaultSpecError(f"fault spec {spec!r}: no target; expected one of {TARGETS}")
     raw_options = parts[2] if len(parts) == 3 else ""
     options = parse_options(spec, raw_options, _OPTIONS, _INT_OPTIONS, _FLOAT_OPTIONS,
                             nullable=frozenset({"symbol", "page"}))
-    return Fault(kind=kind, target=target, **options)  # type: ignore[arg-type]
+    try:
+        return Fault(kind=kind, target=target, **options)  # type: ignore[arg-type]
+    except FaultSpecError as e:  # the fault's own checks, said of the spec the user typed
+        raise FaultSpecError(f"fault spec {spec!r}: {e}") from None
 
 
 class FaultSchedule(FaultQueue[Fault]):
