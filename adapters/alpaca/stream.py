@@ -88,6 +88,12 @@ class AlpacaTradeStream:
     def is_connected(self) -> bool:
         return self._ws is not None and self._listening.is_set()
 
+    @property
+    def is_supervised(self) -> bool:
+        """False once the supervisor has given up for good (a key rejected on the first
+        connection) or was stopped: nothing will reconnect."""
+        return self._supervisor is not None and not self._supervisor.done()
+
     def start(self) -> None:
         """Start supervising on the running event loop (idempotent)."""
         if self._supervisor is None or self._supervisor.done():
