@@ -29,15 +29,21 @@ def catalog_info(catalog: CatalogOpt = Path("data/catalog")) -> None:
         fail(str(e))
     if not info.series:
         fail(f"catalog {catalog} holds no bars")
-    rows = [(s.symbol, s.sector, s.timeframe, str(s.first_session), str(s.last_session), f"{s.sessions:,}",
-             f"{s.bars:,}", f"{s.incomplete_sessions:,}", s.provenance) for s in info.series]
-    table = Table(title=f"catalog {catalog}: {len(info.symbols)} symbols", box=box.SIMPLE_HEAD,
-                  pad_edge=False, collapse_padding=True)
-    wrapping = ("sector", "source")  # words may wrap on a narrow terminal; figures never lose digits
-    for i, col in enumerate(("symbol", "sector", "tf", "first", "last", "sessions", "bars", "incomplete", "source")):
+    sources = {s.provenance for s in info.series}
+    columns = ["symbol", "sector", "tf", "first", "last", "sessions", "bars", "incomplete"]
+    rows = [[s.symbol, s.sector, s.timeframe, str(s.first_session), str(s.last_session), f"{s.sessions:,}",
+             f"{s.bars:,}", f"{s.incomplete_sessions:,}"] for s in info.series]
+    if len(sources) > 1:  # one source for the whole catalog goes in the title instead
+        columns.append("source")
+        for row, series in zip(rows, info.series, strict=True):
+            row.append(series.provenance)
+    title = f"catalog {catalog}: {len(info.symbols)} symbols" + (f", {next(iter(sources))}" if len(sources) == 1 else "")
+    table = Table(title=title, box=box.SIMPLE_HEAD, pad_edge=False, collapse_padding=True)
+    shrinking = ("sector", "source")  # words are cut with an ellipsis on a narrow terminal; figures never
+    for i, col in enumerate(columns):
         table.add_column(col, justify="right" if col in ("sessions", "bars", "incomplete") else "left",
-                         overflow="fold", no_wrap=col not in wrapping,
-                         min_width=5 if col in wrapping else max(len(col), *(len(r[i]) for r in rows)))
+                         no_wrap=True, overflow="ellipsis" if col in shrinking else "fold",
+                         min_width=8 if col in shrinking else max(len(col), *(len(r[i]) for r in rows)))
     for row in rows:
         table.add_row(*row)
     console.print(table)

@@ -419,8 +419,18 @@ def test_catalog_info_lists_what_the_catalog_holds(small_catalog):
     for line, symbol in zip(lines, ["S000", "S001"], strict=True):
         cells = line.split()  # one-word sectors and sources: the columns are whitespace-separated
         assert cells[:3] == [symbol, sectors[symbol], "1m"]
-        assert cells[5:] == ["8", f"{stored.bar_count(symbol):,}", "0", "synthetic"]
+        assert cells[5:] == ["8", f"{stored.bar_count(symbol):,}", "0"]
+    assert squash(f"catalog {small_catalog}: 2 symbols, synthetic") in squash(result.output)  # one source
     assert squash("synthetic market: 2 symbols x 8 sessions, seed 3") in squash(result.output)
+
+
+def test_catalog_info_fits_a_standard_terminal_without_losing_a_digit(small_catalog):
+    result = runner.invoke(app, ["catalog", "info", "--catalog", str(small_catalog)], env={"COLUMNS": "80"})
+    assert result.exit_code == 0, result.output
+    stored = MarketCatalog(small_catalog)
+    rows = [line.split() for line in result.output.splitlines() if line.lstrip().startswith("S00")]
+    assert [r[0] for r in rows] == ["S000", "S001"]  # one line per series: nothing wrapped
+    assert all(r[-3:] == ["8", f"{stored.bar_count(r[0]):,}", "0"] for r in rows)
 
 
 def test_catalog_info_on_a_missing_catalog(tmp_path):
