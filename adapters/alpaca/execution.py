@@ -112,6 +112,7 @@ from adapters.alpaca.parsing.wire import (
 )
 from adapters.alpaca.providers import AlpacaInstrumentProvider
 from adapters.alpaca.stream import AlpacaTradeStream
+from adapters.connection import KeepsConnectError
 from catalog.instruments import instrument_id
 
 FILL_EVENTS = frozenset({"fill", "partial_fill"})
@@ -121,7 +122,7 @@ ACTIVITY_SLACK = timedelta(seconds=1)
 SETTLE_POLL_SECS = 0.01
 
 
-class AlpacaExecutionClient(LiveExecutionClient):
+class AlpacaExecutionClient(KeepsConnectError, LiveExecutionClient):
     """One Alpaca account on the ``ALPACA`` venue: NETTING, MARGIN, USD."""
 
     def __init__(
@@ -179,7 +180,6 @@ class AlpacaExecutionClient(LiveExecutionClient):
         self._reconcile_again = False
         self._account_task: asyncio.Task | None = None
         self._account_stale = False
-        self.connect_error: Exception | None = None
         self._log.info(f"REST {http_client.base_url}, stream {config.resolved_stream_url}")
 
     @property
@@ -187,15 +187,6 @@ class AlpacaExecutionClient(LiveExecutionClient):
         return self._stream
 
     # -- connection ----------------------------------------------------------------------------
-
-    async def _connect(self) -> None:
-        """NautilusTrader only logs a failed connect and waits out its connect timeout; the
-        exception is kept in ``connect_error`` so the node can fail fast (``live.node``)."""
-        try:
-            await self._open()
-        except Exception as exc:
-            self.connect_error = exc
-            raise
 
     async def _open(self) -> None:
         await self._instrument_provider.initialize()

@@ -31,6 +31,7 @@ from nautilus_trader.model.enums import AggregationSource, BarAggregation, Price
 from nautilus_trader.model.identifiers import ClientId
 from nautilus_trader.model.objects import Price, Quantity
 
+from adapters.connection import KeepsConnectError
 from adapters.polygon.common import NANOS_PER_MILLI, POLYGON, TIMEFRAMES
 from adapters.polygon.config import PolygonDataClientConfig
 from adapters.polygon.errors import PolygonError
@@ -154,7 +155,7 @@ def aggregate_bars_to_list(
     ]
 
 
-class PolygonDataClient(LiveMarketDataClient):
+class PolygonDataClient(KeepsConnectError, LiveMarketDataClient):
     """Polygon market data for a TradingNode (see the module docstring)."""
 
     def __init__(
@@ -190,7 +191,6 @@ class PolygonDataClient(LiveMarketDataClient):
         self._acknowledged: set[str] = set()
         self._rng = random.Random()
         self.backfilled_bars = 0  # bars delivered from REST after reconnects
-        self.connect_error: Exception | None = None
         self._stream = PolygonStream(
             api_key,
             config,
@@ -221,15 +221,6 @@ class PolygonDataClient(LiveMarketDataClient):
         return self._backfill_task is not None and not self._backfill_task.done()
 
     # -- connection --------------------------------------------------------------------------
-
-    async def _connect(self) -> None:
-        """NautilusTrader only logs a failed connect and waits out its connect timeout; the
-        exception is kept in ``connect_error`` so the node can fail fast (``live.node``)."""
-        try:
-            await self._open()
-        except Exception as exc:
-            self.connect_error = exc
-            raise
 
     async def _open(self) -> None:
         await self._instrument_provider.initialize()
