@@ -181,6 +181,20 @@ def test_an_unreachable_broker_fails_the_start(sandbox: AlpacaSandbox, tmp_path:
 SEXTANT = Path(sys.executable).with_name("sextant")
 
 
+def paper_yaml(tmp_path: Path, name: str, models: Path, polygon: PolygonSandbox, broker: AlpacaSandbox) -> Path:
+    """A paper config for `sextant live` aimed at the two loopback sandboxes."""
+    config = tmp_path / "paper.yaml"
+    config.write_text(yaml.safe_dump({
+        "name": name,
+        "universe": SYMBOLS,
+        "models": {"registry": str(models)},
+        "strategy": {"weights": {"lightgbm": 1.0}},
+        "polygon": {"base_url": polygon.base_url, "ws_feed": polygon.ws_feed, "secure": False},
+        "alpaca": {"base_url": broker.base_url},
+    }))
+    return config
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize(("rejected", "client"), [("ALPACA_API_SECRET_KEY", "ALPACA"),
                                                   ("POLYGON_API_KEY", "POLYGON")])
@@ -194,15 +208,7 @@ def test_sextant_live_with_a_rejected_key_exits_2_naming_the_client(
         AlpacaSandbox(CatalogMarket(catalog), key_id=keys["ALPACA_API_KEY_ID"],
                       secret_key=keys["ALPACA_API_SECRET_KEY"]) as broker,
     ):
-        config = tmp_path / "paper.yaml"
-        config.write_text(yaml.safe_dump({
-            "name": "start-check",
-            "universe": SYMBOLS,
-            "models": {"registry": str(models)},
-            "strategy": {"weights": {"lightgbm": 1.0}},
-            "polygon": {"base_url": polygon.base_url, "ws_feed": polygon.ws_feed, "secure": False},
-            "alpaca": {"base_url": broker.base_url},
-        }))
+        config = paper_yaml(tmp_path, "start-check", models, polygon, broker)
         env = {**os.environ, **keys, rejected: "wrong", "COLUMNS": "200",
                "PYTHONPATH": os.pathsep.join(sys.path)}
         done = subprocess.run([str(SEXTANT), "live", str(config), "--out", str(tmp_path / "runs")],
@@ -240,15 +246,7 @@ def test_sextant_live_ctrl_c_cancels_and_flattens_what_another_tool_left_and_exi
         ))
         restored = {o["client_order_id"] for o in open_orders(broker)}
         assert len(restored) == 3 and broker.positions()["S000"][0] == 4
-        config = tmp_path / "paper.yaml"
-        config.write_text(yaml.safe_dump({
-            "name": "stop-check",
-            "universe": SYMBOLS,
-            "models": {"registry": str(models)},
-            "strategy": {"weights": {"lightgbm": 1.0}},
-            "polygon": {"base_url": polygon.base_url, "ws_feed": polygon.ws_feed, "secure": False},
-            "alpaca": {"base_url": broker.base_url},
-        }))
+        config = paper_yaml(tmp_path, "stop-check", models, polygon, broker)
         env = {**os.environ, **keys, "COLUMNS": "200", "PYTHONUNBUFFERED": "1",
                "PYTHONPATH": os.pathsep.join(sys.path)}
         node = subprocess.Popen([str(SEXTANT), "live", str(config), "--out", str(tmp_path / "runs")],
