@@ -215,6 +215,10 @@ def test_pbo_tolerates_trials_that_never_traded():
         (lambda: ReturnMoments.of(np.zeros(50)), "returns are constant"),
         (lambda: ReturnMoments.of([0.01]), "at least 2 values"),
         (lambda: probabilistic_sharpe_ratio([0.01, 0.02], float("nan")), "sr_benchmark must be"),
+        (  # 1 - (-3)(-2/3) + (10 - 1) / 4 * (4/9) = 0: the two-point edge case
+            lambda: probabilistic_sharpe_ratio(ReturnMoments(-2 / 3, 100, -3.0, 10.0)),
+            "standard error is zero",
+        ),
     ],
 )
 def test_bad_input_raises_a_clear_error(call, message):
