@@ -104,7 +104,7 @@ class BacktestConfig(_Section):
         if not self.models:
             raise ValueError("'models' at least one model is required")
         for name, spec in self.models.items():
-            kind = name.split("@", 1)[0]  # same rule as backtests.walkforward._kind
+            kind = name.split("@", 1)[0]  # same rule as backtests.train._kind
             if kind not in MODEL_KINDS:
                 raise ValueError(f"'models.{name}' unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
             defaults = MODEL_KINDS[kind].DEFAULTS

@@ -522,7 +522,7 @@ def test_bench_sizes_below_one_are_refused_before_any_work(option):
 
 def test_a_replay_too_short_for_the_warm_up_says_why_it_has_no_signal(tmp_path, small_catalog):
     from backtests.config import parse_config
-    from backtests.walkforward import build_panel
+    from backtests.train import build_panel
     from models.registry import ModelRegistry
     from models.zoo import build_model
 
