@@ -2,6 +2,7 @@
 money is refused unless every guard is satisfied (file, both flags, live host, a live key, a
 Polygon key); a paper config never reaches the live host however it is spelled."""
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -326,7 +327,8 @@ def test_params_reach_the_nodes_strategy(tmp_path, registry, monkeypatch):
     params = best_yaml(tmp_path, "strategy:\n  weights: {lightgbm: 0.6, xgboost: 0.4}\n  entry_threshold: 0.71\n"
                                  "  risk: {stop_loss: 0.015}\n")
     config = load_live_config(shipped(tmp_path, "paper", registry, strategy__risk__take_profit=0.05), params)
-    node = build_node(config, node_config(config, log_level="ERROR"))
+    loop = asyncio.new_event_loop()  # the node's own: other tests leave no current loop behind
+    node = build_node(config, node_config(config, log_level="ERROR"), loop=loop)
     try:
         (strategy,) = node.trader.strategies()
         assert strategy.config.weights == {"lightgbm": 0.6, "xgboost": 0.4}
@@ -335,6 +337,7 @@ def test_params_reach_the_nodes_strategy(tmp_path, registry, monkeypatch):
         assert strategy.config.allow_short is True
     finally:
         node.dispose()
+        loop.close()
     assert config.model_dirs().keys() == {"lightgbm", "xgboost"}  # only the weighted models are loaded
 
 
