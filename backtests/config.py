@@ -12,7 +12,7 @@ from msgspec import Meta
 
 from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
 from models.names import NAME_PATTERN
-from strategies.settings import Name, StrategySettings
+from strategies.settings import Name, StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
 
 
@@ -104,7 +104,7 @@ class BacktestConfig(_Section):
         if not self.models:
             raise ValueError("'models' at least one model is required")
         for name, spec in self.models.items():
-            kind = name.split("@", 1)[0]  # same rule as backtests.walkforward._kind
+            kind = name.split("@", 1)[0]  # same rule as backtests.train._kind
             if kind not in MODEL_KINDS:
                 raise ValueError(f"'models.{name}' unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
             defaults = MODEL_KINDS[kind].DEFAULTS
@@ -147,15 +147,28 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> BacktestConfig:
         raise ConfigError(str(e)) from e
 
 
-def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> BacktestConfig:
-    """Read and validate a YAML config; relative catalog paths stay relative to the cwd."""
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None,
+                params: str | Path | None = None) -> BacktestConfig:
+    """Read and validate a YAML config; relative catalog paths stay relative to the cwd.
+    ``params``: a settings overlay (best.yaml) replacing fields of the strategy section."""
     try:
         raw = read_yaml_mapping(path)
     except SettingsFileError as e:
         raise ConfigError(str(e)) from e
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value, path)
-    return parse_config(raw, str(path))
+    config = parse_config(raw, str(path))
+    return config if params is None else _with_params(config, params)
+
+
+def _with_params(config: BacktestConfig, params: str | Path) -> BacktestConfig:
+    """Validated again as a whole, so weights naming other models than ``models`` are refused
+    with the overlay's file name."""
+    try:
+        strategy = read_settings_overlay(params).apply(config.strategy)
+    except SettingsFileError as e:
+        raise ConfigError(str(e)) from e
+    return parse_config({**config.to_dict(), "strategy": msgspec.to_builtins(strategy)}, str(params))
 
 
 def _set_dotted(raw: dict, dotted: str, value: Any, path: str | Path) -> None:

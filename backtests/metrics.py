@@ -50,9 +50,8 @@ def trading_metrics(
     pnl = _money(closed["realized_pnl"]) if not closed.empty else np.array([])
     returns = closed["realized_return"].astype(float).to_numpy() if not closed.empty else np.array([])
     start_equity = starting_cash
-    daily_full = pd.concat([pd.Series([start_equity]), daily.dropna().reset_index(drop=True)])
-    daily_ret = daily_full.pct_change().dropna().to_numpy()
-    final = float(daily_full.iloc[-1])
+    daily_ret = daily_returns(daily, start_equity).to_numpy()
+    final = float(daily.dropna().iloc[-1]) if daily.notna().any() else start_equity
     n_days = max(len(daily_ret), 1)
     wins, losses = pnl[pnl > 0].sum(), -pnl[pnl < 0].sum()
     return {
@@ -70,6 +69,15 @@ def trading_metrics(
         "exposure": exposure(closed, session_seconds),
         "test_sessions": len(daily_ret),
     }
+
+
+def daily_returns(daily: pd.Series, starting_cash: float) -> pd.Series:
+    """Each test session's return, by date, from the end-of-session equity (the first session's
+    against the starting cash): the series a Sharpe ratio, a study's objective and its
+    overfitting statistics are computed from."""
+    days = daily.dropna()
+    chained = pd.concat([pd.Series([starting_cash]), days.reset_index(drop=True)]).pct_change()
+    return pd.Series(chained.iloc[1:].to_numpy(), index=days.index, name="return")
 
 
 def max_drawdown(equity: pd.Series) -> float:

@@ -33,7 +33,7 @@ from adapters.polygon.common import (
 from catalog.errors import InvalidSymbolError
 from catalog.instruments import parse_symbol
 from models.names import NAME_PATTERN
-from strategies.settings import StrategySettings
+from strategies.settings import StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
 
 
@@ -104,17 +104,25 @@ class LiveConfig(_Section, kw_only=True):
         return {"external_order_claims": list(instrument_ids), **self.strategy.engine_fields(instrument_ids)}
 
 
-def load_live_config(path: str | Path) -> LiveConfig:
+def load_live_config(path: str | Path, params: str | Path | None = None) -> LiveConfig:
     """The validated config with its models found and its universe resolved, so a missing
-    registry or model is refused here with a message, not when the node starts."""
+    registry or model is refused here with a message, not when the node starts. ``params``:
+    a settings overlay (a tuning study's best.yaml) replacing fields of the strategy section."""
+    weights_source = str(path)
     try:
         config = convert(read_yaml_mapping(path), LiveConfig, str(path))
+        if params is not None:
+            overlay = read_settings_overlay(params)
+            config = msgspec.structs.replace(config, strategy=overlay.apply(config.strategy))
+            if "weights" in overlay.strategy:
+                weights_source = overlay.source
     except SettingsFileError as e:
         raise LiveConfigError(str(e)) from e
-    return _with_models(config, str(path))
+    return _with_models(config, str(path), weights_source)
 
 
-def _with_models(config: LiveConfig, source: str) -> LiveConfig:
+def _with_models(config: LiveConfig, source: str, weights_source: str) -> LiveConfig:
+    """``weights_source``: the file the weights came from, the config or its overlay."""
     from models.registry import ModelNotFoundError, ModelRegistry, UniverseError
 
     registry = ModelRegistry(Path(config.models.registry))
@@ -125,7 +133,7 @@ def _with_models(config: LiveConfig, source: str) -> LiveConfig:
     try:
         config.model_dirs()
     except ModelNotFoundError as e:
-        raise LiveConfigError(f"{source}: 'strategy.weights' names a model the registry lacks: {e}; "
+        raise LiveConfigError(f"{weights_source}: 'strategy.weights' names a model the registry lacks: {e}; "
                               f"saved models: {registry.names() or 'none'}") from e
     if config.universe is not None:
         try:

@@ -3,19 +3,23 @@
 A walk-forward config, a live config and a tuner (its search space, its best.yaml) all hold a
 ``StrategySettings``; ``engine_fields`` turns it into the engine-facing
 ``EnsembleStrategyConfig`` a backtest window or a live node runs. ``validate_strategy_settings``
-checks a plain mapping of them on its own.
+checks a plain mapping of them on its own; a ``SettingsOverlay`` (a tuner's best.yaml, given
+to ``sextant backtest``/``sextant live`` with ``--params``) replaces some of them.
 """
 
 import math
 from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
+import yaml
 from msgspec import Meta
 
 from models.names import NAME_PATTERN
 from strategies.risk import RiskRules
-from strategies.settings_file import convert
+from strategies.settings_file import convert, read_yaml_mapping
 
 # A name that is also a registry directory and an MLSignal column (see models/names.py).
 Name = Annotated[str, Meta(pattern=NAME_PATTERN)]
@@ -55,3 +59,52 @@ class StrategySettings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown
 def validate_strategy_settings(raw: Mapping[str, Any], source: str = "strategy settings") -> StrategySettings:
     """``raw`` (e.g. a tuning trial's parameters) as settings; SettingsFileError names the key."""
     return convert(raw, StrategySettings, source)
+
+
+class _OverlayFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    strategy: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SettingsOverlay:
+    """Strategy settings that replace those of a config: the best.yaml file format.
+
+    ::
+
+        strategy:                      # any subset of StrategySettings' fields
+          weights: {lightgbm: 0.4, xgboost: 0.35, lstm: 0.25}
+          entry_threshold: 0.7
+          risk: {stop_loss: 0.015}     # only these risk rules; the others stay the config's
+
+    ``weights`` is replaced whole (a model left out does not vote with its old weight), the
+    ``risk`` rules one by one. The result is validated with StrategySettings' own bounds, so
+    an overlay is refused for exactly what a config would be refused for. ``source`` (the
+    file) starts every error message."""
+
+    source: str
+    strategy: Mapping[str, Any]
+
+    def apply(self, settings: StrategySettings) -> StrategySettings:
+        """``settings`` with this overlay's fields; SettingsFileError names the file and key."""
+        merged = msgspec.to_builtins(settings)
+        for key, value in self.strategy.items():
+            nested = key == "risk" and isinstance(value, Mapping)
+            merged[key] = {**merged[key], **value} if nested else value
+        return convert(merged, StrategySettings, self.source, at="strategy")
+
+
+def read_settings_overlay(path: str | Path) -> SettingsOverlay:
+    """The overlay in ``path``, checked on its own (keys, types, bounds); whether its weights
+    name the models a config trains or a registry holds is for the config that applies it."""
+    overlay = SettingsOverlay(str(path), convert(read_yaml_mapping(path), _OverlayFile, str(path)).strategy)
+    overlay.apply(StrategySettings())
+    return overlay
+
+
+def write_settings_overlay(path: str | Path, strategy: Mapping[str, Any], comment: str = "") -> None:
+    """Write ``strategy`` (fields of StrategySettings) as an overlay file, ``comment`` (e.g.
+    which study and trial it comes from) as its header; refused unless it reads back."""
+    overlay = SettingsOverlay(str(path), dict(strategy))
+    overlay.apply(StrategySettings())
+    header = "".join(f"# {line}\n" for line in comment.splitlines())
+    Path(path).write_text(header + yaml.safe_dump({"strategy": dict(strategy)}, sort_keys=False))

@@ -7,20 +7,21 @@ import typer
 
 from backtests.config import ConfigError, load_config
 from catalog.errors import CatalogError
-from sextant.commands.common import console, fail, writable_dir
+from sextant.commands.common import ParamsOpt, console, fail, writable_dir
 
 
 def backtest(
     config: Annotated[Path, typer.Argument(help="walk-forward YAML config")],
     catalog: Annotated[Path | None, typer.Option("--catalog", help="override the config's catalog path (must exist)")] = None,
     out: Annotated[Path, typer.Option("--out", help="runs directory")] = Path("runs"),
+    params: ParamsOpt = None,
 ) -> None:
     """Walk-forward ML backtest: train, purge/embargo, predict, trade, report."""
     from backtests.walkforward import run_walkforward
     from backtests.window import WindowCrashedError
 
     try:
-        cfg = load_config(config, overrides={"catalog.path": str(catalog)} if catalog else None)
+        cfg = load_config(config, overrides={"catalog.path": str(catalog)} if catalog else None, params=params)
         result = run_walkforward(cfg, writable_dir(out), console, generate_missing_catalog=catalog is None)
     except (ConfigError, CatalogError, WindowCrashedError) as e:
         fail(str(e))

@@ -17,6 +17,9 @@ from rich.console import Console
 console = Console()
 
 CatalogOpt = Annotated[Path, typer.Option("--catalog", help="catalog directory")]
+# `sextant backtest` and `sextant live` take the same overlay (strategies.settings.SettingsOverlay)
+ParamsOpt = Annotated[Path | None, typer.Option(
+    "--params", help="settings overlay (a tuning study's best.yaml) replacing fields of the config's strategy")]
 
 
 def fail(message: str) -> NoReturn:

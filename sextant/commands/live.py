@@ -9,7 +9,7 @@ import typer
 from rich.progress import Progress
 
 from catalog.errors import CatalogError
-from sextant.commands.common import console, fail, writable_dir
+from sextant.commands.common import ParamsOpt, console, fail, writable_dir
 
 
 def live(
@@ -20,6 +20,7 @@ def live(
     out: Annotated[Path, typer.Option("--out", help="where the journal (signals, orders, fills) goes")] = Path("runs"),
     live_money: Annotated[bool, typer.Option("--live", help="real money: also needs --i-understand-real-money")] = False,
     understood: Annotated[bool, typer.Option("--i-understand-real-money")] = False,
+    params: ParamsOpt = None,
 ) -> None:
     """Run the TradingNode: Polygon data + Alpaca execution (paper unless told otherwise)."""
     from live.settings import LiveConfigError, check_mode, load_live_config
@@ -34,7 +35,7 @@ def live(
         except ValueError:
             fail(f"--day {day!r} is not a date; give YYYY-MM-DD")
     try:
-        cfg = load_live_config(config)
+        cfg = load_live_config(config, params)
         if not rehearse:  # a rehearsal swaps both endpoints and keys for its loopback sandboxes
             check_mode(cfg, live_flag=live_money, understood=understood)
     except LiveConfigError as e:

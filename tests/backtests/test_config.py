@@ -280,3 +280,53 @@ def test_a_catalog_override_on_a_non_mapping_catalog_key_is_named(tmp_path):
                        str(tmp_path / "runs"))
     assert result.exit_code == 2, result.output
     assert _squash("'catalog' must be a mapping to set 'catalog.path' (got 5)") in _squash(result.output)
+
+
+# -- --params: a settings overlay (best.yaml) over the strategy section ----------------------------
+
+
+TWO_MODELS = "models: {lightgbm: {}, xgboost: {}}\nstrategy: {entry_threshold: 0.6, risk: {take_profit: 0.05}}\n"
+
+
+def test_params_replace_the_strategy_fields_they_name(tmp_path):
+    params = write(tmp_path, "strategy:\n  weights: {lightgbm: 0.75, xgboost: 0.25}\n  risk: {stop_loss: 0.01}\n",
+                   "best.yaml")
+    config = load_config(write(tmp_path, TWO_MODELS), params=params)
+    assert config.weights() == {"lightgbm": 0.75, "xgboost": 0.25}
+    assert config.strategy.entry_threshold == 0.6  # the config's, not the default
+    assert config.strategy.risk == RiskRules(stop_loss=0.01, take_profit=0.05)
+    # what the backtest windows trade, and what metrics.json records
+    assert config.strategy_settings(["S000.ALPACA"])["weights"] == {"lightgbm": 0.75, "xgboost": 0.25}
+    assert config.to_dict()["strategy"]["risk"]["stop_loss"] == 0.01
+    assert set(config.models) == {"lightgbm", "xgboost"}
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("strategy:\n  weights: {lightgbm: 0.5, lstm: 0.5}\n",
+                     "'strategy.weights': must weigh exactly the models in 'models': models ['lightgbm', 'xgboost'], "
+                     "weights ['lightgbm', 'lstm']", id="weights-name-an-untrained-model"),
+        pytest.param("strategy:\n  weights: {lightgbm: 1.0}\n",
+                     "'strategy.weights': must weigh exactly the models in 'models'", id="weights-miss-a-model"),
+        pytest.param("strategy:\n  entry_threshold: 0.3\n", "'strategy.entry_threshold': expected `float` > 0.5",
+                     id="bound"),
+        pytest.param("strategy:\n  threshold: 0.7\n", "unknown key 'strategy.threshold'", id="unknown-key"),
+    ],
+)
+def test_bad_params_are_a_config_error_naming_the_params_file(tmp_path, text, message):
+    params = write(tmp_path, text, "best.yaml")
+    with pytest.raises(ConfigError) as error:
+        load_config(write(tmp_path, TWO_MODELS), params=params)
+    assert str(error.value).startswith(f"{params}: ")
+    assert message in str(error.value)
+
+
+def test_a_bad_params_file_is_one_line_before_any_work(tmp_path):
+    params = write(tmp_path, "strategy:\n  risk: {stop_loss: 1.5}\n", "best.yaml")
+    result = _backtest(str(write(tmp_path, "")), "--params", str(params), "--out", str(tmp_path / "runs"),
+                       "--catalog", str(tmp_path / "never-made"))
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert _squash(f"error: {params}: 'strategy.risk.stop_loss': expected `float` <= 1.0") in _squash(result.output)
+    assert not (tmp_path / "runs").exists()

@@ -8,7 +8,7 @@ import pytest
 
 from backtests.config import parse_config
 from backtests.replay import ReplayEvent, replay
-from backtests.walkforward import build_panel
+from backtests.train import build_panel
 from catalog.errors import CalendarRangeError
 from catalog.jobs import generate_catalog
 from catalog.store import EmptyCatalogError, MarketCatalog

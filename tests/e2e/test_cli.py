@@ -131,6 +131,28 @@ def test_error_in_a_real_process_is_one_line_and_exit_code_2(tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.slow
+def test_params_overlay_is_what_the_backtest_trades(tmp_path, small_catalog):
+    """The same config and catalog with and without a best.yaml: the overlay's weights are
+    the strategy's, and a threshold no ensemble probability reaches trades nothing."""
+    config = write_config(tmp_path / "c.yaml", strategy={"entry_threshold": 0.6})
+    best = tmp_path / "best.yaml"
+    best.write_text("strategy:\n  weights: {lightgbm: 0.8, xgboost: 0.2}\n  entry_threshold: 0.99\n")
+    plain = runner.invoke(app, ["backtest", str(config), "--catalog", str(small_catalog), "--out", str(tmp_path / "a")])
+    tuned = runner.invoke(app, ["backtest", str(config), "--catalog", str(small_catalog), "--out", str(tmp_path / "b"),
+                                "--params", str(best)])
+    assert plain.exit_code == 0 and tuned.exit_code == 0, plain.output + tuned.output
+    plain_run, tuned_run = (run_dirs(tmp_path / d)[0] for d in ("a", "b"))
+    plain_metrics, tuned_metrics = (json.loads((d / "metrics.json").read_text()) for d in (plain_run, tuned_run))
+    assert plain_metrics["trading"]["trades"] > 0
+    ensemble = pd.read_parquet(tuned_run / "predictions.parquet")["ensemble"]
+    assert 0.01 < ensemble.min() and ensemble.max() < 0.99
+    assert tuned_metrics["trading"]["trades"] == 0 and "trades 0" in tuned.output
+    strategy = tuned_metrics["run"]["config"]["strategy"]
+    assert strategy["weights"] == {"lightgbm": 0.8, "xgboost": 0.2} and strategy["entry_threshold"] == 0.99
+    assert strategy["risk"] == plain_metrics["run"]["config"]["strategy"]["risk"]
+
+
 # -- bad inputs, in process ----------------------------------------------------------------------
 
 runner = CliRunner()
@@ -522,7 +544,7 @@ def test_bench_sizes_below_one_are_refused_before_any_work(option):
 
 def test_a_replay_too_short_for_the_warm_up_says_why_it_has_no_signal(tmp_path, small_catalog):
     from backtests.config import parse_config
-    from backtests.walkforward import build_panel
+    from backtests.train import build_panel
     from models.registry import ModelRegistry
     from models.zoo import build_model
 

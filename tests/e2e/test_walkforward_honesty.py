@@ -33,7 +33,8 @@ from rich.console import Console
 from sklearn.metrics import roc_auc_score
 
 from backtests.config import VenueConfig, load_config
-from backtests.walkforward import RunResult, build_panel, run_walkforward
+from backtests.train import build_panel
+from backtests.walkforward import RunResult, run_walkforward
 from catalog.jobs import generate_catalog
 from catalog.store import MarketCatalog
 from models.features import FEATURE_NAMES

@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 
 from backtests.config import BacktestConfig, CatalogConfig
-from backtests.walkforward import build_panel
+from backtests.train import build_panel
 from catalog.jobs import generate_catalog
 from catalog.store import MarketCatalog
 from live.settings import LiveConfig, ModelsSection

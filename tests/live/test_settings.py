@@ -2,6 +2,7 @@
 money is refused unless every guard is satisfied (file, both flags, live host, a live key, a
 Polygon key); a paper config never reaches the live host however it is spelled."""
 
+import asyncio
 from pathlib import Path
 
 import pytest
@@ -304,3 +305,59 @@ def test_a_programming_error_in_a_rehearsal_keeps_its_traceback(tmp_path, regist
                                       "--day", "2024-12-31", "--out", str(tmp_path / "runs")])
     assert result.exit_code == 1 and isinstance(result.exception, ValueError), result.output
     assert "error:" not in result.output
+
+
+# -- --params: a tuning study's best.yaml over the strategy section -------------------------------
+
+
+def best_yaml(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "best.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_params_reach_the_nodes_strategy(tmp_path, registry, monkeypatch):
+    """The overlay is what the built node's EnsembleStrategy trades; the fields it leaves out
+    stay the config's."""
+    from live.node import build_node, node_config
+
+    for name, value in PAPER_ENV.items():  # the clients read their keys when the node is built
+        monkeypatch.setenv(name, value)
+
+    params = best_yaml(tmp_path, "strategy:\n  weights: {lightgbm: 0.6, xgboost: 0.4}\n  entry_threshold: 0.71\n"
+                                 "  risk: {stop_loss: 0.015}\n")
+    config = load_live_config(shipped(tmp_path, "paper", registry, strategy__risk__take_profit=0.05), params)
+    loop = asyncio.new_event_loop()  # the node's own: other tests leave no current loop behind
+    node = build_node(config, node_config(config, log_level="ERROR"), loop=loop)
+    try:
+        (strategy,) = node.trader.strategies()
+        assert strategy.config.weights == {"lightgbm": 0.6, "xgboost": 0.4}
+        assert strategy.config.entry_threshold == 0.71
+        assert strategy.config.risk.stop_loss == 0.015 and strategy.config.risk.take_profit == 0.05
+        assert strategy.config.allow_short is True
+    finally:
+        node.dispose()
+        loop.close()
+    assert config.model_dirs().keys() == {"lightgbm", "xgboost"}  # only the weighted models are loaded
+
+
+def test_params_weighing_a_model_the_registry_lacks_name_the_params_file(tmp_path, registry):
+    params = best_yaml(tmp_path, "strategy:\n  weights: {lightgbm: 0.5, gru: 0.5}\n")
+    with pytest.raises(LiveConfigError, match=rf"^{params}: 'strategy.weights' names a model the registry lacks: .*'gru'"):
+        load_live_config(shipped(tmp_path, "paper", registry), params)
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        pytest.param("strategy:\n  entry_threshold: 0.4\n", "'strategy.entry_threshold':expected`float`>0.5", id="bound"),
+        pytest.param("strategy:\n  risk: {stoploss: 0.01}\n", "unknownkey'strategy.risk.stoploss'", id="unknown-key"),
+    ],
+)
+def test_cli_bad_params_are_one_line_before_any_node(tmp_path, registry, text, message):
+    params = best_yaml(tmp_path, text)
+    result = CliRunner().invoke(app, ["live", str(shipped(tmp_path, "paper", registry)), "--params", str(params)],
+                                env=PAPER_ENV)
+    assert result.exit_code == 2, result.output
+    assert "Traceback" not in result.output
+    assert squash(f"error: {params}: ") + message in squash(result.output)

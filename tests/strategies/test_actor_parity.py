@@ -1,7 +1,7 @@
 """Streaming parity: the live SignalActor reproduces the walk-forward batch path bar for bar.
 
 The batch side is the real one: a synthetic market written to a catalog, ``build_panel`` (features
-over each symbol's whole history) and ``_train_fold`` (fit every model kind, save it in the
+over each symbol's whole history) and ``train_fold`` (fit every model kind, save it in the
 registry, predict the fold's test window in batch). The live side is the real SignalActor inside a
 real NautilusTrader BacktestEngine, loading the models the fold saved and fed the same bars one at
 a time. For every test-window bar the actor's published probabilities and its feature row must
@@ -27,7 +27,7 @@ from nautilus_trader.model.objects import Money, Price, Quantity
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
 from backtests.config import BacktestConfig, CatalogConfig, ModelConfig, WalkForwardConfig
-from backtests.walkforward import _train_fold, build_panel
+from backtests.train import build_panel, train_fold
 from catalog.instruments import VENUE, bar_type, equity, instrument_id
 from catalog.store import MarketCatalog
 from catalog.synthetic import generate_market
@@ -69,7 +69,7 @@ class Batch:
     bars: dict[str, pd.DataFrame]  # the generated market, as fed to the engine
     sectors: dict[str, str]
     features: dict[str, pd.DataFrame]  # float64 feature_matrix over each symbol's whole history
-    preds: pd.DataFrame  # _train_fold's test-window predictions: symbol, ts, one column per model
+    preds: pd.DataFrame  # train_fold's test-window predictions: symbol, ts, one column per model
     model_dirs: dict[str, str]
     history_bars: int
 
@@ -97,7 +97,7 @@ def batch(tmp_path_factory) -> Batch:
         embargo_days=WALK_FORWARD.embargo_days,
     )
     registry = ModelRegistry(root / "models")
-    _, preds, _ = _train_fold(
+    _, preds, _ = train_fold(
         fold, panel, label_end, config, registry, MarketCatalog(root / "signals")
     )
 

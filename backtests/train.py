@@ -1,0 +1,227 @@
+"""The train step of a walk-forward run: features, folds, fit, predict, stored signals.
+
+Per fold: features (computed once per symbol over its whole history; they are causal, so a
+row never sees later bars) and labels on the train window, minus rows whose label horizon
+reaches the embargo before the test window; fit every model; predict the test window in
+batch; write the probabilities as MLSignal rows into the run's own signal catalog and every
+fitted model into its registry. The models see arrays and labels only; what is traded on the
+probabilities is the trade step's business (``backtests.trade``), so a run is trained once
+and may be traded any number of times.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pandas as pd
+
+from backtests.config import BacktestConfig
+from backtests.metrics import classification_metrics
+from backtests.trained import TrainedRun, ny_date
+from catalog.instruments import instrument_id
+from catalog.store import EmptyCatalogError, MarketCatalog
+from models.dataset import Panel
+from models.ensemble import ensemble_probability
+from models.features import FEATURE_NAMES, feature_matrix
+from models.labels import direction_labels
+from models.names import check_name
+from models.registry import ModelRegistry, data_hash
+from models.splits import Fold, TooFewSessionsError, test_rows, train_rows, walk_forward_folds
+from models.zoo import build_model
+from strategies.signals import MLSignal, signals_table
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    """``folds``: per fold, its windows, row counts and each model's (and the configured
+    ensemble's) out-of-sample classification metrics; ``models``: the same over all folds;
+    ``importance``: mean normalised feature importance, for the report."""
+
+    run: TrainedRun
+    folds: list[dict]
+    models: dict[str, dict[str, float]]
+    importance: dict[str, float]
+
+
+def train(
+    config: BacktestConfig,
+    catalog: MarketCatalog,
+    symbols: list[str],
+    out_root: Path,
+    on_fold_done: Callable[[], None] | None = None,
+) -> TrainResult:
+    """Train ``config`` on ``symbols`` of ``catalog`` into a new run directory under
+    ``out_root`` (signals/, models/, predictions.parquet and the manifest the trade step
+    reads)."""
+    panel, label_end = build_panel(catalog, symbols, config)
+    try:
+        folds = walk_forward_folds(
+            panel.ts_ns,
+            n_folds=config.walk_forward.folds,
+            train_days=config.walk_forward.train_days,
+            test_days=config.walk_forward.test_days,
+            embargo_days=config.walk_forward.embargo_days,
+            anchored=config.walk_forward.anchored,
+        )
+    except TooFewSessionsError as e:
+        raise EmptyCatalogError(f"catalog {catalog.path}: {e}") from e
+    run_dir = _new_run_dir(out_root, config.name)  # only once the inputs are known to be usable
+    run = TrainedRun(run_dir=run_dir, config=config, catalog_path=catalog.path.resolve(),
+                     symbols=tuple(symbols), folds=tuple(folds))
+    signal_catalog = MarketCatalog(run.signal_catalog_path)
+    # The bar catalog's own instruments: the engine loads them from both catalogs, and bars
+    # must match the stored price precision (a catalog created at cents stays at cents).
+    signal_catalog.nautilus.write_data([i for i in catalog.instruments() if i.id.symbol.value in symbols])
+    registry = ModelRegistry(run_dir / "models")
+
+    fold_rows: list[dict] = []
+    predictions: list[pd.DataFrame] = []
+    importance: dict[str, list[dict[str, float]]] = {}
+    for fold in folds:
+        row, preds, imp = train_fold(fold, panel, label_end, config, registry, signal_catalog)
+        fold_rows.append(row)
+        predictions.append(preds)
+        for name, values in imp.items():
+            importance.setdefault(name, []).append(values)
+        if on_fold_done:
+            on_fold_done()
+
+    preds = pd.concat(predictions, ignore_index=True)
+    preds.to_parquet(run_dir / "predictions.parquet")
+    run.save()
+    model_metrics = {n: classification_metrics(preds["y"].to_numpy(), preds[n].to_numpy())
+                     for n in [*config.models, "ensemble"]}
+    return TrainResult(run=run, folds=fold_rows, models=model_metrics, importance=_mean_importance(importance))
+
+
+def build_panel(catalog: MarketCatalog, symbols: list[str], config: BacktestConfig) -> tuple[Panel, np.ndarray]:
+    """Features and labels for every symbol over its full history, one segment per symbol,
+    and each row's label end time (for purging)."""
+    parts, ends = [], []
+    for symbol in symbols:
+        bars = catalog.read_bars(symbol)
+        ts = bars.index.asi8
+        X = feature_matrix(
+            bars["open"].to_numpy(), bars["high"].to_numpy(), bars["low"].to_numpy(),
+            bars["close"].to_numpy(), bars["volume"].to_numpy(), ts,
+        )
+        y, label_end = direction_labels(bars["close"].to_numpy(), ts, config.labels.horizon, config.labels.cost)
+        ends.append(label_end)
+        parts.append(Panel(X=X, y=y, ts_ns=ts, symbol=np.zeros(len(ts), np.int32), segment_start=np.zeros(len(ts), np.int64),
+                           feature_names=FEATURE_NAMES, symbols=(symbol,)))
+    return Panel.concat(parts), np.concatenate(ends)
+
+
+def train_fold(
+    fold: Fold,
+    panel: Panel,
+    label_end: np.ndarray,
+    config: BacktestConfig,
+    registry: ModelRegistry,
+    signal_catalog: MarketCatalog,
+) -> tuple[dict, pd.DataFrame, dict]:
+    """Fit every model on the fold's train rows, predict its test rows, store the signals
+    and the models; the fold's report row, its predictions and the models' importances."""
+    test = test_rows(panel.ts_ns, fold)
+    models = {name: build_model(_kind(name), spec.params, name=name) for name, spec in config.models.items()}
+    history = max(m.history_bars for m in models.values())
+    usable = np.zeros(len(panel), bool)
+    usable[panel.usable_rows(history)] = True
+    train = train_rows(panel.ts_ns, label_end, fold)
+    train = train[usable[train] & np.isfinite(panel.y[train])]
+    test = test[usable[test]]
+    if len(train) == 0 or len(test) == 0:
+        raise EmptyCatalogError(
+            f"fold {fold.index}: {len(train)} train rows and {len(test)} test rows with complete "
+            "features; the window has no usable bars"
+        )
+    probs: dict[str, np.ndarray] = {}
+    importance: dict[str, dict[str, float]] = {}
+    for name, model in models.items():
+        model.fit(panel, train, seed=config.seed + fold.index)
+        probs[name] = model.predict_proba(panel, test)
+        importance[name] = model.feature_importance()
+        registry.save(model, {
+            "fold": fold.index,
+            "train_start": _iso(fold.train_start_ns), "train_end": _iso(fold.train_end_ns),
+            "test_start": _iso(fold.test_start_ns), "test_end": _iso(fold.test_end_ns),
+            "labels": msgspec.to_builtins(config.labels),
+            "universe": list(panel.symbols),
+            "metrics": classification_metrics(panel.y[test], probs[name]),
+            "data_hash": data_hash(panel.X[train], panel.y[train]),
+            "fitted": _fitted_span(panel.ts_ns[train], label_end[train]),
+        })
+    names = tuple(models)
+    matrix = np.column_stack([probs[n] for n in names])
+    _write_signals(signal_catalog, panel, test, names, matrix)
+    y_test = panel.y[test]
+    ens = ensemble_probability(probs, config.weights())
+    row = {
+        "fold": fold.index,
+        "train_start": ny_date(fold.train_start_ns), "train_end": ny_date(fold.train_end_ns - 1),
+        "test_start": ny_date(fold.test_start_ns), "test_end": ny_date(fold.test_end_ns - 1),
+        "train_rows": len(train), "test_rows": len(test),
+        "models": {n: classification_metrics(y_test, probs[n]) for n in names}
+        | {"ensemble": classification_metrics(y_test, ens)},
+    }
+    preds = pd.DataFrame({"fold": fold.index, "ts": panel.ts_ns[test],
+                          "symbol": np.asarray(panel.symbols)[panel.symbol[test]], "y": y_test}
+                         | {n: probs[n] for n in names} | {"ensemble": ens})
+    return row, preds, importance
+
+
+def _fitted_span(ts_ns: np.ndarray, label_end_ns: np.ndarray) -> dict:
+    """What the model was fitted on, from the rows themselves rather than the fold bounds, so
+    an audit can check that no fitted row (nor the future its label looked at) reaches the
+    embargo or the test window."""
+    return {"rows": len(ts_ns), "first_ts": _iso(int(ts_ns.min())), "last_ts": _iso(int(ts_ns.max())),
+            "last_label_end": _iso(int(label_end_ns.max()))}
+
+
+def _write_signals(catalog: MarketCatalog, panel: Panel, rows: np.ndarray, names: tuple[str, ...], matrix: np.ndarray) -> None:
+    codes = panel.symbol[rows]
+    for code in np.unique(codes):
+        mask = codes == code
+        iid = str(instrument_id(panel.symbols[code]))
+        catalog.write_table(MLSignal, iid, signals_table(iid, names, panel.ts_ns[rows][mask], matrix[mask]))
+
+
+def _kind(name: str) -> str:
+    """A model entry's kind is its name up to an optional '@' suffix (e.g. 'lightgbm@deep')."""
+    return name.split("@", 1)[0]
+
+
+def _mean_importance(importance: dict[str, list[dict[str, float]]]) -> dict[str, float]:
+    """Each model's importances (GBM gain, LSTM permutation loss increase), negatives clipped to
+    zero and normalised to sum to 1, averaged over folds and models."""
+    totals: dict[str, float] = {}
+    count = 0
+    for per_fold in importance.values():
+        for raw in per_fold:
+            values = {k: max(v, 0.0) for k, v in raw.items()}
+            total = sum(values.values())
+            if total <= 0:
+                continue
+            count += 1
+            for feature, value in values.items():
+                totals[feature] = totals.get(feature, 0.0) + value / total
+    return {k: v / count for k, v in totals.items()} if count else {}
+
+
+def _new_run_dir(root: Path, name: str) -> Path:
+    check_name(name, "run name")  # a config built in code skips load-time validation
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    run_dir = Path(root) / f"{name}-{stamp}"
+    suffix = 1
+    while run_dir.exists():
+        run_dir = Path(root) / f"{name}-{stamp}-{suffix}"
+        suffix += 1
+    run_dir.mkdir(parents=True)
+    return run_dir
+
+
+def _iso(ns: int) -> str:
+    return pd.Timestamp(ns, tz="UTC").isoformat()
