@@ -44,3 +44,7 @@ class InvalidBarsError(CatalogError, ValueError):
 
 class IngestManifestError(CatalogError):
     """The ingest manifest is unreadable, or it binds the timeframe to other source settings."""
+
+
+class MarketTooLargeError(CatalogError, ValueError):
+    """A synthetic market larger than the generator builds in memory (refused before any work)."""
