@@ -168,9 +168,10 @@ TIME_IN_FORCE_TO_ALPACA = {v: k for k, v in _TIME_IN_FORCE.items()}
 
 
 def order_side(side: str) -> OrderSide:
+    """Orders say buy or sell; fill activities say "sell_short" for a sale that opens a short."""
     if side == "buy":
         return OrderSide.BUY
-    if side == "sell":
+    if side in ("sell", "sell_short"):
         return OrderSide.SELL
     raise AlpacaWireError(f"unknown order side {side!r}")
 
