@@ -41,6 +41,8 @@ class AlpacaOrder(msgspec.Struct, kw_only=True):
     filled_avg_price: Decimal | None = None
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
+    trail_percent: Decimal | None = None  # trailing_stop orders (placed from the dashboard, say)
+    trail_price: Decimal | None = None
     order_class: str = ""
     legs: "list[AlpacaOrder] | None" = None
     replaces: str | None = None
@@ -155,6 +157,9 @@ _ORDER_TYPES = {
     "stop_limit": OrderType.STOP_LIMIT,
 }
 ORDER_TYPE_TO_ALPACA = {v: k for k, v in _ORDER_TYPES.items()}
+# Read, never sent: a trailing stop placed outside this node is reported so reconciliation
+# sees it (this adapter submits none).
+_REPORTED_ORDER_TYPES = {**_ORDER_TYPES, "trailing_stop": OrderType.TRAILING_STOP_MARKET}
 
 _TIME_IN_FORCE = {
     "day": TimeInForce.DAY,
@@ -178,7 +183,7 @@ def order_side(side: str) -> OrderSide:
 
 def order_type(type_: str) -> OrderType:
     try:
-        return _ORDER_TYPES[type_]
+        return _REPORTED_ORDER_TYPES[type_]
     except KeyError:
         raise AlpacaWireError(f"unsupported Alpaca order type {type_!r}") from None
 
