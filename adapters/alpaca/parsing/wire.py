@@ -5,7 +5,10 @@ untouched) and become ``Decimal`` here, so a price is never rounded through a fl
 sent as a JSON number still converts exactly from its shortest repr.
 """
 
+import math
+from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -246,3 +249,27 @@ def ts_ns(text: str | None, default: int = 0) -> int:
         return pd.Timestamp(text).value
     except ValueError:
         raise AlpacaWireError(f"bad timestamp {text!r}") from None
+
+
+MAX_RETRY_AFTER_SECS = 60.0
+
+
+def retry_after_secs(value: str | None, now: datetime | None = None) -> float | None:
+    """A 429's Retry-After as seconds to wait: delta-seconds or an HTTP date (RFC 9110 allows
+    both; proxies send dates). None when absent or unreadable: the caller's backoff applies.
+    At most ``MAX_RETRY_AFTER_SECS``: an "inf" or a date next week from a broken or hostile
+    server must not park the order path for good."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECS)
