@@ -48,3 +48,8 @@ class IngestManifestError(CatalogError):
 
 class MarketTooLargeError(CatalogError, ValueError):
     """A synthetic market larger than the generator builds in memory (refused before any work)."""
+
+
+class InvalidSectorError(CatalogError, ValueError):
+    """A sector name given by the user that the risk rules could not group by (empty, control
+    characters, too long); refused before anything is written."""

@@ -66,3 +66,31 @@ def test_generate_refuses_a_market_too_large_to_build(tmp_path: Path):
     assert_clean_failure(result, "100,000,000 symbols x 10 sessions is 390,000,000,000 minute bars",
                          "at most 20,000,000")
     assert not (tmp_path / "big").exists()
+
+
+@pytest.mark.parametrize(("sector", "cause"), [
+    ("", "empty sector"),
+    ("   ", "empty sector"),
+    ("Tech\nnology", r"sector 'Tech\nnology' holds a control character"),
+    ("x" * 300, "is 300 characters long; a sector name has at most 64"),
+])
+def test_import_csv_refuses_a_sector_the_caps_could_not_group_by(tmp_path: Path, sector: str, cause: str):
+    """An empty sector or one with a newline was stored as is: a sector of its own for the
+    25% sector cap, and a broken `catalog info` table."""
+    csv = tmp_path / "bars.csv"
+    csv.write_text("timestamp,open,high,low,close,volume\n2024-12-30 14:31:00,10,10.5,9.5,10.2,100\n")
+    result = runner.invoke(app, ["catalog", "import-csv", str(csv), "--symbol", "ZZZ", "--sector", sector,
+                                 "--catalog", str(tmp_path / "cat")])
+    assert_clean_failure(result, cause)
+    assert not (tmp_path / "cat").exists()
+
+
+def test_import_csv_trims_the_sector(tmp_path: Path):
+    from catalog.store import MarketCatalog
+
+    csv = tmp_path / "bars.csv"
+    csv.write_text("timestamp,open,high,low,close,volume\n2024-12-30 14:31:00,10,10.5,9.5,10.2,100\n")
+    result = runner.invoke(app, ["catalog", "import-csv", str(csv), "--symbol", "ZZZ", "--sector", " Technology ",
+                                 "--catalog", str(tmp_path / "cat")])
+    assert result.exit_code == 0, result.output
+    assert MarketCatalog(tmp_path / "cat").sectors() == {"ZZZ": "Technology"}
