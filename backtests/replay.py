@@ -135,6 +135,11 @@ def replay(
     for symbol in universe:
         engine.add_instrument(instruments[symbol])
     bars = catalog.nautilus.bars(bar_types=bar_types, start=first_open.value, end=last_close.value)
+    if not bars:  # a day before or after the catalog, or a timeframe it does not hold
+        raise EmptyCatalogError(
+            f"no {timeframe} bars for {', '.join(universe)} between {start} and {end} in catalog {catalog.path} "
+            f"(`sextant catalog info --catalog {catalog.path}` shows the sessions and timeframes it holds)"
+        )
     engine.add_data(bars)
 
     summary = ReplaySummary(symbols={s: SymbolSummary() for s in universe}, sessions=len(sessions))

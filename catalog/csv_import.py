@@ -19,7 +19,9 @@ everywhere else in these files).
 
 from __future__ import annotations
 
+import csv
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -52,10 +54,15 @@ def read_minute_csv(path: str | Path, regular_session_only: bool = True) -> pd.D
     _check_bars(values, path)
 
     frame = pd.DataFrame(values, index=pd.DatetimeIndex(starts + _ONE_MINUTE, name="ts"))
-    frame = frame[frame["volume"] > 0]
-    if regular_session_only:
-        frame = frame[in_regular_session(frame.index)]
-    return frame
+    traded = frame[frame["volume"] > 0]
+    kept = traded[in_regular_session(traded.index)] if regular_session_only else traded
+    if kept.empty:  # a file of only pre-market or weekend rows is a mistake, not "imported 0 bars"
+        outside = f", {len(traded)} outside the regular session (--all-hours keeps them)" if regular_session_only else ""
+        raise CsvFormatError(
+            f"{path}: none of its {len(frame)} rows is a bar to import ({len(frame) - len(traded)} with zero "
+            f"volume{outside})"
+        )
+    return kept
 
 
 def _read_text_table(path: Path) -> pd.DataFrame:
@@ -73,17 +80,28 @@ def _read_text_table(path: Path) -> pd.DataFrame:
             f"{path}: not UTF-8 text (line {line}, byte {exc.start} is {data[exc.start:exc.start + 1]!r}); "
             "save it as UTF-8 CSV"
         ) from exc
+    header = [name.strip().lower() for name in next(csv.reader(io.StringIO(text.lstrip("\ufeff"))), [])]
+    if duplicated := sorted({name for name in header if name and header.count(name) > 1}):
+        raise CsvFormatError(f"{path}: column(s) {', '.join(duplicated)} appear more than once in the header")
     try:
-        raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True)
+        with warnings.catch_warnings():  # a row with more fields than the header would lose its last ones
+            warnings.simplefilter("error", pd.errors.ParserWarning)
+            raw = pd.read_csv(io.StringIO(text), dtype=str, keep_default_na=False, skipinitialspace=True,
+                              index_col=False)
     except pd.errors.EmptyDataError as exc:
         raise CsvFormatError(f"{path}: file is empty") from exc
+    except pd.errors.ParserWarning as exc:
+        raise CsvFormatError(f"{path}: a row has more fields than the header's {len(header)} "
+                             "(a comma inside a value, e.g. a decimal comma?)") from exc
     except pd.errors.ParserError as exc:
         raise CsvFormatError(f"{path}: malformed CSV: {exc}") from exc
-    raw.columns = [str(name).strip() for name in raw.columns]
+    raw.columns = [str(name).strip().lower() for name in raw.columns]  # Timestamp,Open,... as well
     missing = [name for name in _REQUIRED if name not in raw.columns]
     if missing:
+        separator = next((f" (the header is separated by {sep!r}: save the file with commas)"
+                          for sep in (";", "\t", "|") if len(header) == 1 and sep in header[0]), "")
         raise CsvFormatError(
-            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(raw.columns)})"
+            f"{path}: missing column(s) {', '.join(missing)} (found: {', '.join(raw.columns)}){separator}"
         )
     if raw.empty:
         raise CsvFormatError(f"{path}: file has a header but no data rows")
@@ -99,7 +117,23 @@ def _parse_timestamps(text: pd.Series, path: str | Path) -> pd.DatetimeIndex:
     parsed = pd.to_datetime(text, format="ISO8601", utc=True, errors="coerce")
     bad = np.flatnonzero(parsed.isna().to_numpy())
     if len(bad):
-        raise CsvFormatError(f"{path}: {_row(bad[0])}: unparsable timestamp {text.iloc[bad[0]]!r}")
+        value = text.iloc[bad[0]]
+        try:
+            pd.to_datetime(value, format="ISO8601")
+        except pd.errors.OutOfBoundsDatetime as exc:  # a valid date far away (2999-12-02)
+            raise CsvFormatError(
+                f"{path}: {_row(bad[0])}: timestamp {value!r} is outside the supported calendar range "
+                f"{CALENDAR_START.date()}..{CALENDAR_END.date()}"
+            ) from exc
+        except ValueError:
+            pass
+        raise CsvFormatError(f"{path}: {_row(bad[0])}: unparsable timestamp {value!r}")
+    dates_only = np.flatnonzero(~text.str.contains(r"[T ]\d", regex=True).to_numpy())
+    if len(dates_only):  # a daily file would land every bar at midnight UTC
+        raise CsvFormatError(
+            f"{path}: {_row(dates_only[0])}: timestamp {text.iloc[dates_only[0]]!r} has no time of day; "
+            "this importer reads one-minute bars stamped with the minute's start (e.g. 2024-12-02 14:31:00)"
+        )
     stamps = pd.DatetimeIndex(parsed).as_unit("ns")
     off_minute = np.flatnonzero(stamps.asi8 % _ONE_MINUTE.value)
     if len(off_minute):

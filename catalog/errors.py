@@ -44,3 +44,12 @@ class InvalidBarsError(CatalogError, ValueError):
 
 class IngestManifestError(CatalogError):
     """The ingest manifest is unreadable, or it binds the timeframe to other source settings."""
+
+
+class MarketTooLargeError(CatalogError, ValueError):
+    """A synthetic market larger than the generator builds in memory (refused before any work)."""
+
+
+class InvalidSectorError(CatalogError, ValueError):
+    """A sector name given by the user that the risk rules could not group by (empty, control
+    characters, too long); refused before anything is written."""

@@ -160,6 +160,13 @@ class IngestManifest:
             raise
 
 
+def check_request(start: date | str, end: date | str, timeframe: str) -> None:
+    """Refuse a bad range or timeframe (CalendarRangeError, UnknownTimeframeError) before the
+    caller contacts a vendor: a typo is named at once, not after reference look-ups fail."""
+    bar_spec(timeframe)
+    trading_sessions(start, end)
+
+
 def ingest_bars(
     catalog_path: str | Path,
     symbols: Sequence[str],
@@ -184,7 +191,7 @@ def ingest_bars(
     the catalog's ``timeframe`` bars on the first run; a later run asking for other settings
     is refused (``IngestManifest.claim_settings``). ``chunk_sessions`` (sessions per fetch) defaults to
     ``DAILY_CHUNK_SESSIONS`` for 1d and ``INTRADAY_CHUNK_SESSIONS`` otherwise."""
-    bar_spec(timeframe)  # an unknown timeframe is refused before anything is fetched
+    check_request(start, end, timeframe)
     if chunk_sessions is None:
         chunk_sessions = DAILY_CHUNK_SESSIONS if timeframe == "1d" else INTRADAY_CHUNK_SESSIONS
     if chunk_sessions < 1 or max_workers < 1:

@@ -13,7 +13,7 @@ from nautilus_trader.model.identifiers import InstrumentId, Symbol, Venue
 from nautilus_trader.model.instruments import Equity
 from nautilus_trader.model.objects import Price, Quantity
 
-from catalog.errors import InvalidSymbolError, UnknownTimeframeError
+from catalog.errors import InvalidSectorError, InvalidSymbolError, UnknownTimeframeError
 
 VENUE = Venue("ALPACA")
 UNKNOWN_SECTOR = "UNKNOWN"
@@ -130,6 +130,24 @@ def equity(symbol: str, sector: str = UNKNOWN_SECTOR, price_precision: int = PRI
         margin_maint=Decimal("0.25"),
         info={"sector": sector},
     )
+
+
+MAX_SECTOR_LENGTH = 64
+
+
+def parse_sector(text: str) -> str:
+    """A sector as the user typed it, trimmed. The sector cap groups positions by this exact
+    string, so an empty name or one with a newline or tab (a paste slip) would be a sector of
+    its own; both are refused with the value shown."""
+    sector = text.strip()
+    if not sector:
+        raise InvalidSectorError("empty sector: give a name such as Technology, or leave --sector out")
+    if not sector.isprintable():
+        raise InvalidSectorError(f"sector {sector!r} holds a control character (newline, tab, ...)")
+    if len(sector) > MAX_SECTOR_LENGTH:
+        raise InvalidSectorError(f"sector {sector[:20]!r}... is {len(sector)} characters long; "
+                                 f"a sector name has at most {MAX_SECTOR_LENGTH}")
+    return sector
 
 
 def sector_of(instrument: Equity) -> str:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from catalog.csv_import import read_minute_csv
 from catalog.errors import CatalogExistsError
-from catalog.instruments import parse_symbol
+from catalog.instruments import parse_sector, parse_symbol
 from catalog.store import MarketCatalog
 from catalog.synthetic import generate_market
 
@@ -97,5 +97,6 @@ def import_csv(
     keeps its sector (a new one is UNKNOWN), so appending a newer file does not silently reset
     the sector caps."""
     symbol = parse_symbol(symbol)
+    sector = None if sector is None else parse_sector(sector)
     frame = read_minute_csv(csv_path, regular_session_only=regular_session_only)
     return MarketCatalog(catalog_path).write_bars(symbol, frame, sector=sector)

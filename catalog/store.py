@@ -137,6 +137,7 @@ class MarketCatalog:
         identifier = str(bar_type(symbol, timeframe))
         price_precision, size_precision = instrument.price_precision, instrument.size_precision
         _check_priced(frame, symbol, price_precision)
+        _check_representable(frame, symbol, price_precision, size_precision)
         columns = {
             col: _encode_fixed(values, price_precision if col != "volume" else size_precision)
             for col, values in prices.items()
@@ -374,10 +375,28 @@ def _check_priced(frame: pd.DataFrame, symbol: str, precision: int) -> None:
     too_small = smallest < 0.5 * 10.0**-precision
     if too_small.any():
         at = frame.index[too_small.to_numpy()][0]
-        raise ValueError(
-            f"bars for {symbol}: price {float(smallest[too_small].iloc[0])!r} at {at} is not positive at "
-            f"the catalog's {precision} decimals"
+        raise InvalidBarsError(
+            f"bars for {symbol}: price {float(smallest[too_small].iloc[0])!r} at {at} is not "
+            f"positive at the catalog's {precision} decimals"
         )
+
+
+_MAX_UNITS = 2.0**62  # the fixed-point encoder's range (see _encode_fixed)
+
+
+def _check_representable(frame: pd.DataFrame, symbol: str, price_precision: int, size_precision: int) -> None:
+    """A value the catalog's fixed-point columns cannot hold (a price of 1e300, a volume of 1e30:
+    a unit slip in the source) is the data's problem, named by its bar, not an encoder failure."""
+    for col in BAR_COLUMNS:
+        precision = size_precision if col == "volume" else price_precision
+        too_large = frame[col].to_numpy(np.float64) * 10.0**precision >= _MAX_UNITS
+        if too_large.any():
+            at = frame.index[too_large][0]
+            limit = _MAX_UNITS / 10.0**precision
+            raise InvalidBarsError(
+                f"bars for {symbol}: {col} {float(frame[col].iloc[np.flatnonzero(too_large)[0]]):g} at {at} "
+                f"is beyond what the catalog stores (below {limit:.3g} at {precision} decimals)"
+            )
 
 
 def _decode_fixed(column: pa.ChunkedArray) -> np.ndarray:

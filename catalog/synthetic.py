@@ -57,6 +57,7 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
+from catalog.errors import MarketTooLargeError
 from catalog.sectors import SIC_DIVISIONS
 from catalog.sessions import session_minutes, sessions_ending
 
@@ -64,6 +65,8 @@ from catalog.sessions import session_minutes, sessions_ending
 # backtest config's ``catalog.generate`` and ``generate_market``. At s = 1 the hidden mispricing's
 # std is MISPRICING_VOLS minute-vols (5-14% daily vol, seed 0): beyond that the market stops
 # resembling an equity.
+MINUTES_PER_SESSION = 390
+MAX_GENERATED_BARS = 20_000_000  # ~200 symbols x 260 sessions: what the generator's arrays fit in a few GB
 SIGNAL_STRENGTH_MIN = 0.0
 SIGNAL_STRENGTH_MAX = 1.0
 LAST_SESSION = date(2024, 12, 31)  # a generated market's last session unless told otherwise
@@ -133,6 +136,11 @@ def generate_market(
 
     rng = np.random.default_rng(seed)
     sessions = sessions_ending(end, n_days)
+    if (bars := n_symbols * n_days * MINUTES_PER_SESSION) > MAX_GENERATED_BARS:
+        raise MarketTooLargeError(
+            f"{n_symbols:,} symbols x {n_days:,} sessions is {bars:,} minute bars; the generator builds the market "
+            f"in memory and makes at most {MAX_GENERATED_BARS:,} (fewer --symbols or --days)"
+        )
     minute, length = _minute_in_session(sessions)
     symbols = [f"S{i:0{max(3, len(str(n_symbols - 1)))}d}" for i in range(n_symbols)]
     sector_of = np.arange(n_symbols) % n_sectors

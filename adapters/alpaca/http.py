@@ -51,6 +51,7 @@ from nautilus_trader.common.component import Logger
 
 from adapters.alpaca.common import AlpacaCredentials
 from adapters.alpaca.config import AlpacaExecClientConfig
+from adapters.alpaca.parsing.wire import retry_after_secs
 
 DUPLICATE_CLIENT_ORDER_ID_CODE = 40010001
 ORDERS_PAGE_LIMIT = 500  # Alpaca's maximum
@@ -229,7 +230,7 @@ class AlpacaHttpClient:
                 text = await response.text()
                 if response.status == 200:
                     return json.loads(text)
-                raise _classify_status(label, response.status, text, _seconds(response.headers.get("Retry-After")))
+                raise _classify_status(label, response.status, text, retry_after_secs(response.headers.get("Retry-After")))
         except TimeoutError:
             raise _Retryable(f"no answer within {self._timeout:g}s", timeout=True) from None
         except aiohttp.ClientError as exc:
@@ -404,7 +405,7 @@ class AlpacaHttpClient:
 
 def _classify(label: str, exc: APIError) -> Exception:
     response = exc.response
-    retry_after = _seconds(response.headers.get("Retry-After")) if response is not None else None
+    retry_after = retry_after_secs(response.headers.get("Retry-After")) if response is not None else None
     return _classify_status(label, exc.status_code or 0, str(exc), retry_after)
 
 
@@ -431,11 +432,3 @@ def _error_body(text: str) -> tuple[int | None, str]:
         return None, text[:300]
     code = body.get("code")
     return (code if isinstance(code, int) else None), str(body.get("message", text[:300]))
-
-
-def _seconds(value: str | None) -> float | None:
-    """Retry-After in seconds; the HTTP-date form is rare enough to fall back to backoff."""
-    try:
-        return max(0.0, float(value)) if value is not None else None
-    except ValueError:
-        return None

@@ -2,10 +2,16 @@
 environment when a client is built (see ``common.api_key_from_env``), so printing a config
 never prints a secret."""
 
+from urllib.parse import urlsplit
+
 import msgspec
 from nautilus_trader.live.config import LiveDataClientConfig
 
 from adapters.polygon.common import DEFAULT_REST_URL, DEFAULT_WS_FEED
+
+
+class PolygonConfigError(ValueError):
+    """A setting of the Polygon adapter out of its bounds (the message names it)."""
 
 
 class PolygonHistoricalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -26,12 +32,29 @@ class PolygonHistoricalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_
     max_workers: int = 4
 
     def __post_init__(self) -> None:
+        check_rest_url(self.base_url)
         if self.requests_per_minute is not None and self.requests_per_minute <= 0:
-            raise ValueError("requests_per_minute must be positive (or None for no budget)")
+            raise PolygonConfigError("requests_per_minute must be positive (or None for no budget)")
         if not 1 <= self.page_limit <= 50_000:
-            raise ValueError("page_limit must be within 1..50000")
+            raise PolygonConfigError("page_limit must be within 1..50000")
         if self.max_workers < 1:
-            raise ValueError("max_workers must be at least 1")
+            raise PolygonConfigError("max_workers must be at least 1")
+
+
+def check_rest_url(url: str) -> None:
+    """An endpoint the HTTP client can reach: http(s), a host, a port in range. Refused here, by
+    name, rather than as a transport error after the first request (or a urllib3 warning)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError as e:  # a port out of range or not a number
+        raise PolygonConfigError(f"Polygon base URL {url!r}: {e}") from None
+    if parts.scheme not in ("http", "https") or not parts.hostname or " " in url:
+        raise PolygonConfigError(
+            f"Polygon base URL {url!r} is not an http(s) URL with a host, e.g. https://api.massive.com"
+        )
+    if port == 0:
+        raise PolygonConfigError(f"Polygon base URL {url!r}: port 0 is not a server's port")
 
 
 class PolygonDataClientConfig(LiveDataClientConfig, frozen=True):

@@ -43,6 +43,7 @@ from adapters.polygon.parsing.aggregates import (
 # only to subclass it with the budget.
 RETRY_STATUSES = (413, 429, 499, 500, 502, 503, 504)
 RETRY_BACKOFF_FACTOR = 0.1
+MAX_RETRY_AFTER_SECS = 120.0  # a longer wait asked for is cut to this (urllib3's own cap is 6 hours)
 
 TimePoint = date | datetime | str | int
 
@@ -92,6 +93,16 @@ class _BudgetedRetry(Retry):
         retry = super().new(**kw)
         retry.budget = self.budget
         return retry
+
+    def get_retry_after(self, response: urllib3.BaseHTTPResponse) -> float | None:
+        """The server's Retry-After, capped at ``MAX_RETRY_AFTER_SECS``; an unreadable one
+        ("soon", "inf": broken proxies send such) falls back to the backoff instead of
+        failing the request with urllib3's InvalidHeader."""
+        try:
+            seconds = super().get_retry_after(response)
+        except urllib3.exceptions.InvalidHeader:
+            return None
+        return None if seconds is None else min(seconds, MAX_RETRY_AFTER_SECS)
 
     def sleep(self, response: urllib3.BaseHTTPResponse | None = None) -> None:
         super().sleep(response)

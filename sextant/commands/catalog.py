@@ -116,17 +116,18 @@ def catalog_ingest(
     import asyncio
 
     from adapters.polygon.common import MissingApiKeyError, api_key_from_env
-    from adapters.polygon.config import PolygonHistoricalConfig
+    from adapters.polygon.config import PolygonConfigError, PolygonHistoricalConfig
     from adapters.polygon.errors import PolygonError
     from adapters.polygon.http import PolygonHttpClient
     from adapters.polygon.loader import PolygonBarSource
     from adapters.polygon.providers import PolygonInstrumentProvider
-    from catalog.ingest import ingest_bars
+    from catalog.ingest import check_request, ingest_bars
     from catalog.instruments import instrument_id
 
     writable_dir(catalog, "--catalog")
     try:
         tickers = parse_symbols(symbols)
+        check_request(start, end, timeframe)
         config = PolygonHistoricalConfig(base_url=base_url.rstrip("/"), requests_per_minute=requests_per_minute,
                                          adjusted=not unadjusted, regular_session_only=not extended_hours,
                                          max_workers=workers)
@@ -143,7 +144,7 @@ def catalog_ingest(
                 on_progress=lambda sym, done, total: progress.update(tasks[sym], completed=done, total=total),
                 source_settings={"adjusted": config.adjusted, "regular_session_only": config.regular_session_only},
             )
-    except (MissingApiKeyError, PolygonError, CatalogError) as e:
+    except (MissingApiKeyError, PolygonConfigError, PolygonError, CatalogError) as e:
         fail(str(e))
     for ticker in tickers:
         console.print(f"{ticker}: {report.bars_written[ticker]:,} bars from {report.sessions_fetched[ticker]} "

@@ -1,5 +1,6 @@
 """`sextant sandbox ...`: loopback servers that speak the vendors' real protocols."""
 
+import math
 from pathlib import Path
 from typing import Annotated
 
@@ -8,6 +9,7 @@ import typer
 
 from adapters.sandbox_faults import FaultSpecError
 from catalog.errors import CatalogError
+from catalog.sessions import CALENDAR_END, CALENDAR_START
 from catalog.store import MarketCatalog, open_catalog
 from sextant.commands.common import CatalogOpt, console, fail, ny
 
@@ -18,7 +20,7 @@ Port = Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0 = any fre
 
 
 def _positive(speed: float | None) -> float | None:
-    if speed is not None and speed <= 0:
+    if speed is not None and not 0 < speed < math.inf:  # nan and inf fail too
         raise typer.BadParameter(f"must be a positive number of simulated seconds per second, got {speed:g}")
     return speed
 
@@ -30,7 +32,7 @@ def _fraction(share: float | None) -> float | None:
 
 
 def _cash(cash: float) -> float:
-    if not cash > 0:
+    if not 0 < cash < math.inf:
         raise typer.BadParameter(f"must be a positive amount, got {cash:g}")
     return cash
 
@@ -42,8 +44,13 @@ def _start(text: str | None) -> pd.Timestamp | None:
     try:
         stamp = pd.Timestamp(text)
     except ValueError:
+        stamp = pd.NaT
+    if stamp is pd.NaT:  # pd.Timestamp("") is NaT, not an error
         fail(f"--start {text!r} is not a time; give e.g. 2024-12-30T14:30 (UTC) or 2024-12-30T09:30-05:00")
-    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+    stamp = stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
+    if not CALENDAR_START.tz_localize("UTC") <= stamp <= CALENDAR_END.tz_localize("UTC"):
+        fail(f"--start {text!r} is outside the supported calendar range {CALENDAR_START.date()}..{CALENDAR_END.date()}")
+    return stamp
 
 
 def _catalog_with_bars(path: Path) -> MarketCatalog:

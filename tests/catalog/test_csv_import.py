@@ -194,3 +194,66 @@ def test_real_file_reads_into_a_valid_bars_frame(real_fxy: Path) -> None:
     assert frame.index[0] == utc("2023-07-10 13:31")
     # Thin ETF: minutes without trades are missing, not filled.
     assert len(frame) < 390 * frame.index.normalize().nunique()
+
+
+# -- hostile-input sweep: each case below was a silent loss, a misleading message or a traceback --
+
+
+def test_a_far_future_date_is_outside_the_calendar_not_unparsable(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [GOOD, "2999-12-02 14:31:00,10,10,10,10,1"])
+    with pytest.raises(CsvFormatError, match=r"row 2 \(line 3\): timestamp '2999-12-02 14:31:00' is outside the "
+                                             r"supported calendar range"):
+        read_minute_csv(path)
+
+
+def test_date_only_timestamps_are_refused_not_stored_at_midnight(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, ["2023-07-10,10,10,10,10,1"])
+    with pytest.raises(CsvFormatError, match=r"row 1 \(line 2\): timestamp '2023-07-10' has no time of day"):
+        read_minute_csv(path, regular_session_only=False)
+
+
+def test_a_row_with_more_fields_than_the_header_is_refused_not_shifted(tmp_path: Path) -> None:
+    # pandas took the first field as an index and read the row shifted by one column
+    path = write_csv(tmp_path, ["2023-07-10 13:30:00;10,5;10,5;10,5;10,5;100"], header=HEADER.replace(",", ";"))
+    with pytest.raises(CsvFormatError, match="more fields than the header"):
+        read_minute_csv(path)
+    shifted = write_csv(tmp_path, [GOOD, "2023-07-10 13:31:00,10,10,10,10,1,99"], name="extra.csv")
+    with pytest.raises(CsvFormatError, match=r"extra\.csv: malformed CSV: .*Expected 6 fields in line 3, saw 7"):
+        read_minute_csv(shifted)
+
+
+def test_a_trailing_comma_reads_the_row_unshifted(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [GOOD + ","])
+    assert read_minute_csv(path)["open"].tolist() == [10.0]
+
+
+def test_a_duplicated_column_is_refused(tmp_path: Path) -> None:
+    path = write_csv(tmp_path, [GOOD + ",11"], header=HEADER + ",open")
+    with pytest.raises(CsvFormatError, match=r"column\(s\) open appear more than once"):
+        read_minute_csv(path)
+
+
+def test_capitalised_headers_and_a_bom_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "caps.csv"
+    path.write_text("\ufeffTimestamp,Open,High,Low,Close,Volume\r\n" + GOOD + "\r\n", encoding="utf-8")
+    assert read_minute_csv(path)["volume"].tolist() == [100.0]
+
+
+@pytest.mark.parametrize(("separator", "shown"), [(";", "';'"), ("\t", r"'\\t'")])
+def test_another_separator_is_named(tmp_path: Path, separator: str, shown: str) -> None:
+    path = write_csv(tmp_path, [GOOD.replace(",", separator)], header=HEADER.replace(",", separator))
+    with pytest.raises(CsvFormatError, match=f"separated by {shown}"):
+        read_minute_csv(path)
+
+
+@pytest.mark.parametrize(
+    ("lines", "expected"),
+    [
+        (["2023-07-08 14:30:00,10,10,10,10,1"], (r"none of its 1 rows is a bar to import \(0 with zero volume, "
+                                                 r"1 outside the regular session \(--all-hours keeps them\)\)")),
+        (["2023-07-10 13:30:00,10,10,10,10,0"], r"none of its 1 rows .*\(1 with zero volume"),
+    ],
+)
+def test_a_file_with_nothing_to_import_says_why(tmp_path: Path, lines: list[str], expected: str) -> None:
+    with pytest.raises(CsvFormatError, match=expected):
+        read_minute_csv(write_csv(tmp_path, lines))

@@ -1,6 +1,7 @@
 """Prices keep the decimals the data carries (Polygon sends up to 4); order prices follow the
 Reg NMS Rule 612 tick; a catalog created at cents keeps its stored precision."""
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -13,6 +14,7 @@ from adapters.polygon.http import PolygonHttpClient
 from adapters.polygon.loader import PolygonBarSource
 from adapters.polygon.sandbox import PolygonSandbox
 from catalog.csv_import import read_minute_csv
+from catalog.errors import InvalidBarsError
 from catalog.ingest import ingest_bars
 from catalog.instruments import bar_type, equity, is_on_tick, round_to_tick, tick_size
 from catalog.jobs import generate_catalog
@@ -80,7 +82,7 @@ def test_a_catalog_stored_at_cents_keeps_its_precision(tmp_path: Path):
 
 
 def test_a_price_that_would_be_stored_as_zero_is_refused(tmp_path: Path):
-    with pytest.raises(ValueError, match=r"bars for TINY: price 4e-05 at 2024-12-30 14:31:00\+00:00 is not positive"):
+    with pytest.raises(InvalidBarsError, match=r"bars for TINY: price 4e-05 at 2024-12-30 14:31:00\+00:00 is not positive"):
         MarketCatalog(tmp_path / "cat").write_bars("TINY", minute_bars([(0.00004, 0.00004, 0.00004, 0.00004)]))
 
 
@@ -107,3 +109,15 @@ def test_polygon_ingest_through_the_sdk_keeps_four_decimals(tmp_path: Path):
     ingested = MarketCatalog(tmp_path / "dest").read_bars("S000")
     assert len(ingested) == len(frame) == 390
     pd.testing.assert_frame_equal(ingested, frame.round(4), check_freq=False, check_exact=True)
+
+
+@pytest.mark.parametrize(("column", "value"), [("open", 1e300), ("volume", 1e30)])
+def test_a_value_beyond_the_fixed_point_range_is_refused_by_its_bar(tmp_path: Path, column: str, value: float):
+    frame = minute_bars([(10.0, 10.0, 10.0, 10.0)])
+    frame[column] = value
+    if column == "open":
+        frame["high"] = value
+    with pytest.raises(InvalidBarsError, match=rf"bars for BIG: {column} {re.escape(f'{value:g}')} at 2024-12-30 14:31:00\+00:00 "
+                                               r"is beyond what the catalog stores"):
+        MarketCatalog(tmp_path / "cat").write_bars("BIG", frame)
+    assert not (tmp_path / "cat").exists() or not MarketCatalog(tmp_path / "cat").symbols()

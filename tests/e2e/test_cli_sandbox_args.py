@@ -1,5 +1,5 @@
 """`sextant sandbox polygon|alpaca` with a port in use or out of range, or a speed that is not
-positive: a clear message and exit 2, never a traceback."""
+positive and finite, a start the clock cannot hold: a clear message and exit 2, never a traceback."""
 
 import socket
 from collections.abc import Iterator
@@ -59,11 +59,11 @@ def test_a_port_out_of_range_is_a_usage_error(kind: str, catalog: Path, port: st
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("speed", ["-5", "0"])
+@pytest.mark.parametrize("speed", ["-5", "0", "nan", "inf"])
 def test_a_speed_that_is_not_positive_is_a_usage_error(kind: str, catalog: Path, speed: str):
     assert_clean_error(
         sandbox(kind, catalog, "--speed", speed),
-        "--speed", f"must be a positive number of simulated seconds per second, got {speed}",
+        "--speed", "must be a positive number of simulated seconds per second, got",
     )
 
 
@@ -83,12 +83,24 @@ def test_a_start_that_is_not_a_time_is_named(kind: str, catalog: Path):
 
 
 @pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize(("start", "message"), [
+    ("", "--start '' is not a time"),  # pd.Timestamp("") is NaT: it reached the clock as a traceback
+    ("2999-01-01", "--start '2999-01-01' is outside the supported calendar range 2000-01-01..2030-12-31"),
+    ("1700-01-01", "--start '1700-01-01' is outside the supported calendar range"),
+])
+def test_a_start_the_clock_cannot_hold_is_named(kind: str, catalog: Path, start: str, message: str):
+    assert_clean_error(sandbox(kind, catalog, "--start", start, "--speed", "60"), message)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_a_catalog_that_does_not_exist_is_named(kind: str, tmp_path: Path):
     assert_clean_error(sandbox(kind, tmp_path / "typo"), "does not exist")
 
 
 @pytest.mark.parametrize(("option", "value", "message"), [
     ("--cash", "-5", "must be a positive amount"),
+    ("--cash", "inf", "must be a positive amount"),
+    ("--cash", "1e400", "must be a positive amount"),
     ("--participation", "0", "must be a share of a bar's volume in (0, 1]"),
     ("--participation", "1.5", "must be a share of a bar's volume in (0, 1]"),
 ])

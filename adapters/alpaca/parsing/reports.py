@@ -6,7 +6,7 @@ from decimal import ROUND_HALF_EVEN, Decimal
 from nautilus_trader.core.uuid import UUID4
 from nautilus_trader.execution.reports import FillReport, OrderStatusReport, PositionStatusReport
 from nautilus_trader.model.currencies import USD
-from nautilus_trader.model.enums import LiquiditySide, PositionSide, TriggerType
+from nautilus_trader.model.enums import LiquiditySide, PositionSide, TrailingOffsetType, TriggerType
 from nautilus_trader.model.identifiers import (
     AccountId,
     ClientOrderId,
@@ -61,6 +61,7 @@ def order_status_report(
         price=None if order.limit_price is None else to_price(order.limit_price, price_precision),
         trigger_price=to_price(order.stop_price, price_precision) if has_stop else None,
         trigger_type=TriggerType.DEFAULT if has_stop else TriggerType.NO_TRIGGER,
+        **_trailing(order),
         avg_px=order.filled_avg_price,
         report_id=UUID4(),
         ts_accepted=ts_ns(order.submitted_at or order.created_at, ts_init),
@@ -93,6 +94,16 @@ def fill_report(
         ts_event=ts_ns(activity.transaction_time, ts_init),
         ts_init=ts_init,
     )
+
+
+def _trailing(order: AlpacaOrder) -> dict:
+    """A trailing stop's offset: ``trail_price`` dollars, or ``trail_percent`` percent
+    (NautilusTrader counts it in basis points); its current ``stop_price`` is the trigger."""
+    if order.trail_price is not None:
+        return {"trailing_offset": order.trail_price, "trailing_offset_type": TrailingOffsetType.PRICE}
+    if order.trail_percent is not None:
+        return {"trailing_offset": order.trail_percent * 100, "trailing_offset_type": TrailingOffsetType.BASIS_POINTS}
+    return {}
 
 
 def position_status_report(

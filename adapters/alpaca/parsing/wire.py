@@ -5,7 +5,10 @@ untouched) and become ``Decimal`` here, so a price is never rounded through a fl
 sent as a JSON number still converts exactly from its shortest repr.
 """
 
+import math
+from datetime import UTC, datetime
 from decimal import Decimal
+from email.utils import parsedate_to_datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -41,6 +44,8 @@ class AlpacaOrder(msgspec.Struct, kw_only=True):
     filled_avg_price: Decimal | None = None
     limit_price: Decimal | None = None
     stop_price: Decimal | None = None
+    trail_percent: Decimal | None = None  # trailing_stop orders (placed from the dashboard, say)
+    trail_price: Decimal | None = None
     order_class: str = ""
     legs: "list[AlpacaOrder] | None" = None
     replaces: str | None = None
@@ -155,6 +160,9 @@ _ORDER_TYPES = {
     "stop_limit": OrderType.STOP_LIMIT,
 }
 ORDER_TYPE_TO_ALPACA = {v: k for k, v in _ORDER_TYPES.items()}
+# Read, never sent: a trailing stop placed outside this node is reported so reconciliation
+# sees it (this adapter submits none).
+_REPORTED_ORDER_TYPES = {**_ORDER_TYPES, "trailing_stop": OrderType.TRAILING_STOP_MARKET}
 
 _TIME_IN_FORCE = {
     "day": TimeInForce.DAY,
@@ -168,16 +176,17 @@ TIME_IN_FORCE_TO_ALPACA = {v: k for k, v in _TIME_IN_FORCE.items()}
 
 
 def order_side(side: str) -> OrderSide:
+    """Orders say buy or sell; fill activities say "sell_short" for a sale that opens a short."""
     if side == "buy":
         return OrderSide.BUY
-    if side == "sell":
+    if side in ("sell", "sell_short"):
         return OrderSide.SELL
     raise AlpacaWireError(f"unknown order side {side!r}")
 
 
 def order_type(type_: str) -> OrderType:
     try:
-        return _ORDER_TYPES[type_]
+        return _REPORTED_ORDER_TYPES[type_]
     except KeyError:
         raise AlpacaWireError(f"unsupported Alpaca order type {type_!r}") from None
 
@@ -240,3 +249,27 @@ def ts_ns(text: str | None, default: int = 0) -> int:
         return pd.Timestamp(text).value
     except ValueError:
         raise AlpacaWireError(f"bad timestamp {text!r}") from None
+
+
+MAX_RETRY_AFTER_SECS = 60.0
+
+
+def retry_after_secs(value: str | None, now: datetime | None = None) -> float | None:
+    """A 429's Retry-After as seconds to wait: delta-seconds or an HTTP date (RFC 9110 allows
+    both; proxies send dates). None when absent or unreadable: the caller's backoff applies.
+    At most ``MAX_RETRY_AFTER_SECS``: an "inf" or a date next week from a broken or hostile
+    server must not park the order path for good."""
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        when = when if when.tzinfo is not None else when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    if math.isnan(seconds):
+        return None
+    return min(max(0.0, seconds), MAX_RETRY_AFTER_SECS)

@@ -475,7 +475,9 @@ class Book:
             qty=str(qty),
             position_qty=str(position.qty),
         )
-        self._record_activity(order, event, qty, price, ts, execution_id)
+        # Alpaca's activities name a sale that opens or adds to a short "sell_short" (orders say "sell")
+        side = "sell_short" if order.side == "sell" and position.qty < 0 else order.side
+        self._record_activity(order, event, side, qty, price, ts, execution_id)
         for sibling in order.siblings():
             if not sibling.is_open:
                 continue
@@ -655,7 +657,7 @@ class Book:
         return execution_id
 
     def _record_activity(
-        self, order: Order, kind: str, qty: int, price: Decimal, ts: int, execution_id: str
+        self, order: Order, kind: str, side: str, qty: int, price: Decimal, ts: int, execution_id: str
     ) -> None:
         stamp = pd.Timestamp(ts, tz="UTC")
         self.activities.append(
@@ -669,7 +671,7 @@ class Book:
                     "type": kind,
                     "price": money(price),
                     "qty": str(qty),
-                    "side": order.side,
+                    "side": side,
                     "symbol": order.symbol,
                     "leaves_qty": str(order.leaves),
                     "order_id": order.id,

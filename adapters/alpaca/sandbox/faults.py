@@ -16,12 +16,18 @@ KINDS = REST_KINDS | STREAM_KINDS | ORDER_KINDS
 TARGETS = {"rest": REST_KINDS, "stream": STREAM_KINDS, "order": ORDER_KINDS}
 
 
+RETRY_AFTER_FORMS = ("seconds", "http_date", "absent")
+
+
 @dataclass(frozen=True)
 class AlpacaFault:
     """One scripted failure.
 
     REST (any endpoint, or only paths starting with ``path``):
-      rate_limit        HTTP 429 with ``Retry-After`` (alpaca-py ignores it and sleeps 3 s)
+      rate_limit        HTTP 429 with ``Retry-After`` (alpaca-py ignores it and sleeps 3 s), in
+                        ``retry_after_form``: ``seconds`` (whole), ``http_date`` (the wall-clock
+                        time retry_after_secs from now, as real servers and proxies also send
+                        it) or ``absent`` (no header)
       server_error      HTTP ``status`` (5xx) with an Alpaca error body
       stall             the server waits ``stall_secs`` before answering normally
     Stream (consumed only by an event some connection listens to):
@@ -42,6 +48,7 @@ class AlpacaFault:
     times: int = 1
     status: int = 503
     retry_after_secs: float = 1.0
+    retry_after_form: str = "seconds"
     stall_secs: float = 30.0
     path: str | None = None
     clean: bool = False
@@ -57,6 +64,9 @@ class AlpacaFault:
             raise FaultSpecError(f"server_error status must be 5xx, got {self.status}")
         if self.retry_after_secs < 0 or self.stall_secs < 0:
             raise FaultSpecError("retry_after_secs and stall_secs must be >= 0")
+        if self.retry_after_form not in RETRY_AFTER_FORMS:
+            raise FaultSpecError(f"retry_after_form must be one of {', '.join(RETRY_AFTER_FORMS)}, "
+                                 f"got {self.retry_after_form!r}")
         if self.path is not None and self.kind not in REST_KINDS:
             raise FaultSpecError(f"path= only applies to REST faults, not {self.kind!r}")
 

@@ -10,13 +10,14 @@ import time
 from collections.abc import Awaitable, Callable
 from datetime import date
 from decimal import Decimal
+from email.utils import formatdate
 from typing import Any, NamedTuple
 
 import pandas as pd
 from aiohttp import web
 
 from adapters.alpaca.sandbox.book import Book, TradeUpdate
-from adapters.alpaca.sandbox.faults import FaultSchedule
+from adapters.alpaca.sandbox.faults import AlpacaFault, FaultSchedule
 from adapters.alpaca.sandbox.hours import calendar_json, clock_json
 from adapters.alpaca.sandbox.intake import parse_order, parse_replace, whole_shares
 from adapters.alpaca.sandbox.market import CatalogMarket
@@ -137,8 +138,7 @@ class RestApi:
             return record(_json(UNAUTHORIZED, 403))
         fault = self.faults.take_rest(request.path)
         if fault is not None and fault.kind == "rate_limit":
-            retry_after = str(max(1, int(-(-fault.retry_after_secs // 1))))
-            return record(_error(429, 42910000, "rate limit exceeded", {"Retry-After": retry_after}))
+            return record(_error(429, 42910000, "rate limit exceeded", _retry_after(fault)))
         if fault is not None and fault.kind == "server_error":
             return record(_error(fault.status, 50010000, "internal server error (sandbox fault)"))
         if fault is not None:  # stall
@@ -460,3 +460,12 @@ def _decimal(raw: str, name: str) -> Decimal:
         return Decimal(raw)
     except ArithmeticError:
         raise invalid(f"invalid {name} {raw!r}") from None
+
+
+def _retry_after(fault: AlpacaFault) -> dict[str, str]:
+    """The 429's Retry-After header in the fault's form (whole seconds: HTTP allows no fraction)."""
+    if fault.retry_after_form == "absent":
+        return {}
+    if fault.retry_after_form == "http_date":
+        return {"Retry-After": formatdate(time.time() + fault.retry_after_secs, usegmt=True)}
+    return {"Retry-After": str(max(1, int(-(-fault.retry_after_secs // 1))))}

@@ -87,11 +87,16 @@ class _Agg(msgspec.Struct, gc=False):
 
 
 class _Page(msgspec.Struct, gc=False):
+    """An error page ({"status": "ERROR", "error": ...}) has no counts: status is read first.
+    An empty page may omit ``results`` and ``resultsCount``; ``adjusted`` may be absent."""
+
     status: str
-    resultsCount: int
-    adjusted: bool
+    resultsCount: int | None = None
+    adjusted: bool | None = None
     results: list[_Agg] | None = None
     next_url: str | None = None
+    error: str | None = None
+    message: str | None = None
 
 
 _PAGE_DECODER = msgspec.json.Decoder(_Page)
@@ -107,11 +112,14 @@ def parse_aggregate_page(body: bytes, request: AggregateRequest, after_ms: int |
     except msgspec.DecodeError as exc:  # ValidationError is a subclass: wrong types too
         raise request.error(f"malformed aggregates page ({exc}); {len(body)} bytes") from None
     if page.status not in OK_STATUSES:
-        raise request.error(f"aggregates page has status {page.status!r}")
-    if page.adjusted != request.adjusted:
+        said = page.error or page.message
+        raise request.error(f"aggregates page has status {page.status!r}" + (f": {said[:300]}" if said else ""))
+    if page.adjusted is not None and page.adjusted != request.adjusted:
         raise request.error(f"asked for adjusted={request.adjusted}, page says adjusted={page.adjusted}")
     rows = page.results if page.results is not None else []
-    if page.resultsCount != len(rows):
+    if page.resultsCount is None and rows:
+        raise request.error(f"page of {len(rows)} results carries no resultsCount to check it against")
+    if page.resultsCount is not None and page.resultsCount != len(rows):
         raise request.error(f"truncated page: resultsCount={page.resultsCount} but {len(rows)} results")
     n = len(rows)
     t_ms = np.fromiter(map(_T, rows), np.int64, n)  # map + attrgetter: no Python frame per row
@@ -162,7 +170,7 @@ def parse_next_url(next_url: str, request: AggregateRequest) -> NextPage:
         or segments[6:8] != [str(tf.multiplier), tf.timespan]
     ):
         raise request.error(f"next_url does not continue this request: {parts.path!r}")
-    params = dict(parse_qsl(parts.query))
+    params = {k: v for k, v in parse_qsl(parts.query) if k != "apiKey"}  # the key travels in a header only
     if not params.get("cursor"):
         raise request.error("next_url carries no cursor")
     return NextPage(segments[8], segments[9], params)

@@ -14,13 +14,19 @@ WS_KINDS = frozenset({"drop", "stall", "refuse"})
 TARGETS = ("rest", "ws")
 
 
+RETRY_AFTER_FORMS = ("seconds", "http_date", "absent", "invalid")
+
+
 @dataclass(frozen=True)
 class Fault:
     """One scripted failure.
 
     REST (``target="rest"``):
-      rate_limit   HTTP 429, ``Retry-After`` = retry_after_secs rounded up to whole seconds (what
-                   HTTP and urllib3 accept), and a Polygon error body
+      rate_limit   HTTP 429 and a Polygon error body; ``Retry-After`` in ``retry_after_form``:
+                   ``seconds`` (retry_after_secs rounded up to whole seconds: what HTTP and
+                   urllib3 accept), ``http_date`` (that long from now on the wall clock),
+                   ``absent`` (no header) or ``invalid`` (text no parser reads, as broken
+                   proxies send)
       server_error HTTP ``status`` (5xx) with a Polygon error body
       malformed    HTTP 200 whose body is cut in the middle (invalid JSON)
       truncated    HTTP 200, valid JSON, ``resultsCount`` says N but ``results`` holds fewer
@@ -41,6 +47,7 @@ class Fault:
     times: int = 1
     status: int = 503
     retry_after_secs: float = 1.0
+    retry_after_form: str = "seconds"
     stall_secs: float = 30.0
     after_messages: int = 0
     clean: bool = False
@@ -63,6 +70,9 @@ class Fault:
             raise FaultSpecError(f"server_error status must be 5xx, got {self.status}")
         if self.retry_after_secs < 0 or self.stall_secs < 0 or self.after_messages < 0:
             raise FaultSpecError("retry_after_secs, stall_secs and after_messages must be >= 0")
+        if self.retry_after_form not in RETRY_AFTER_FORMS:
+            raise FaultSpecError(f"retry_after_form must be one of {', '.join(RETRY_AFTER_FORMS)}, "
+                                 f"got {self.retry_after_form!r}")
         if self.page is not None and self.page < 1:
             raise FaultSpecError(f"page is 1-based, got {self.page}")
         if target == "ws" and (self.symbol is not None or self.page is not None):

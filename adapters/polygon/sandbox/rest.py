@@ -11,8 +11,10 @@ import base64
 import binascii
 import math
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from email.utils import formatdate
 
 import msgspec
 import numpy as np
@@ -349,10 +351,7 @@ class RestApi:
             return None
         if fault.kind == "rate_limit":
             message = "You've exceeded the maximum requests per minute, please wait or upgrade."
-            # whole seconds: urllib3 (under massive) rejects a fractional Retry-After
-            return error_response(
-                429, message, headers={"Retry-After": str(math.ceil(fault.retry_after_secs))}
-            )
+            return error_response(429, message, headers=_retry_after(fault))
         if fault.kind == "server_error":
             return error_response(fault.status, "Internal server error (sandbox fault)")
         if fault.kind == "stall":
@@ -477,3 +476,15 @@ def _ticker_matches(symbol: str, cursor: TickersCursor) -> bool:
 
 def _origin(request: web.Request) -> str:
     return f"{request.scheme}://{request.host}"
+
+
+def _retry_after(fault: Fault) -> dict[str, str]:
+    """The 429's Retry-After in the fault's form (whole seconds: urllib3, under massive,
+    rejects a fractional one)."""
+    if fault.retry_after_form == "absent":
+        return {}
+    if fault.retry_after_form == "invalid":
+        return {"Retry-After": "soon"}
+    if fault.retry_after_form == "http_date":
+        return {"Retry-After": formatdate(time.time() + fault.retry_after_secs, usegmt=True)}
+    return {"Retry-After": str(math.ceil(fault.retry_after_secs))}

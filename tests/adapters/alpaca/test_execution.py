@@ -752,6 +752,24 @@ def test_fill_lost_with_the_stream_is_recovered_by_reconciliation(
     assert len(node.strategy.fills(order.client_order_id)) == 1
 
 
+def test_a_short_sale_is_reconciled_from_its_sell_short_activity(node: ExecNode, sandbox: AlpacaSandbox):
+    """Alpaca's fill activities say "sell_short" for a sale that opens a short (orders say
+    "sell"); the sandbox now does too. The fill reports refused the whole activity list on it,
+    so start-up reconciliation failed once the account had ever sold short."""
+    sold = node.submit(
+        lambda s: s.order_factory.market(S000, OrderSide.SELL, Quantity.from_int(4), TimeInForce.DAY)
+    )
+    node.wait_status(sold.client_order_id, OrderStatus.FILLED)
+    venue_order_id = node.order(sold.client_order_id).venue_order_id.value
+    assert [a["side"] for a in activities_of(sandbox, venue_order_id)] == ["sell_short"]
+    command = GenerateFillReports(command_id=UUID4(), ts_init=0, instrument_id=S000, venue_order_id=None,
+                                  start=pd.Timestamp("2024-12-27", tz="UTC"), end=None)
+    [report] = node.run(node.client.generate_fill_reports(command))
+    [fill] = node.strategy.fills(sold.client_order_id)
+    assert (report.order_side, report.trade_id, report.last_px, report.last_qty) == (
+        OrderSide.SELL, fill.trade_id, fill.last_px, Quantity.from_int(4))
+
+
 def test_a_fill_whose_handling_raises_is_recovered_by_reconciliation(
     node: ExecNode, sandbox: AlpacaSandbox, alpaca_market: CatalogMarket,
     monkeypatch: pytest.MonkeyPatch,

@@ -20,6 +20,7 @@ from adapters.alpaca.http import (
     AlpacaUnprocessableError,
     backoff_delay,
 )
+from adapters.alpaca.parsing.wire import retry_after_secs
 from adapters.alpaca.sandbox import AlpacaFault, AlpacaSandbox, CatalogMarket
 
 T = TypeVar("T")
@@ -112,6 +113,29 @@ def test_retry_after_is_honoured(sandbox: AlpacaSandbox):
     account = run(http(sandbox, sleep).get_account())
     assert account["status"] == "ACTIVE"
     assert sleep.delays == [3.0, 3.0]
+
+
+def test_retry_after_as_an_http_date_or_absent(sandbox: AlpacaSandbox):
+    """Real servers and proxies also send Retry-After as an HTTP date, or not at all: the date
+    was ignored (backoff instead of the wait asked for). The sandbox now sends both forms."""
+    sandbox.add_fault(AlpacaFault(kind="rate_limit", retry_after_secs=30.0, retry_after_form="http_date",
+                                  path="/v2/account"))
+    sandbox.add_fault(AlpacaFault(kind="rate_limit", retry_after_form="absent", path="/v2/account"))
+    sleep = SleepRecorder()
+    assert run(http(sandbox, sleep).get_account())["status"] == "ACTIVE"
+    dated, absent = sleep.delays
+    assert 20.0 < dated <= 30.0  # the date's whole seconds, less the time the answer took to parse
+    assert absent == pytest.approx(0.1, rel=0.5)  # the client's own first backoff step (jittered)
+
+
+@pytest.mark.parametrize(("header", "expected"), [
+    ("3", 3.0), ("0", 0.0), ("-5", 0.0), ("inf", 60.0), ("86400", 60.0), ("nan", None), ("soon", None),
+    (None, None), ("Tue, 01 Dec 2026 12:00:10 GMT", 10.0), ("Tue, 01 Dec 2026 11:59:00 GMT", 0.0),
+])
+def test_retry_after_values_a_server_may_send(header, expected):
+    """"inf" or a day used to park the request (an order submission) for that long."""
+    now = pd.Timestamp("2026-12-01 12:00", tz="UTC").to_pydatetime()
+    assert retry_after_secs(header, now) == expected
 
 
 def test_server_errors_back_off_exponentially_then_give_up_clearly(sandbox: AlpacaSandbox):

@@ -18,6 +18,7 @@ from nautilus_trader.model.enums import (
     OrderType,
     PositionSide,
     TimeInForce,
+    TrailingOffsetType,
     TriggerType,
 )
 from nautilus_trader.model.identifiers import AccountId, ClientOrderId, StrategyId, TraderId
@@ -500,6 +501,22 @@ def test_stop_order_report_has_a_trigger():
         and report.trigger_type == TriggerType.DEFAULT
     )
     assert report.order_type == OrderType.STOP_MARKET and report.client_order_id is None
+
+
+@pytest.mark.parametrize(("trail", "offset", "offset_type"), [
+    ({"trail_percent": "1.5"}, Decimal(150), TrailingOffsetType.BASIS_POINTS),
+    ({"trail_price": "2.25"}, Decimal("2.25"), TrailingOffsetType.PRICE),
+])
+def test_a_trailing_stop_placed_elsewhere_is_reported_not_refused(trail: dict, offset: Decimal, offset_type):
+    """Alpaca sends trailing_stop orders (from the dashboard, another tool) with trail_percent or
+    trail_price and a moving stop_price (its high-water mark ``hwm`` too): the report refused
+    them, and one such order failed the whole reconciliation of the account's orders."""
+    order = snapshot(type="trailing_stop", order_type="trailing_stop", limit_price=None, stop_price="183.15",
+                     side="sell", hwm="185.94", **{"trail_percent": None, "trail_price": None, **trail})
+    report = order_status_report(order, ACCOUNT, equity("AAPL"), None, 0)
+    assert report.order_type == OrderType.TRAILING_STOP_MARKET
+    assert (report.trailing_offset, report.trailing_offset_type) == (offset, offset_type)
+    assert report.trigger_price == Price.from_str("183.15") and report.trigger_type == TriggerType.DEFAULT
 
 
 def test_fill_report_from_an_activity():

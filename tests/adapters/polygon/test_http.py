@@ -122,6 +122,15 @@ def test_retry_after_is_honoured(sandbox: PolygonSandbox) -> None:
     assert time.monotonic() - started >= 1.0
 
 
+@pytest.mark.parametrize("form", ["http_date", "absent", "invalid"])
+def test_a_429_with_any_retry_after_form_is_recovered(sandbox: PolygonSandbox, form: str) -> None:
+    """Real servers and proxies send Retry-After as an HTTP date, leave it out, or send text no
+    parser reads: the last failed the whole request with urllib3's InvalidHeader."""
+    sandbox.add_fault(Fault("rate_limit", retry_after_secs=1.0, retry_after_form=form))
+    assert len(_client(sandbox).aggregates("S000", "1d", FIRST, LAST)) == 3
+    assert [r.status for r in _aggs_requests(sandbox)].count(429) == 1
+
+
 @pytest.mark.parametrize(
     ("fault", "error", "reason"),
     [

@@ -60,6 +60,42 @@ def test_empty_page_without_results_is_valid() -> None:
     assert page.results_count == 0 and len(page.t_ms) == 0 and page.next_page is None
 
 
+def _without(body: bytes, *fields: str) -> bytes:
+    page = msgspec.json.decode(body)
+    return msgspec.json.encode({k: v for k, v in page.items() if k not in fields})
+
+
+def test_what_the_real_api_may_send_is_accepted() -> None:
+    """Fields our sandbox always sends but the real API may leave out, nulls and extra fields."""
+    assert parse_aggregate_page(_without(_body(None), "resultsCount", "queryCount"), _request()).results_count == 0
+    assert parse_aggregate_page(_without(_body(_rows(2)), "adjusted"), _request()).results_count == 2
+    extra = [{**row, "vw": None, "n": None, "otc": False} for row in _rows(2)]
+    assert parse_aggregate_page(_body(extra, status="DELAYED", extra_field={"a": 1}), _request()).results_count == 2
+    fractional = [{**row, "v": 1.5e6} for row in _rows(1)]
+    assert parse_aggregate_page(_body(fractional), _request()).volume.tolist() == [1.5e6]
+
+
+@pytest.mark.parametrize(("body", "reason"), [
+    (b'{"status":"ERROR","request_id":"x","error":"Unknown API Key"}', "status 'ERROR': Unknown API Key"),
+    (b'{"status":"NOT_AUTHORIZED","request_id":"x","message":"You are not entitled to this data."}',
+     "status 'NOT_AUTHORIZED': You are not entitled to this data."),
+    (_without(_body(_rows(2)), "resultsCount"), "page of 2 results carries no resultsCount"),
+])
+def test_an_error_page_says_what_the_vendor_said(body: bytes, reason: str) -> None:
+    """An error page has no resultsCount: it was reported as 'malformed', hiding the vendor's reason."""
+    with pytest.raises(PolygonDataError, match=reason):
+        parse_aggregate_page(body, _request())
+
+
+def test_next_url_never_forwards_an_api_key_in_the_query() -> None:
+    """A next_url may carry extra query parameters (limit, sort, even apiKey): all but the key are
+    passed on; the key goes in the Authorization header only, never into a URL that gets logged."""
+    url = ("https://api.polygon.io/v2/aggs/ticker/AAPL/range/1/minute/1704205980000/1704257999999"
+           "?cursor=abc&adjusted=true&limit=50000&sort=asc&apiKey=SECRET")
+    nxt = parse_next_url(url, _request())
+    assert nxt.params == {"cursor": "abc", "adjusted": "true", "limit": "50000", "sort": "asc"}
+
+
 @pytest.mark.parametrize(
     ("body", "reason"),
     [
