@@ -16,6 +16,14 @@ from sextant.commands.common import CatalogOpt, console, fail, ny
 sandbox_app = typer.Typer(help="Loopback servers that speak real vendor protocols, for offline work.",
                           no_args_is_help=True)
 
+def _host(host: str) -> str:
+    """An empty host would listen on every interface: a sandbox says where it listens."""
+    if not host.strip():
+        raise typer.BadParameter("give an address to listen on, e.g. 127.0.0.1 (0.0.0.0 for every interface)")
+    return host.strip()
+
+
+Host = Annotated[str, typer.Option(callback=_host, help="address to listen on (loopback by default)")]
 Port = Annotated[int, typer.Option(min=0, max=65535, help="TCP port (0 = any free port)")]
 
 
@@ -72,7 +80,7 @@ Speed = Annotated[
 @sandbox_app.command("polygon")
 def sandbox_polygon(
     catalog: CatalogOpt = Path("data/catalog"),
-    host: str = "127.0.0.1",
+    host: Host = "127.0.0.1",
     port: Port = 8765,
     speed: Speed = None,
     start: Annotated[str | None, typer.Option(help="simulated start (UTC); default: open of the catalog's last session")] = None,
@@ -113,7 +121,7 @@ def sandbox_polygon(
 @sandbox_app.command("alpaca")
 def sandbox_alpaca(
     catalog: CatalogOpt = Path("data/catalog"),
-    host: str = "127.0.0.1",
+    host: Host = "127.0.0.1",
     port: Port = 8766,
     cash: Annotated[float, typer.Option(callback=_cash, help="starting cash of the paper account")] = 100_000.0,
     participation: Annotated[float | None, typer.Option(callback=_fraction,

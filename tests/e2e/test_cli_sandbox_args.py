@@ -107,3 +107,9 @@ def test_a_catalog_that_does_not_exist_is_named(kind: str, tmp_path: Path):
 def test_alpaca_account_options_out_of_range_are_usage_errors(catalog: Path, option: str, value: str,
                                                               message: str):
     assert_clean_error(sandbox("alpaca", catalog, option, value), option, message)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("host", ["", "  "])
+def test_an_empty_host_is_refused_not_every_interface(kind: str, catalog: Path, host: str):
+    assert_clean_error(sandbox(kind, catalog, "--host", host), "--host", "give an address to listen on")
