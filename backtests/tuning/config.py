@@ -6,6 +6,7 @@
     holdout_folds: 1                # the last folds: never traded by a trial
     min_trades: 10                  # fewer closed trades in the tuning folds: not a Sharpe
     seed: 7                         # the sampler's seed
+    heartbeat_seconds: 60           # a worker silent for twice this is dead; its trial is retried
     parameters: {...}               # the search space (backtests/tuning/space.py)
 
 Read through ``strategies.settings_file`` like every Sextant config; errors are ConfigError
@@ -29,6 +30,7 @@ class _TuneFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     holdout_folds: Annotated[int, Meta(ge=1)] = 1
     min_trades: Annotated[int, Meta(ge=0)] = 10
     seed: Annotated[int, Meta(ge=0)] = 7
+    heartbeat_seconds: Annotated[int, Meta(ge=1, le=3600)] = 60
     parameters: dict[str, Any] = {}
 
 
@@ -39,6 +41,7 @@ class TuneConfig:
     holdout_folds: int
     min_trades: int
     seed: int
+    heartbeat_seconds: int
     space: SearchSpace
 
 
@@ -61,5 +64,6 @@ def load_tune_config(path: str | Path, catalog: Path | None = None) -> TuneConfi
         holdout_folds=raw.holdout_folds,
         min_trades=raw.min_trades,
         seed=raw.seed,
+        heartbeat_seconds=raw.heartbeat_seconds,
         space=build_space(raw.parameters, walkforward.strategy, str(path)),
     )

@@ -160,16 +160,15 @@ class Objective:
 def run_trials(config: TuneConfig, study_name: str, storage: str | optuna.storages.BaseStorage,
                out_root: Path, n_trials: int,
                callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> None:
-    """Run trials in this process until the study holds ``n_trials`` finished ones (counted
-    over every process sharing it). A trial that raises is FAILED with its error and the
-    study goes on: a failed experiment is a result, and its traceback is in the log."""
+    """Run ``n_trials`` trials in this process (a worker's share of the study). A trial that
+    raises is FAILED with its error and the study goes on: a failed experiment is a result,
+    and its traceback is in the log."""
     study = load_study(config, study_name, storage)
     run = TrainedRun.load(Path(study.user_attrs[RUN_DIR_ATTR]))
     files = StudyFiles.of(out_root, study_name)
     files.trial_returns.mkdir(parents=True, exist_ok=True)
-    done = optuna.study.MaxTrialsCallback(n_trials, states=(TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL))
     study.optimize(Objective(config, run, files), n_trials=n_trials, catch=(Exception,),
-                   callbacks=[done, *callbacks], gc_after_trial=True)
+                   callbacks=list(callbacks), gc_after_trial=True)
 
 
 def finish_study(config: TuneConfig, study_name: str, storage: str | optuna.storages.BaseStorage,
