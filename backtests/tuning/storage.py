@@ -1,6 +1,6 @@
 """The Optuna storage a study lives in: any URL, set up for several workers sharing it.
 
-Each process holds one connection (SQLAlchemy's default pool would open up to 15 per worker)
+Each process keeps one connection (SQLAlchemy's default pool would open up to 15 per worker)
 and checks it before use, so a connection the server dropped is noticed rather than failing a
 trial. Heartbeats mark a trial whose worker died (killed, machine lost) as failed after the
 grace period, and the retry callback puts a fresh copy of it back in the queue, so no trial
@@ -12,7 +12,11 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from catalog.database import sqlalchemy_url
 
-ENGINE_KWARGS = {"pool_size": 1, "max_overflow": 0, "pool_pre_ping": True}
+# One pooled connection per process, and one overflow connection (closed as soon as it is
+# returned): Optuna 5's RDBStorage opens a second connection while it checks the schema at
+# start-up, and the heartbeat thread writes while a trial's thread may hold the first; with
+# max_overflow 0 both wait out the pool timeout and fail (measured on PostgreSQL 16).
+ENGINE_KWARGS = {"pool_size": 1, "max_overflow": 1, "pool_pre_ping": True}
 MAX_RETRIES = 3  # a trial that kills its worker this often is a bug to look at, not to retry
 
 

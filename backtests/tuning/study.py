@@ -105,12 +105,14 @@ def holdout_folds(config: TuneConfig, run: TrainedRun) -> list:
     return list(run.folds[len(run.folds) - config.holdout_folds:])
 
 
-def load_study(config: TuneConfig, study_name: str, storage: str | optuna.storages.BaseStorage) -> optuna.Study:
+def load_study(config: TuneConfig, study_name: str, storage: str | optuna.storages.BaseStorage,
+               worker: int = 0) -> optuna.Study:
     """The study with this process's sampler and pruner: TPE with the constant liar, so workers
-    running at once do not all propose the same point; Wilcoxon over the per-fold values."""
+    running at once do not all propose the same point, seeded per ``worker`` (workers with one
+    seed draw the same random start-up points); Wilcoxon over the per-fold values."""
     with warnings.catch_warnings():  # both are "experimental" in Optuna 5 and used as documented
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=config.seed, constant_liar=True, multivariate=True)
+        sampler = optuna.samplers.TPESampler(seed=config.seed + worker, constant_liar=True, multivariate=True)
         pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=1)
     return optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
 
@@ -158,12 +160,12 @@ class Objective:
 
 
 def run_trials(config: TuneConfig, study_name: str, storage: str | optuna.storages.BaseStorage,
-               out_root: Path, n_trials: int,
+               out_root: Path, n_trials: int, worker: int = 0,
                callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> None:
     """Run ``n_trials`` trials in this process (a worker's share of the study). A trial that
     raises is FAILED with its error and the study goes on: a failed experiment is a result,
     and its traceback is in the log."""
-    study = load_study(config, study_name, storage)
+    study = load_study(config, study_name, storage, worker)
     run = TrainedRun.load(Path(study.user_attrs[RUN_DIR_ATTR]))
     files = StudyFiles.of(out_root, study_name)
     files.trial_returns.mkdir(parents=True, exist_ok=True)

@@ -62,6 +62,7 @@ def run_workers(config: TuneConfig, study_name: str, storage_url: str, out_root:
     storage = open_storage(storage_url, config.heartbeat_seconds)
     study = load_study(config, study_name, storage)
     context = multiprocessing.get_context("spawn")  # no fork after torch/LightGBM threads started
+    started = 0  # workers started so far: each gets its own sampler seed
     while True:
         fail_stale_trials(study)  # a dead worker's trial: FAIL, and a retry queued
         progress = study_progress(study)
@@ -73,9 +74,10 @@ def run_workers(config: TuneConfig, study_name: str, storage_url: str, out_root:
             time.sleep(POLL_SECONDS)
             continue
         shares = [remaining // workers + (i < remaining % workers) for i in range(workers)]
-        procs = [context.Process(target=_worker, args=(config, study_name, storage_url, out_root, share),
-                                 name=f"sextant-tune-worker-{i}")
+        procs = [context.Process(target=_worker, args=(config, study_name, storage_url, out_root, share, started + i),
+                                 name=f"sextant-tune-worker-{started + i}")
                  for i, share in enumerate(shares) if share]
+        started += len(procs)
         for proc in procs:
             proc.start()
         while any(p.is_alive() for p in procs):
@@ -85,6 +87,7 @@ def run_workers(config: TuneConfig, study_name: str, storage_url: str, out_root:
             proc.join()
 
 
-def _worker(config: TuneConfig, study_name: str, storage_url: str, out_root: Path, n_trials: int) -> None:
+def _worker(config: TuneConfig, study_name: str, storage_url: str, out_root: Path, n_trials: int,
+            index: int) -> None:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the supervisor shows progress
-    run_trials(config, study_name, open_storage(storage_url, config.heartbeat_seconds), out_root, n_trials)
+    run_trials(config, study_name, open_storage(storage_url, config.heartbeat_seconds), out_root, n_trials, index)
