@@ -16,7 +16,6 @@ values) lives in the Optuna storage, so several processes or machines can share 
 
 import json
 import math
-import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,10 +109,8 @@ def load_study(config: TuneConfig, study_name: str, storage: str | optuna.storag
     """The study with this process's sampler and pruner: TPE with the constant liar, so workers
     running at once do not all propose the same point, seeded per ``worker`` (workers with one
     seed draw the same random start-up points); Wilcoxon over the per-fold values."""
-    with warnings.catch_warnings():  # both are "experimental" in Optuna 5 and used as documented
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        sampler = optuna.samplers.TPESampler(seed=config.seed + worker, constant_liar=True, multivariate=True)
-        pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=1)
+    sampler = optuna.samplers.TPESampler(seed=config.seed + worker, constant_liar=True, multivariate=True)
+    pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=1)
     return optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
 
 
