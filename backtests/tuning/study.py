@@ -33,6 +33,7 @@ from backtests.trade import TradeResult, measure, trade, window_spec
 from backtests.train import train
 from backtests.trained import TrainedRun
 from backtests.tuning.config import TuneConfig
+from backtests.tuning.report import write_study_report
 from backtests.walkforward import ensure_catalog, universe
 from backtests.window import run_windows
 from models.names import check_name
@@ -76,6 +77,10 @@ class StudyFiles:
     @property
     def summary(self) -> Path:
         return self.root / "summary.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.html"
 
 
 def create_study(config: TuneConfig, study_name: str, storage: str | optuna.storages.BaseStorage,
@@ -197,8 +202,10 @@ def finish_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
         "overfitting": _overfitting(returns),
         "holdout": _holdout(config, study, run, files, best),
         "best_yaml": str(files.best),
+        "report": str(files.report),
     }
     files.summary.write_text(json.dumps(summary, indent=2, default=_json_default))
+    write_study_report(files.report, study, summary, returns)
     return summary
 
 

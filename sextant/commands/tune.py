@@ -110,6 +110,7 @@ def _print_summary(summary: dict) -> None:
                   + (f"  [yellow](holdout looked at {holdout['looks']} times)[/]" if holdout["looks"] > 1 else ""))
     console.print(f"[bold]overfitting[/] {stats.get('verdict') or stats.get('error')}")
     console.print(f"best.yaml: {summary['best_yaml']}")
+    console.print(f"report: {summary['report']}")
 
 
 def _show(name: str, url: str, out: Path) -> None:

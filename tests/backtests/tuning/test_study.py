@@ -104,6 +104,15 @@ def test_the_holdout_is_traded_only_after_the_trials_and_never_by_one(study):
 
 
 @pytest.mark.slow
+def test_the_study_report_carries_the_verdict_and_the_holdout(study):
+    _, _, files, summary, _, _ = study
+    page = files.report.read_text()
+    assert summary["overfitting"]["verdict"] in page.replace("&#x27;", "'")
+    assert "Holdout (never seen by a trial)" in page and "Equity over the tuning folds" in page
+    assert "Plotly.newPlot" in page and "<script src=" not in page  # offline: the library is inlined
+
+
+@pytest.mark.slow
 def test_best_yaml_traded_over_the_tuning_folds_gives_the_metrics_the_study_recorded(study, tmp_path):
     config, loaded, files, summary, work, _ = study
     best = loaded.best_trial
