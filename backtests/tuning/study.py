@@ -95,6 +95,8 @@ def create_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
     files = StudyFiles.of(out_root, study_name)
     wf = config.walkforward
     catalog = ensure_catalog(wf, console, generate_missing_catalog)
+    console.print(f"[bold]training[/] {wf.name} once for study {study_name}: {wf.walk_forward.folds} folds, "
+                  f"models {', '.join(wf.models)}")
     trained = train(wf, catalog, universe(wf, catalog), files.root).run
     study.set_user_attr(RUN_DIR_ATTR, str(trained.run_dir.resolve()))
     study.set_user_attr("holdout_folds", [f.index for f in holdout_folds(config, trained)])

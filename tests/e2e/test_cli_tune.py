@@ -2,6 +2,7 @@
 the trials asked for, a worker killed mid-trial costs no trial and leaves none RUNNING, and
 user mistakes are one-line messages."""
 
+import io
 import os
 import signal
 import subprocess
@@ -12,6 +13,7 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from rich.console import Console
 
 from backtests.tuning.config import load_tune_config
 from backtests.tuning.storage import open_storage
@@ -82,7 +84,7 @@ def test_a_worker_killed_mid_trial_costs_no_trial_and_leaves_none_running(tmp_pa
 
     with embedded_postgres(tmp_path / "pg") as url:
         create_study(config, "killed", open_storage(url, config.heartbeat_seconds), tmp_path / "runs",
-                     console=None)
+                     Console(file=io.StringIO()))
         run_workers(config, "killed", url, tmp_path / "runs", n_trials=4, workers=2,
                     on_progress=kill_one_worker_mid_trial)
         study = optuna.load_study(study_name="killed", storage=url)
