@@ -31,9 +31,13 @@ def bench(
     if part in ("all", "live"):
         _bench_order_path()
     if part in ("all", "tune"):
+        from backtests.config import ConfigError
         from backtests.tuning.bench import run_tune_bench
 
-        run_tune_bench(console, Path("configs/tune.yaml"))
+        try:
+            run_tune_bench(console, Path("configs/tune.yaml"))
+        except (ConfigError, CatalogError) as e:
+            fail(str(e))
 
 
 def _bench_order_path() -> None:
