@@ -31,13 +31,19 @@ from backtests.metrics import TRADING_DAYS
 from backtests.overfitting import OverfittingInputError, overfitting_report
 from backtests.trade import TradeResult, measure, trade, window_spec
 from backtests.train import train
-from backtests.trained import TrainedRun
+from backtests.trained import MANIFEST, TrainedRun
 from backtests.tuning.config import TuneConfig
 from backtests.tuning.report import write_study_report
 from backtests.walkforward import ensure_catalog, universe
 from backtests.window import run_windows
 from models.names import check_name
+from models.splits import Fold
 from strategies.settings import StrategySettings, write_settings_overlay
+
+
+class StudyError(Exception):
+    """A study that cannot give what was asked (e.g. no completed trial to report on)."""
+
 
 TOO_FEW_TRADES_SCORE = -10.0  # below any Sharpe a real strategy shows; the user attribute says why
 RUN_DIR_ATTR = "run_dir"
@@ -91,7 +97,11 @@ def create_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
     study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
                                 load_if_exists=True)
     if RUN_DIR_ATTR in study.user_attrs:
-        return TrainedRun.load(Path(study.user_attrs[RUN_DIR_ATTR]))
+        run = study_run(study)
+        if study.user_attrs["holdout_folds"] != [f.index for f in holdout_folds(config, run)]:
+            raise StudyError(f"study {study_name!r} holds out folds {study.user_attrs['holdout_folds']}; "
+                             f"{config.source} asks for {config.holdout_folds}: use another --study name")
+        return run
     files = StudyFiles.of(out_root, study_name)
     wf = config.walkforward
     catalog = ensure_catalog(wf, console, generate_missing_catalog)
@@ -103,11 +113,21 @@ def create_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
     return trained
 
 
-def tuning_folds(config: TuneConfig, run: TrainedRun) -> list:
+def study_run(study: optuna.Study) -> TrainedRun:
+    """The run a study trades, from the path it recorded (a shared directory when the study
+    is shared by several machines)."""
+    run_dir = Path(study.user_attrs[RUN_DIR_ATTR])
+    if not (run_dir / MANIFEST).is_file():
+        raise StudyError(f"study {study.study_name!r} trades the run trained into {run_dir}, which this "
+                         "machine cannot read: share that directory (same path) or use another --study")
+    return TrainedRun.load(run_dir)
+
+
+def tuning_folds(config: TuneConfig, run: TrainedRun) -> list[Fold]:
     return list(run.folds[: len(run.folds) - config.holdout_folds])
 
 
-def holdout_folds(config: TuneConfig, run: TrainedRun) -> list:
+def holdout_folds(config: TuneConfig, run: TrainedRun) -> list[Fold]:
     return list(run.folds[len(run.folds) - config.holdout_folds:])
 
 
@@ -170,7 +190,7 @@ def run_trials(config: TuneConfig, study_name: str, storage: str | optuna.storag
     raises is FAILED with its error and the study goes on: a failed experiment is a result,
     and its traceback is in the log."""
     study = load_study(config, study_name, storage, worker)
-    run = TrainedRun.load(Path(study.user_attrs[RUN_DIR_ATTR]))
+    run = study_run(study)
     files = StudyFiles.of(out_root, study_name)
     files.trial_returns.mkdir(parents=True, exist_ok=True)
     study.optimize(Objective(config, run, files), n_trials=n_trials, catch=(Exception,),
@@ -181,11 +201,13 @@ def finish_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
                  out_root: Path) -> dict[str, Any]:
     """Holdout, DSR/PBO, best.yaml and summary.json of the study's trials so far."""
     study = load_study(config, study_name, storage)
-    run = TrainedRun.load(Path(study.user_attrs[RUN_DIR_ATTR]))
+    run = study_run(study)
     files = StudyFiles.of(out_root, study_name)
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
     if not complete:
-        raise optuna.exceptions.OptunaError(f"study {study_name!r} has no completed trial yet")
+        failed = [t for t in study.trials if t.state == TrialState.FAIL]
+        errors = sorted({t.user_attrs.get("error", "worker died") for t in failed})[:3]
+        raise StudyError(f"study {study_name!r} has no completed trial ({len(failed)} failed: {'; '.join(errors)})")
     returns = returns_matrix(files, complete)
     returns.to_parquet(files.returns)
     best = study.best_trial

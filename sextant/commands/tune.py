@@ -56,6 +56,7 @@ def tune(
 ) -> None:
     """Tune the ensemble's weights and thresholds on a trained walk-forward run (or `tune show`)."""
     from backtests.tuning.storage import StorageError
+    from backtests.tuning.study import StudyError
     from backtests.window import WindowCrashedError
 
     try:
@@ -66,7 +67,7 @@ def tune(
                 _show(study, url, out)
             return
         _run(Path(config), trials, study, storage, catalog, writable_dir(out), workers)
-    except (ConfigError, CatalogError, StorageError, WindowCrashedError) as e:
+    except (ConfigError, CatalogError, StorageError, StudyError, WindowCrashedError) as e:
         fail(str(e))
 
 
