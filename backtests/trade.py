@@ -55,9 +55,9 @@ def trade(
         raise ConfigError(f"strategy weights {sorted(settings.weights)} must weigh exactly the models the run "
                           f"{run.run_dir} trained: {sorted(run.models)}")
     chosen = _chosen_folds(run, folds)
-    specs = [_window_spec(run, fold, settings, out_dir) for fold in chosen]
+    specs = [window_spec(run, fold, settings, out_dir) for fold in chosen]
     windows = run_windows(specs, workers=workers, on_done=on_window_done)
-    return _measure(run, chosen, windows, Path(out_dir))
+    return measure(run, chosen, windows, Path(out_dir))
 
 
 def _chosen_folds(run: TrainedRun, indices: Sequence[int] | None) -> list[Fold]:
@@ -70,7 +70,9 @@ def _chosen_folds(run: TrainedRun, indices: Sequence[int] | None) -> list[Fold]:
     return [by_index[i] for i in sorted(set(indices))]
 
 
-def _window_spec(run: TrainedRun, fold: Fold, settings: StrategySettings, out_dir: Path) -> WindowSpec:
+def window_spec(run: TrainedRun, fold: Fold, settings: StrategySettings, out_dir: Path) -> WindowSpec:
+    """The backtest of one fold's test window; ``trade`` and a tuning trial (which runs its
+    windows one by one, to prune after each) build them here, so both trade identically."""
     ids = tuple(str(instrument_id(s)) for s in run.symbols)
     venue = run.config.venue
     return WindowSpec(
@@ -92,7 +94,8 @@ def _window_spec(run: TrainedRun, fold: Fold, settings: StrategySettings, out_di
     )
 
 
-def _measure(run: TrainedRun, folds: list[Fold], windows: list[WindowResult], out_dir: Path) -> TradeResult:
+def measure(run: TrainedRun, folds: list[Fold], windows: list[WindowResult], out_dir: Path) -> TradeResult:
+    """The result of ``folds``' backtested ``windows`` (in fold order), however they were run."""
     accounts = [pd.read_parquet(w.account_path) for w in windows]
     positions = [pd.read_parquet(w.positions_path).assign(fold=f.index) for w, f in zip(windows, folds)]
     fills = [pd.read_parquet(w.fills_path).assign(fold=f.index) for w, f in zip(windows, folds)]

@@ -41,7 +41,7 @@ def run_walkforward(
     only the config's own catalog is generated when missing (``ensure_catalog``)."""
     console = console or Console()
     catalog = ensure_catalog(config, console, generate_missing_catalog)
-    symbols = _universe(config, catalog)
+    symbols = universe(config, catalog)
     started = time.perf_counter()
     with _progress(console) as progress:
         train_task = progress.add_task("train + predict folds", total=config.walk_forward.folds)
@@ -81,17 +81,18 @@ def ensure_catalog(config: BacktestConfig, console: Console, generate_missing: b
     return generate_catalog(path, gen.symbols, gen.days, gen.seed, gen.signal_strength)
 
 
-def _universe(config: BacktestConfig, catalog: MarketCatalog) -> list[str]:
+def universe(config: BacktestConfig, catalog: MarketCatalog) -> list[str]:
+    """The symbols a run trains and trades: the config's universe, or every catalog symbol."""
     available = catalog.symbols()
     if not available:
         raise EmptyCatalogError(f"catalog {catalog.path} holds no bars")
     if config.universe is None:
         return available
-    universe = list(dict.fromkeys(parse_symbol(s) for s in config.universe))
-    missing = [s for s in universe if s not in available]
+    chosen = list(dict.fromkeys(parse_symbol(s) for s in config.universe))
+    missing = [s for s in chosen if s not in available]
     if missing:
         raise EmptyCatalogError(f"universe symbols {missing} have no bars in catalog {catalog.path}")
-    return universe
+    return chosen
 
 
 # -- summary ------------------------------------------------------------------------------------

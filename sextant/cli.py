@@ -12,6 +12,7 @@ from sextant.commands.bench import bench
 from sextant.commands.catalog import catalog_app
 from sextant.commands.live import live
 from sextant.commands.sandbox import sandbox_app
+from sextant.commands.tune import tune
 
 app = typer.Typer(help="Sextant: walk-forward ML backtests and live trading on NautilusTrader.",
                   no_args_is_help=True, pretty_exceptions_enable=False)
@@ -20,6 +21,7 @@ app.add_typer(sandbox_app, name="sandbox")
 app.command()(backtest)
 app.command()(live)
 app.command()(bench)
+app.command()(tune)
 
 
 @app.callback()

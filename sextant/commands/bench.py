@@ -14,11 +14,11 @@ def bench(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="existing catalog (default: build one)")] = None,
     symbols: Annotated[int, typer.Option(min=1, help="symbols of the catalog it builds")] = 10,
     days: Annotated[int, typer.Option(min=1, help="sessions of the catalog it builds")] = 260,
-    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), polygon (market data) or live (order path)")] = "all",
+    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), polygon (market data), live (order path) or tune")] = "all",
 ) -> None:
-    """Measure engine, backtest, feature, inference, market-data and order-path performance."""
-    if part not in ("all", "engine", "polygon", "live"):
-        fail(f"--part must be all, engine, polygon or live, not {part!r}")
+    """Measure engine, backtest, feature, inference, market-data, order-path and tuning performance."""
+    if part not in ("all", "engine", "polygon", "live", "tune"):
+        fail(f"--part must be all, engine, polygon, live or tune, not {part!r}")
     if part in ("all", "engine"):
         from backtests.bench import run_bench
 
@@ -30,6 +30,14 @@ def bench(
         _bench_polygon()
     if part in ("all", "live"):
         _bench_order_path()
+    if part in ("all", "tune"):
+        from backtests.config import ConfigError
+        from backtests.tuning.bench import run_tune_bench
+
+        try:
+            run_tune_bench(console, Path("configs/tune.yaml"))
+        except (ConfigError, CatalogError) as e:
+            fail(str(e))
 
 
 def _bench_order_path() -> None:

@@ -1,0 +1,34 @@
+"""The embedded PostgreSQL: a real server in the project's data directory, started on demand.
+
+When no database URL is configured, tuning studies (and later the live journal) use this one,
+so a fresh machine needs nothing installed: ``pgserver`` ships PostgreSQL 16 in its wheel,
+starts in well under a second and listens on a unix socket inside ``data_dir`` only (no TCP
+port to collide or to expose). Processes that open the same directory share one server; it
+stops when the last of them closes it.
+"""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+DEFAULT_DATA_DIR = Path("data/postgres")
+
+
+@contextmanager
+def embedded_postgres(data_dir: Path = DEFAULT_DATA_DIR) -> Iterator[str]:
+    """The SQLAlchemy URL (psycopg 3 over the server's unix socket) of the embedded server in
+    ``data_dir``, created there the first time; the server runs until the block ends."""
+    import pgserver  # imported here: only commands that use the embedded server pay for it
+
+    data_dir = Path(data_dir).resolve()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    with pgserver.get_server(data_dir, cleanup_mode="stop") as server:
+        yield sqlalchemy_url(server.get_uri())
+
+
+def sqlalchemy_url(libpq_uri: str) -> str:
+    """``postgresql://...`` as SQLAlchemy's psycopg 3 dialect URL (its default is psycopg2)."""
+    scheme, sep, rest = libpq_uri.partition("://")
+    if scheme not in ("postgresql", "postgres") or not sep:
+        return libpq_uri
+    return f"postgresql+psycopg://{rest}"
