@@ -14,6 +14,8 @@ import subprocess
 import sys
 import threading
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pandas as pd
@@ -181,6 +183,20 @@ def test_an_unreachable_broker_fails_the_start(sandbox: AlpacaSandbox, tmp_path:
 SEXTANT = Path(sys.executable).with_name("sextant")
 
 
+SANDBOX_KEYS = {"POLYGON_API_KEY": "pg-key", "ALPACA_API_KEY_ID": "PKTEST", "ALPACA_API_SECRET_KEY": "secret"}
+
+
+@contextmanager
+def both_sandboxes(catalog: Path) -> Iterator[tuple[PolygonSandbox, AlpacaSandbox]]:
+    """The Polygon feed and the Alpaca broker over one catalog, keyed with SANDBOX_KEYS."""
+    with (
+        PolygonSandbox(catalog, api_key=SANDBOX_KEYS["POLYGON_API_KEY"]) as polygon,
+        AlpacaSandbox(CatalogMarket(catalog), key_id=SANDBOX_KEYS["ALPACA_API_KEY_ID"],
+                      secret_key=SANDBOX_KEYS["ALPACA_API_SECRET_KEY"]) as broker,
+    ):
+        yield polygon, broker
+
+
 def paper_yaml(tmp_path: Path, name: str, models: Path, polygon: PolygonSandbox, broker: AlpacaSandbox) -> Path:
     """A paper config for `sextant live` aimed at the two loopback sandboxes."""
     config = tmp_path / "paper.yaml"
@@ -202,12 +218,8 @@ def test_sextant_live_with_a_rejected_key_exits_2_naming_the_client(
     market, tmp_path: Path, rejected: str, client: str
 ):
     catalog, models = market
-    keys = {"POLYGON_API_KEY": "pg-key", "ALPACA_API_KEY_ID": "PKTEST", "ALPACA_API_SECRET_KEY": "secret"}
-    with (
-        PolygonSandbox(catalog, api_key=keys["POLYGON_API_KEY"]) as polygon,
-        AlpacaSandbox(CatalogMarket(catalog), key_id=keys["ALPACA_API_KEY_ID"],
-                      secret_key=keys["ALPACA_API_SECRET_KEY"]) as broker,
-    ):
+    keys = SANDBOX_KEYS
+    with both_sandboxes(catalog) as (polygon, broker):
         config = paper_yaml(tmp_path, "start-check", models, polygon, broker)
         env = {**os.environ, **keys, rejected: "wrong", "COLUMNS": "200",
                "PYTHONPATH": os.pathsep.join(sys.path)}
@@ -227,12 +239,8 @@ def test_sextant_live_ctrl_c_cancels_and_flattens_what_another_tool_left_and_exi
     restores orders placed from the dashboard, and one Ctrl-C cancels and flattens them and
     ends the process."""
     catalog, models = market
-    keys = {"POLYGON_API_KEY": "pg-key", "ALPACA_API_KEY_ID": "PKTEST", "ALPACA_API_SECRET_KEY": "secret"}
-    with (
-        PolygonSandbox(catalog, api_key=keys["POLYGON_API_KEY"]) as polygon,
-        AlpacaSandbox(CatalogMarket(catalog), key_id=keys["ALPACA_API_KEY_ID"],
-                      secret_key=keys["ALPACA_API_SECRET_KEY"]) as broker,
-    ):
+    keys = SANDBOX_KEYS
+    with both_sandboxes(catalog) as (polygon, broker):
         broker.advance_to(pd.Timestamp("2024-12-30 15:00", tz="UTC"))
         dashboard = TradingClient(keys["ALPACA_API_KEY_ID"], keys["ALPACA_API_SECRET_KEY"],
                                   paper=True, url_override=broker.base_url)
