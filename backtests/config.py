@@ -12,6 +12,7 @@ from msgspec import Meta
 
 from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
 from models.names import NAME_PATTERN
+from models.pipeline import FeatureSpec
 from strategies.settings import Name, StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
 
@@ -91,6 +92,7 @@ class BacktestConfig(_Section):
     catalog: CatalogConfig = CatalogConfig()
     universe: Annotated[list[str], Meta(min_length=1)] | None = None  # None: every catalog symbol
     labels: LabelConfig = LabelConfig()
+    features: FeatureSpec = FeatureSpec()  # blocks beyond the base set (models.pipeline)
     walk_forward: WalkForwardConfig = WalkForwardConfig()
     models: dict[Name, ModelConfig] = msgspec.field(default_factory=_default_models)
     strategy: StrategySettings = StrategySettings()

@@ -154,6 +154,24 @@ def _rolling_sum(x: np.ndarray, w: int) -> np.ndarray:
     return out.ravel()[:n]
 
 
+def window_sum(x: np.ndarray, w: int) -> np.ndarray:
+    """Trailing sum of w values added oldest to newest (NaN for t < w-1, and for any window
+    holding a NaN), O(n*w).
+
+    Unlike `_rolling_sum`, whose blocks start at the array's first row, every window here is
+    summed in the same order whatever precedes it, so a live buffer starting anywhere gets the
+    batch path's bits. For the short series it serves (higher-timeframe bars, risk windows).
+    """
+    out = np.full(len(x), np.nan)
+    m = len(x) - w + 1
+    if m > 0:
+        total = x[:m].copy()
+        for k in range(1, w):
+            total += x[k : k + m]
+        out[w - 1 :] = total
+    return out
+
+
 def _rolling_max(x: np.ndarray, w: int) -> np.ndarray:
     """Trailing max over w rows (NaN for t < w-1); van Herk filter, O(n)."""
     out = maximum_filter1d(x, w, origin=(w - 1) // 2)

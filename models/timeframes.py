@@ -1,0 +1,148 @@
+"""Multi-timeframe features: 5m, 30m, 1h and 1d bars built from the 1-minute bars.
+
+Higher-timeframe (TF) bars are session-aligned in New York time: the 5m bars of a session are
+09:30-09:35, 09:35-09:40, ...; the 1h bars 09:30-10:30, ..., 15:30-16:00 (the last one is
+short), and every bar ends no later than the session's real close (13:00 on half days, from the
+NYSE calendar), so a half day's last bars complete at 13:00. The 1d bar is the whole session.
+
+Only COMPLETED TF bars are visible: a TF bar becomes visible at the first minute row whose close
+time reaches the TF bar's end (the 09:35 row completes 09:30-09:35; if that minute is missing,
+the 09:36 row does). Each TF feature is a function of the visible TF bars alone, so a row's value
+changes only on the row where a TF bar completes, and truncating the input never changes an
+earlier row (bit for bit: every window sum runs oldest to newest over a fixed-length window, so
+it does not depend on where the array starts either).
+
+Per timeframe, five columns named ``tf<label>_<feature>`` (e.g. ``tf5m_rsi``), over the last
+``WINDOWS[label]`` TF bars: ``ret`` (log return of the last TF bar), ``rsi`` (Cutler's RSI in
+[0, 1]), ``range`` (close's position in the window's high-low range), ``vol`` (RMS of the TF log
+returns) and ``trend`` (close over the window's simple moving average, minus 1).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+import numpy as np
+import pandas as pd
+
+from catalog.sessions import trading_sessions
+from models.features import ny_local_ns, window_sum
+
+Timeframe = Literal["5m", "30m", "1h", "1d"]
+# Minutes per TF bar; None = the whole session.
+TIMEFRAME_MINUTES: dict[str, int | None] = {"5m": 5, "30m": 30, "1h": 60, "1d": None}
+# TF bars per window: an hour of 5m bars, a session of 30m and 1h bars, a week of sessions.
+WINDOWS: dict[str, int] = {"5m": 12, "30m": 13, "1h": 7, "1d": 5}
+TF_FEATURES = ("ret", "rsi", "range", "vol", "trend")
+
+_NS_PER_MINUTE = 60_000_000_000
+_NS_PER_DAY = 86_400_000_000_000
+_OPEN_MINUTE = 9 * 60 + 30
+_REGULAR_SESSION_MINUTES = 390
+# Minute bars a full session holds; the unit of the live lookback below.
+_BARS_PER_SESSION = _REGULAR_SESSION_MINUTES
+
+
+def timeframe_names(timeframes: Sequence[str]) -> tuple[str, ...]:
+    """Column names of ``timeframes``, in the order ``timeframe_features`` returns them."""
+    return tuple(f"tf{tf}_{f}" for tf in timeframes for f in TF_FEATURES)
+
+
+def timeframe_lookback(timeframes: Sequence[str]) -> int:
+    """Minute bars a live buffer must hold so its last row equals the full-history row.
+
+    The last row needs the last ``window + 1`` completed TF bars (returns need one close more
+    than the window), and the current TF bar may be unfinished; one more TF bar of margin
+    keeps a partial first TF bar of the buffer out of reach. Sessions count as full (390 bars):
+    missing minutes and half days only make the buffer reach further back.
+    """
+    need = [
+        (WINDOWS[tf] + 2) * (TIMEFRAME_MINUTES[tf] or _BARS_PER_SESSION) for tf in timeframes
+    ]
+    return max(need, default=0)
+
+
+def timeframe_features(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    ts_ns: np.ndarray,
+    timeframes: Sequence[str],
+) -> np.ndarray:
+    """(n, 5 * len(timeframes)) float64 features of the completed TF bars visible at each row.
+
+    Inputs are 1-minute bars (ts_ns: int64 UTC bar-close times, strictly increasing, regular
+    session only). Rows before a TF's first full window are NaN.
+    """
+    n = len(close)
+    out = np.full((n, len(TF_FEATURES) * len(timeframes)), np.nan)
+    if n == 0:
+        return out
+    local = ny_local_ns(ts_ns)
+    day = local // _NS_PER_DAY
+    minute = (local % _NS_PER_DAY) // _NS_PER_MINUTE - _OPEN_MINUTE  # 1..390 on a full day
+    length = _session_minutes(day)
+    for j, tf in enumerate(timeframes):
+        block = out[:, j * len(TF_FEATURES) : (j + 1) * len(TF_FEATURES)]
+        size = TIMEFRAME_MINUTES[tf] or _REGULAR_SESSION_MINUTES
+        bucket = np.maximum(minute - 1, 0) // size
+        bucket_end = np.minimum((bucket + 1) * size, length)
+        start = np.flatnonzero(np.r_[True, (day[1:] != day[:-1]) | (bucket[1:] != bucket[:-1])])
+        last = np.r_[start[1:] - 1, n - 1]
+        # A TF bar completes on its last row if that row reaches the bar's end, else on the
+        # first row of the next TF bar (its end minute was missing); never, if neither exists.
+        done = np.where(minute[last] >= bucket_end[last], last, np.r_[start[1:], n])
+        visible = np.searchsorted(done, np.arange(n), side="right") - 1
+        tf_high = np.maximum.reduceat(high, start)
+        tf_low = np.minimum.reduceat(low, start)
+        tf_close = close[last]
+        seen = visible >= 0
+        with np.errstate(divide="ignore", invalid="ignore"):
+            values = _bar_features(tf_high, tf_low, tf_close, WINDOWS[tf])
+        block[seen] = values[visible[seen]]
+    return out
+
+
+def _session_minutes(day: np.ndarray) -> np.ndarray:
+    """Each row's session length in minutes from the NYSE calendar (210 on half days); a day
+    the calendar has no session for counts as a regular 390-minute day."""
+    days = np.unique(day)
+    first, last = (pd.Timestamp(int(d) * _NS_PER_DAY).date() for d in (days[0], days[-1]))
+    sessions = trading_sessions(first, last)
+    keys = pd.DatetimeIndex(sessions.index).as_unit("ns").asi8 // _NS_PER_DAY
+    minutes = ((sessions["close"] - sessions["open"]).dt.total_seconds() // 60).to_numpy(np.int64)
+    lookup = dict(zip(keys.tolist(), minutes.tolist(), strict=True))
+    per_day = np.array([lookup.get(int(d), _REGULAR_SESSION_MINUTES) for d in days], np.int64)
+    return per_day[np.searchsorted(days, day)]
+
+
+def _bar_features(high: np.ndarray, low: np.ndarray, close: np.ndarray, w: int) -> np.ndarray:
+    """(G, 5) features of a TF bar series over windows of ``w`` TF bars."""
+    g = len(close)
+    out = np.full((g, len(TF_FEATURES)), np.nan)
+    log_close = np.log(close)
+    ret = np.full(g, np.nan)
+    ret[1:] = np.diff(log_close)
+    delta = np.full(g, np.nan)
+    delta[1:] = np.diff(close)
+    out[:, 0] = ret
+    out[:, 1] = window_sum(np.maximum(delta, 0.0), w) / window_sum(np.abs(delta), w)
+    top, bottom = _window_reduce(high, w, np.maximum), _window_reduce(low, w, np.minimum)
+    out[:, 2] = (close - bottom) / (top - bottom)
+    out[:, 3] = np.sqrt(window_sum(np.square(ret), w) / w)
+    out[:, 4] = close / (window_sum(close, w) / w) - 1.0
+    return out
+
+
+def _window_reduce(x: np.ndarray, w: int, op: np.ufunc) -> np.ndarray:
+    """Trailing max/min of ``w`` values (exact, so order does not matter)."""
+    out = np.full(len(x), np.nan)
+    m = len(x) - w + 1
+    if m <= 0:
+        return out
+    total = x[:m].copy()
+    for k in range(1, w):
+        op(total, x[k : k + m], out=total)
+    out[w - 1 :] = total
+    return out
