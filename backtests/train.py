@@ -9,7 +9,7 @@ probabilities is the trade step's business (``backtests.trade``), so a run is tr
 and may be traded any number of times.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -18,16 +18,16 @@ import msgspec
 import numpy as np
 import pandas as pd
 
-from backtests.config import BacktestConfig
+from backtests.config import BacktestConfig, ConfigError
 from backtests.metrics import classification_metrics
 from backtests.trained import TrainedRun, ny_date
 from catalog.instruments import instrument_id
 from catalog.store import EmptyCatalogError, MarketCatalog
 from models.dataset import Panel
 from models.ensemble import ensemble_probability
-from models.features import FEATURE_NAMES, feature_matrix
 from models.labels import direction_labels
 from models.names import check_name
+from models.pipeline import BarColumns, compute_features, feature_names, fit_fold
 from models.registry import ModelRegistry, data_hash
 from models.splits import Fold, TooFewSessionsError, test_rows, train_rows, walk_forward_folds
 from models.zoo import build_model
@@ -56,7 +56,8 @@ def train(
     """Train ``config`` on ``symbols`` of ``catalog`` into a new run directory under
     ``out_root`` (signals/, models/, predictions.parquet and the manifest the trade step
     reads)."""
-    panel, label_end = build_panel(catalog, symbols, config)
+    bars = read_bars(catalog, symbols)
+    panel, label_end = panel_from_bars(bars, config)
     try:
         folds = walk_forward_folds(
             panel.ts_ns,
@@ -81,7 +82,7 @@ def train(
     predictions: list[pd.DataFrame] = []
     importance: dict[str, list[dict[str, float]]] = {}
     for fold in folds:
-        row, preds, imp = train_fold(fold, panel, label_end, config, registry, signal_catalog)
+        row, preds, imp = train_fold(fold, panel, label_end, config, registry, signal_catalog, bars)
         fold_rows.append(row)
         predictions.append(preds)
         for name, values in imp.items():
@@ -100,18 +101,30 @@ def train(
 def build_panel(catalog: MarketCatalog, symbols: list[str], config: BacktestConfig) -> tuple[Panel, np.ndarray]:
     """Features and labels for every symbol over its full history, one segment per symbol,
     and each row's label end time (for purging)."""
+    return panel_from_bars(read_bars(catalog, symbols), config)
+
+
+def read_bars(catalog: MarketCatalog, symbols: list[str]) -> dict[str, BarColumns]:
+    """Each symbol's bars as the feature pipeline takes them (the columns a live buffer holds)."""
+    frames = {symbol: catalog.read_bars(symbol) for symbol in symbols}
+    return {symbol: (*(bars[c].to_numpy() for c in ("open", "high", "low", "close", "volume")), bars.index.asi8)
+            for symbol, bars in frames.items()}
+
+
+def panel_from_bars(bars: Mapping[str, BarColumns], config: BacktestConfig) -> tuple[Panel, np.ndarray]:
+    """``build_panel`` from bars already read: the fitted feature columns stay NaN until a fold
+    fits them on its training rows (``train_fold``)."""
+    proxy = config.features.risk.market_proxy
+    if proxy is not None and proxy not in bars:
+        raise ConfigError(f"'features.risk.market_proxy': {proxy!r} is not in the universe {sorted(bars)}")
+    features = compute_features(bars, config.features)
+    names = feature_names(config.features)
     parts, ends = [], []
-    for symbol in symbols:
-        bars = catalog.read_bars(symbol)
-        ts = bars.index.asi8
-        X = feature_matrix(
-            bars["open"].to_numpy(), bars["high"].to_numpy(), bars["low"].to_numpy(),
-            bars["close"].to_numpy(), bars["volume"].to_numpy(), ts,
-        )
-        y, label_end = direction_labels(bars["close"].to_numpy(), ts, config.labels.horizon, config.labels.cost)
+    for symbol, (*_, close, _, ts) in bars.items():
+        y, label_end = direction_labels(close, ts, config.labels.horizon, config.labels.cost)
         ends.append(label_end)
-        parts.append(Panel(X=X, y=y, ts_ns=ts, symbol=np.zeros(len(ts), np.int32), segment_start=np.zeros(len(ts), np.int64),
-                           feature_names=FEATURE_NAMES, symbols=(symbol,)))
+        parts.append(Panel(X=features[symbol], y=y, ts_ns=ts, symbol=np.zeros(len(ts), np.int32),
+                           segment_start=np.zeros(len(ts), np.int64), feature_names=names, symbols=(symbol,)))
     return Panel.concat(parts), np.concatenate(ends)
 
 
@@ -122,9 +135,12 @@ def train_fold(
     config: BacktestConfig,
     registry: ModelRegistry,
     signal_catalog: MarketCatalog,
+    bars: Mapping[str, BarColumns],
 ) -> tuple[dict, pd.DataFrame, dict]:
-    """Fit every model on the fold's train rows, predict its test rows, store the signals
-    and the models; the fold's report row, its predictions and the models' importances."""
+    """Fit the fold's feature blocks and every model on its train rows, predict its test rows,
+    store the signals and the models (each with the fitted features); the fold's report row,
+    its predictions and the models' importances. ``bars``: what ``panel`` was built from."""
+    fitted, panel = fit_fold(panel, bars, config.features, train_rows(panel.ts_ns, label_end, fold))
     test = test_rows(panel.ts_ns, fold)
     models = {name: build_model(_kind(name), spec.params, name=name) for name, spec in config.models.items()}
     history = max(m.history_bars for m in models.values())
@@ -153,7 +169,7 @@ def train_fold(
             "metrics": classification_metrics(panel.y[test], probs[name]),
             "data_hash": data_hash(panel.X[train], panel.y[train]),
             "fitted": _fitted_span(panel.ts_ns[train], label_end[train]),
-        })
+        }, features=fitted)
     names = tuple(models)
     matrix = np.column_stack([probs[n] for n in names])
     _write_signals(signal_catalog, panel, test, names, matrix)

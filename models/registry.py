@@ -25,6 +25,7 @@ from typing import Any, Literal
 import numpy as np
 
 from models.names import check_name
+from models.pipeline import FittedFeatures
 from models.zoo import SignalModel, load_model
 
 META_FILE = "meta.json"
@@ -61,8 +62,11 @@ class ModelRegistry:
     def __init__(self, root: Path) -> None:
         self.root = Path(root)
 
-    def save(self, model: SignalModel, meta: dict[str, Any]) -> ModelRecord:
-        """Store ``model`` as the next version of ``model.name`` with ``meta``.
+    def save(
+        self, model: SignalModel, meta: dict[str, Any], features: FittedFeatures | None = None
+    ) -> ModelRecord:
+        """Store ``model`` as the next version of ``model.name`` with ``meta`` and the
+        ``features`` its rows were computed with (what the live actor loads to compute them).
 
         ``meta`` must contain ``REQUIRED_META`` and no ``RESERVED_META`` keys; values must be
         JSON-serialisable (numpy scalars/arrays and datetimes are converted). If another
@@ -81,6 +85,7 @@ class ModelRegistry:
         tmp.mkdir()
         try:
             model.save(tmp)
+            (features or FittedFeatures()).save(tmp)
             for _ in range(_SAVE_ATTEMPTS):
                 number = max(self._versions_in(model_dir), default=0) + 1
                 full = {

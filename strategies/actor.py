@@ -2,7 +2,8 @@
 
 On every bar it appends to a rolling buffer, computes the SAME feature function over the last
 ``lookback_bars`` bars (long enough that the last row equals the full-history row; see
-``models.features.LOOKBACK_BARS``), runs the SAME fitted models on that last row and publishes
+``models.pipeline.lookback_bars``: the buffers grow to what the models' feature blocks need),
+with the fold's fitted feature parameters and the market proxy from its own buffers, runs the SAME fitted models on that last row and publishes
 an MLSignal, which the EnsembleStrategy consumes exactly as it consumes replayed signals.
 Parity with the batch path is proven by ``tests/strategies/test_actor_parity.py``.
 """
@@ -19,7 +20,14 @@ from nautilus_trader.model.identifiers import InstrumentId
 from catalog.instruments import BAR_SPEC
 from catalog.sessions import sessions_ending
 from models.dataset import Panel
-from models.features import FEATURE_NAMES, LOOKBACK_BARS, WARMUP_BARS, feature_matrix
+from models.features import LOOKBACK_BARS, WARMUP_BARS
+from models.pipeline import (
+    FittedFeatures,
+    compute_features,
+    feature_names,
+    load_fitted,
+    lookback_bars,
+)
 from models.zoo import SignalModel, load_model
 from strategies.signals import MLSignal
 
@@ -101,6 +109,8 @@ class SignalActor(Actor):
         self.models: dict[str, SignalModel] = {}
         self.buffers = {iid: BarBuffer(config.lookback_bars) for iid in self.instrument_ids}
         self.last_features: dict[InstrumentId, np.ndarray] = {}
+        self.features = FittedFeatures()
+        self._feature_names: tuple[str, ...] = ()
         self._model_names = ""
         self._history = 1
         self._min_bars = 0
@@ -123,6 +133,7 @@ class SignalActor(Actor):
             # thread count; the LSTM stays within float32 rounding (the parity test covers both).
             model.params["n_jobs"] = 1
         self._model_names = ",".join(self.models)
+        self._load_features()
         self._history = max(m.history_bars for m in self.models.values())
         # The first row with finite features is WARMUP_BARS; a model needs `history` of them.
         self._min_bars = WARMUP_BARS + self._history
@@ -136,6 +147,30 @@ class SignalActor(Actor):
             self.subscribe_bars(BarType.from_str(f"{iid}-{BAR_SPEC}"))
         if self.config.warmup_sessions > 0:
             self._request_warmup()
+
+    def _load_features(self) -> None:
+        """The feature spec and fitted parameters saved with the models (one fold's: they must
+        agree), and buffers long enough for them."""
+        fitted = {name: load_fitted(Path(path)) for name, path in self.config.model_dirs.items()}
+        first = next(iter(fitted.values()))
+        if any(f != first for f in fitted.values()):
+            raise ValueError(f"the models {sorted(fitted)} were saved with different feature fits "
+                             "(different folds or runs); load models of one fold")
+        symbols = {iid.symbol.value for iid in self.instrument_ids}
+        risk = first.spec.risk
+        if risk.beta and risk.market_proxy is None and symbols != set(first.universe):
+            raise ValueError(f"the market proxy is the equal-weight mean of the training universe "
+                             f"{sorted(first.universe)}; this actor trades {sorted(symbols)}")
+        if risk.market_proxy is not None and risk.beta and risk.market_proxy not in symbols:
+            raise ValueError(f"the market proxy {risk.market_proxy} must be among the instruments")
+        for block, params in (("garch", first.garch), ("copula", first.copula)):
+            if getattr(risk, block) and not symbols <= set(params):
+                raise ValueError(f"no fitted {block} for {sorted(symbols - set(params))}")
+        self.features = first
+        self._feature_names = feature_names(first.spec)
+        capacity = max(self.config.lookback_bars, lookback_bars(first.spec))
+        if capacity > self.config.lookback_bars:
+            self.buffers = {iid: BarBuffer(capacity) for iid in self.instrument_ids}
 
     @property
     def warming_up(self) -> bool:
@@ -207,15 +242,20 @@ class SignalActor(Actor):
         n = len(ts)
         if n < self._min_bars:
             return None
-        X = feature_matrix(o, h, low, c, v, ts)
+        symbol = iid.symbol.value
+        if self.features.spec.risk.beta:  # the market proxy is the cross-section of the buffers
+            bars = {i.symbol.value: self.buffers[i].columns() for i in self.instrument_ids}
+        else:
+            bars = {symbol: (o, h, low, c, v, ts)}
+        X = compute_features(bars, self.features.spec, self.features, symbols=[symbol])[symbol]
         panel = Panel(
             X=X,
             y=np.full(n, np.nan),
             ts_ns=ts,
             symbol=np.zeros(n, np.int32),
             segment_start=np.zeros(n, np.int64),
-            feature_names=FEATURE_NAMES,
-            symbols=(iid.symbol.value,),
+            feature_names=self._feature_names,
+            symbols=(symbol,),
         )
         last = n - 1
         usable = panel.usable_rows(self._history)

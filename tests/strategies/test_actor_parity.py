@@ -27,7 +27,7 @@ from nautilus_trader.model.objects import Money, Price, Quantity
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
 from backtests.config import BacktestConfig, CatalogConfig, ModelConfig, WalkForwardConfig
-from backtests.train import build_panel, train_fold
+from backtests.train import panel_from_bars, read_bars, train_fold
 from catalog.instruments import VENUE, bar_type, equity, instrument_id
 from catalog.store import MarketCatalog
 from catalog.synthetic import generate_market
@@ -88,7 +88,8 @@ def batch(tmp_path_factory) -> Batch:
         models=MODELS,
     )
     symbols = catalog.symbols()
-    panel, label_end = build_panel(catalog, symbols, config)
+    bars = read_bars(catalog, symbols)
+    panel, label_end = panel_from_bars(bars, config)
     (fold,) = walk_forward_folds(
         panel.ts_ns,
         n_folds=WALK_FORWARD.folds,
@@ -98,7 +99,7 @@ def batch(tmp_path_factory) -> Batch:
     )
     registry = ModelRegistry(root / "models")
     _, preds, _ = train_fold(
-        fold, panel, label_end, config, registry, MarketCatalog(root / "signals")
+        fold, panel, label_end, config, registry, MarketCatalog(root / "signals"), bars
     )
 
     features = {}
