@@ -112,7 +112,7 @@ def var_cvar(returns: np.ndarray, window: int, level: float) -> tuple[np.ndarray
     var, cvar = np.full(len(returns), np.nan), np.full(len(returns), np.nan)
     if len(valid) < window:
         return var, cvar
-    tail = max(1, int(np.ceil((1.0 - level) * window)))
+    tail = max(1, int(np.ceil((1.0 - level) * window - 1e-9)))  # 0.05 * 200 is 10.000000000000002
     windows = np.lib.stride_tricks.sliding_window_view(returns[valid], window)
     worst = np.sort(np.partition(windows, tail - 1, axis=1)[:, :tail], axis=1)
     # A row takes the statistic of the last valid return at or before it.
