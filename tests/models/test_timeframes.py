@@ -7,6 +7,8 @@ that timeframe's bars completes (session-aligned, half days closing at 13:00 New
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -70,7 +72,7 @@ def test_values_change_only_where_a_bar_completes(tf: str) -> None:
     # tf_ret on a completing row is the log return of the TF bar it completes.
     ret = values[:, 0]
     done = np.flatnonzero(completes)
-    for prev, cur in zip(done[:-1], done[1:], strict=True):
+    for prev, cur in pairwise(done):
         if np.isfinite(ret[cur]):
             assert ret[cur] == pytest.approx(np.log(c[cur] / c[prev]), rel=1e-12)
 
