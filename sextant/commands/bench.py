@@ -14,16 +14,23 @@ def bench(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="existing catalog (default: build one)")] = None,
     symbols: Annotated[int, typer.Option(min=1, help="symbols of the catalog it builds")] = 10,
     days: Annotated[int, typer.Option(min=1, help="sessions of the catalog it builds")] = 260,
-    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), polygon (market data), live (order path) or tune")] = "all",
+    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), features, polygon (market data), live (order path) or tune")] = "all",
 ) -> None:
     """Measure engine, backtest, feature, inference, market-data, order-path and tuning performance."""
-    if part not in ("all", "engine", "polygon", "live", "tune"):
-        fail(f"--part must be all, engine, polygon, live or tune, not {part!r}")
+    if part not in ("all", "engine", "features", "polygon", "live", "tune"):
+        fail(f"--part must be all, engine, features, polygon, live or tune, not {part!r}")
     if part in ("all", "engine"):
         from backtests.bench import run_bench
 
         try:
             run_bench(console, catalog=catalog, n_symbols=symbols, n_days=days)
+        except CatalogError as e:
+            fail(str(e))
+    if part in ("all", "features"):
+        from backtests.feature_bench import run_feature_bench
+
+        try:
+            run_feature_bench(console, catalog=catalog)
         except CatalogError as e:
             fail(str(e))
     if part in ("all", "polygon"):
