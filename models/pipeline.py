@@ -142,14 +142,17 @@ def compute_features(
     spec: FeatureSpec,
     fitted: FittedFeatures | None = None,
     symbols: Iterable[str] | None = None,
+    proxy: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> dict[str, np.ndarray]:
     """(n, len(feature_names(spec))) float64 features of each of ``symbols`` (default: all).
 
-    ``bars`` holds every symbol of the universe: the market proxy is their cross-section. The
-    fitted columns come from ``fitted`` (NaN without it).
+    ``bars`` holds every symbol of the universe: the market proxy is their cross-section
+    (``proxy_returns``), unless ``proxy`` brings it precomputed. The fitted columns come from
+    ``fitted`` (NaN without it).
     """
     wanted = list(bars) if symbols is None else list(symbols)
-    proxy = _proxy(bars, spec.risk) if spec.risk.beta else None
+    if spec.risk.beta and proxy is None:
+        proxy = proxy_returns(bars, spec.risk)
     out = {}
     for symbol in wanted:
         o, h, low, c, v, ts = bars[symbol]
@@ -159,7 +162,7 @@ def compute_features(
         returns = intraday_returns(c, ts)
         if spec.risk.var:
             blocks.extend(var_cvar(returns, spec.risk.window, spec.risk.var_level))
-        if proxy is not None:
+        if spec.risk.beta:
             blocks.extend(beta_corr(returns, align(*proxy, ts), spec.risk.window))
         if fitted_names(spec):
             blocks.append(_fitted_columns(spec, fitted, symbol, returns, ts))
@@ -173,7 +176,7 @@ def fit_features(
     """Fit the GARCH and copula blocks per symbol on its ``train_rows`` (row indices into its
     bars) only: a return or proxy value outside them never reaches the parameters."""
     risk = spec.risk
-    proxy = _proxy(bars, risk) if risk.copula else None
+    proxy = proxy_returns(bars, risk) if risk.copula else None
     garch, copula = {}, {}
     for symbol, rows in train_rows.items():
         _, _, _, close, _, ts = bars[symbol]
@@ -212,7 +215,9 @@ def fit_fold(
                          symbols=panel.symbols)
 
 
-def _proxy(bars: Mapping[str, BarColumns], risk: RiskSpec) -> tuple[np.ndarray, np.ndarray]:
+def proxy_returns(bars: Mapping[str, BarColumns], risk: RiskSpec) -> tuple[np.ndarray, np.ndarray]:
+    """(ts, return) of the market proxy: ``risk.market_proxy``'s intraday returns, or the
+    equal-weight mean of every symbol's in ``bars``."""
     if risk.market_proxy is not None and risk.market_proxy not in bars:
         raise KeyError(f"market proxy {risk.market_proxy!r} is not among the symbols {sorted(bars)}")
     returns = {s: (cols[5], intraday_returns(cols[3], cols[5])) for s, cols in bars.items()}

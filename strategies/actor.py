@@ -27,9 +27,12 @@ from models.pipeline import (
     feature_names,
     load_fitted,
     lookback_bars,
+    proxy_returns,
 )
 from models.zoo import SignalModel, load_model
 from strategies.signals import MLSignal
+
+SESSION_BARS = 390  # 1-minute bars of a full regular session
 
 
 class SignalActorConfig(ActorConfig, frozen=True, kw_only=True):
@@ -111,6 +114,8 @@ class SignalActor(Actor):
         self.last_features: dict[InstrumentId, np.ndarray] = {}
         self.features = FittedFeatures()
         self._feature_names: tuple[str, ...] = ()
+        # The market proxy computed for the newest bar time: (bar time, (ts, returns)).
+        self._proxy: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
         self._model_names = ""
         self._history = 1
         self._min_bars = 0
@@ -179,7 +184,10 @@ class SignalActor(Actor):
     def _request_warmup(self) -> None:
         as_of = pd.Timestamp(self.config.warmup_as_of) if self.config.warmup_as_of else self.clock.utc_now()
         as_of = as_of.tz_localize("UTC") if as_of.tz is None else as_of
-        sessions = sessions_ending((as_of - pd.Timedelta(days=1)).date(), self.config.warmup_sessions)
+        # At least the sessions the feature blocks' buffers hold (the daily block needs a week).
+        needed = -(-max(b.capacity for b in self.buffers.values()) // SESSION_BARS)
+        sessions = sessions_ending((as_of - pd.Timedelta(days=1)).date(),
+                                   max(self.config.warmup_sessions, needed))
         start = sessions["open"].iloc[0].to_pydatetime()
         for iid in self.instrument_ids:
             self._warming.add(iid)
@@ -231,6 +239,15 @@ class SignalActor(Actor):
             ),
         )
 
+    def _market_proxy(self, bar_ts: int) -> tuple[np.ndarray, np.ndarray]:
+        """The proxy from every buffer, once per bar time. The features at bar time t use the
+        proxy strictly before t, which is complete when the first bar at t arrives (bars come
+        in time order), so the value computed then serves every symbol's bar at t."""
+        if self._proxy is None or self._proxy[0] != bar_ts:
+            bars = {i.symbol.value: self.buffers[i].columns() for i in self.instrument_ids}
+            self._proxy = (bar_ts, proxy_returns(bars, self.features.spec.risk))
+        return self._proxy[1]
+
     def predict_last(self, iid: InstrumentId) -> np.ndarray | None:
         """Every model's probability for the newest bar of ``iid``.
 
@@ -243,11 +260,9 @@ class SignalActor(Actor):
         if n < self._min_bars:
             return None
         symbol = iid.symbol.value
-        if self.features.spec.risk.beta:  # the market proxy is the cross-section of the buffers
-            bars = {i.symbol.value: self.buffers[i].columns() for i in self.instrument_ids}
-        else:
-            bars = {symbol: (o, h, low, c, v, ts)}
-        X = compute_features(bars, self.features.spec, self.features, symbols=[symbol])[symbol]
+        proxy = self._market_proxy(int(ts[-1])) if self.features.spec.risk.beta else None
+        X = compute_features({symbol: (o, h, low, c, v, ts)}, self.features.spec, self.features,
+                             symbols=[symbol], proxy=proxy)[symbol]
         panel = Panel(
             X=X,
             y=np.full(n, np.nan),
