@@ -21,12 +21,13 @@ returns) and ``trend`` (close over the window's simple moving average, minus 1).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 from typing import Literal
 
 import numpy as np
 import pandas as pd
 
-from catalog.sessions import trading_sessions
+from catalog.sessions import CALENDAR_END, CALENDAR_START, trading_sessions
 from models.features import ny_local_ns, window_sum
 
 Timeframe = Literal["5m", "30m", "1h", "1d"]
@@ -107,14 +108,18 @@ def timeframe_features(
 def _session_minutes(day: np.ndarray) -> np.ndarray:
     """Each row's session length in minutes from the NYSE calendar (210 on half days); a day
     the calendar has no session for counts as a regular 390-minute day."""
-    days = np.unique(day)
-    first, last = (pd.Timestamp(int(d) * _NS_PER_DAY).date() for d in (days[0], days[-1]))
-    sessions = trading_sessions(first, last)
+    keys, minutes = _calendar_session_minutes()
+    at = np.minimum(np.searchsorted(keys, day), len(keys) - 1)
+    return np.where(keys[at] == day, minutes[at], _REGULAR_SESSION_MINUTES)
+
+
+@cache
+def _calendar_session_minutes() -> tuple[np.ndarray, np.ndarray]:
+    """(New York day number, session minutes) of every session the pinned calendar holds."""
+    sessions = trading_sessions(CALENDAR_START, CALENDAR_END)
     keys = pd.DatetimeIndex(sessions.index).as_unit("ns").asi8 // _NS_PER_DAY
-    minutes = ((sessions["close"] - sessions["open"]).dt.total_seconds() // 60).to_numpy(np.int64)
-    lookup = dict(zip(keys.tolist(), minutes.tolist(), strict=True))
-    per_day = np.array([lookup.get(int(d), _REGULAR_SESSION_MINUTES) for d in days], np.int64)
-    return per_day[np.searchsorted(days, day)]
+    minutes = (sessions["close"] - sessions["open"]).dt.total_seconds().to_numpy() // 60
+    return keys, minutes.astype(np.int64)
 
 
 def _bar_features(high: np.ndarray, low: np.ndarray, close: np.ndarray, w: int) -> np.ndarray:
