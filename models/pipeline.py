@@ -143,12 +143,15 @@ def compute_features(
     fitted: FittedFeatures | None = None,
     symbols: Iterable[str] | None = None,
     proxy: tuple[np.ndarray, np.ndarray] | None = None,
+    last_rows: int | None = None,
 ) -> dict[str, np.ndarray]:
     """(n, len(feature_names(spec))) float64 features of each of ``symbols`` (default: all).
 
     ``bars`` holds every symbol of the universe: the market proxy is their cross-section
     (``proxy_returns``), unless ``proxy`` brings it precomputed. The fitted columns come from
-    ``fitted`` (NaN without it).
+    ``fitted`` (NaN without it). ``last_rows`` (the live actor: its models' history) computes
+    the VaR and beta windows only for the last rows, NaN before: their window statistics do
+    not depend on where the input starts, so those rows keep the full computation's bits.
     """
     wanted = list(bars) if symbols is None else list(symbols)
     if spec.risk.beta and proxy is None:
@@ -160,14 +163,29 @@ def compute_features(
         if spec.timeframes:
             blocks.append(timeframe_features(h, low, c, ts, spec.timeframes))
         returns = intraday_returns(c, ts)
+        start = 0 if last_rows is None else _window_start(returns, spec.risk.window, last_rows)
+        tail = returns[start:]
         if spec.risk.var:
-            blocks.extend(var_cvar(returns, spec.risk.window, spec.risk.var_level))
+            blocks.extend(_pad(b, start) for b in var_cvar(tail, spec.risk.window, spec.risk.var_level))
         if spec.risk.beta:
-            blocks.extend(beta_corr(returns, align(*proxy, ts), spec.risk.window))
+            pairs = beta_corr(tail, align(*proxy, ts[start:]), spec.risk.window)
+            blocks.extend(_pad(b, start) for b in pairs)
         if fitted_names(spec):
             blocks.append(_fitted_columns(spec, fitted, symbol, returns, ts))
         out[symbol] = np.column_stack(blocks)
     return out
+
+
+def _window_start(returns: np.ndarray, window: int, last_rows: int) -> int:
+    """First row of a suffix holding every return the windows of the last ``last_rows`` rows
+    reach: ``window`` valid returns before the earliest of them, and one more for the pairs
+    that end strictly before a row."""
+    valid = np.flatnonzero(np.isfinite(returns))
+    return int(valid[max(0, len(valid) - window - last_rows - 1)]) if len(valid) else 0
+
+
+def _pad(values: np.ndarray, start: int) -> np.ndarray:
+    return np.r_[np.full(start, np.nan), values]
 
 
 def fit_features(

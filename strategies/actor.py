@@ -262,7 +262,7 @@ class SignalActor(Actor):
         symbol = iid.symbol.value
         proxy = self._market_proxy(int(ts[-1])) if self.features.spec.risk.beta else None
         X = compute_features({symbol: (o, h, low, c, v, ts)}, self.features.spec, self.features,
-                             symbols=[symbol], proxy=proxy)[symbol]
+                             symbols=[symbol], proxy=proxy, last_rows=self._history)[symbol]
         panel = Panel(
             X=X,
             y=np.full(n, np.nan),

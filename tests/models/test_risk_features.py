@@ -184,6 +184,12 @@ def test_a_live_window_gives_the_full_history_row(universe, fitted) -> None:
     live = P.compute_features(window, ALL_BLOCKS, fitted, symbols=["S1"])
     assert list(live) == ["S1"]
     np.testing.assert_allclose(live["S1"][-1], full["S1"][-1], rtol=1e-9, atol=1e-12)
+    # What the actor asks for: only its models' history of rows, the risk windows' bits intact.
+    history = 60
+    last = P.compute_features(window, ALL_BLOCKS, fitted, symbols=["S1"], last_rows=history)["S1"]
+    np.testing.assert_array_equal(last[-history:], live["S1"][-history:])
+    names = P.feature_names(ALL_BLOCKS)
+    assert np.isnan(last[0, names.index("hist_var")]) and np.isfinite(live["S1"][0]).any()
 
 
 def test_unfitted_columns_are_nan_and_the_default_spec_is_the_base_set(universe) -> None:
