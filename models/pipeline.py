@@ -238,7 +238,8 @@ def proxy_returns(bars: Mapping[str, BarColumns], risk: RiskSpec) -> tuple[np.nd
     equal-weight mean of every symbol's in ``bars``."""
     if risk.market_proxy is not None and risk.market_proxy not in bars:
         raise KeyError(f"market proxy {risk.market_proxy!r} is not among the symbols {sorted(bars)}")
-    returns = {s: (cols[5], intraday_returns(cols[3], cols[5])) for s, cols in bars.items()}
+    members = list(bars) if risk.market_proxy is None else [risk.market_proxy]
+    returns = {s: (bars[s][5], intraday_returns(bars[s][3], bars[s][5])) for s in members}
     return market_proxy(returns, risk.market_proxy)
 
 

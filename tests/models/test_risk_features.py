@@ -208,3 +208,12 @@ def test_fitted_features_round_trip_through_a_model_directory(tmp_path, fitted) 
     assert P.load_fitted(tmp_path) == P.FittedFeatures()  # a model saved before feature specs
     fitted.save(tmp_path)
     assert P.load_fitted(tmp_path) == fitted
+
+
+def test_a_named_index_proxy_replaces_the_equal_weight_mean(universe) -> None:
+    spec = P.FeatureSpec(risk=P.RiskSpec(beta=True, market_proxy="S2"))
+    values = P.compute_features(universe, spec)
+    beta = P.feature_names(spec).index("beta_mkt")
+    assert values["S2"][-1, beta] == pytest.approx(1.0, rel=1e-9)  # the index against itself
+    equal_weight = P.compute_features(universe, P.FeatureSpec(risk=P.RiskSpec(beta=True)))
+    assert values["S0"][-1, beta] != equal_weight["S0"][-1, beta]
