@@ -4,8 +4,9 @@ On every bar it appends to a rolling buffer, computes the SAME feature function 
 ``lookback_bars`` bars (long enough that the last row equals the full-history row; see
 ``models.pipeline.lookback_bars``: the buffers grow to what the models' feature blocks need),
 with the fold's fitted feature parameters and the market proxy from its own buffers, runs the
-SAME fitted models on that last row and publishes an MLSignal, which the EnsembleStrategy consumes exactly as it consumes replayed signals.
-Parity with the batch path is proven by ``tests/strategies/test_actor_parity.py``.
+SAME fitted models on that last row and publishes an MLSignal, which the EnsembleStrategy
+consumes exactly as it consumes replayed signals. Parity with the batch path is proven by
+``tests/strategies/test_actor_parity.py`` (and ``test_actor_parity_blocks.py``, every block on).
 """
 
 from pathlib import Path
