@@ -12,6 +12,7 @@ from msgspec import Meta
 
 from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
 from models.names import NAME_PATTERN
+from models.outlook import DEFAULT_HORIZON, DEFAULT_VOLATILITY_FEATURE
 from models.universe import ScreenRule
 from strategies.settings import Name, StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
@@ -54,7 +55,7 @@ class CatalogConfig(_Section):
 
 
 class LabelConfig(_Section):
-    horizon: PositiveInt = 15  # bars ahead the label looks
+    horizon: PositiveInt = DEFAULT_HORIZON  # bars ahead the label looks
     cost: Annotated[float, Meta(ge=0.0)] = 0.001  # round-trip cost a move must beat
 
 
@@ -78,7 +79,7 @@ class SignalConfig(_Section):
     (its risk score and a volatility-targeted stop): a realised volatility by default, a
     forecast-volatility column when a feature block provides one."""
 
-    volatility_feature: str = "rv_60"
+    volatility_feature: str = DEFAULT_VOLATILITY_FEATURE
 
 
 class WalkForwardConfig(_Section):

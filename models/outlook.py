@@ -27,6 +27,8 @@ BUY, SELL, HOLD = "BUY", "SELL", "HOLD"
 BARS_PER_SESSION = 390
 RISK_SCORE_STEP = 0.005
 RISK_SCORE_MAX = 10
+DEFAULT_VOLATILITY_FEATURE = "rv_60"  # a realised volatility of models.features
+DEFAULT_HORIZON = 15  # bars: the default label horizon (backtests.config.LabelConfig)
 
 
 def decide(probability: float, threshold: float, allow_short: bool) -> str:
