@@ -23,11 +23,11 @@ from catalog.store import MarketCatalog
 from models.dataset import Panel
 from models.features import ny_day
 from models.horizons import HorizonModels, forward_returns
-from models.outlook import Outlook, OutlookRule, outlook
+from models.outlook import Outlook, OutlookRule, outlook, write_outlook_spec
 from models.splits import Fold, train_rows
 from models.universe import daily_bars, screen, week_start
 
-HORIZONS_DIR = "horizons"  # beside the run's models/: one fold-<k> directory per fold
+HORIZONS_DIR = "horizons"  # in the run's model registry: one fold-<k> directory per fold
 
 
 @dataclass(frozen=True)
@@ -84,7 +84,10 @@ class SignalOutlook:
 
     def fit_horizons(self, fold: Fold, panel: Panel, usable: np.ndarray, registry_root: Path) -> HorizonModels | None:
         """Horizon models fitted on the fold's train rows with complete features, each horizon
-        purged by its own label end; saved beside the registry as ``horizons/fold-<k>``."""
+        purged by its own label end; saved in the registry root as ``horizons/fold-<k>``, and
+        the registry's outlook spec (``models.outlook.OUTLOOK_FILE``) names the newest fold's."""
+        folder = f"{HORIZONS_DIR}/fold-{fold.index}" if self.targets is not None else None
+        write_outlook_spec(registry_root, self.rule.volatility_feature, self.rule.horizon, folder)
         if self.targets is None:
             return None
         horizons = self.config.horizons
@@ -97,7 +100,7 @@ class SignalOutlook:
             rows.append(picked)
         model = HorizonModels(tuple(horizons.bars), horizons.alpha)
         model.fit(panel, self.targets.returns, rows)
-        model.save(Path(registry_root).parent / HORIZONS_DIR / f"fold-{fold.index}")
+        model.save(Path(registry_root) / folder)
         return model
 
     def traded(self, panel: Panel, rows: np.ndarray) -> np.ndarray:

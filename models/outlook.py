@@ -15,9 +15,11 @@ clipped to 1..10. So 1 = under 0.5% a day (a quiet ETF), 4 = 1.5-2% (a typical l
 
 from __future__ import annotations
 
+import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 
@@ -29,6 +31,7 @@ RISK_SCORE_STEP = 0.005
 RISK_SCORE_MAX = 10
 DEFAULT_VOLATILITY_FEATURE = "rv_60"  # a realised volatility of models.features
 DEFAULT_HORIZON = 15  # bars: the default label horizon (backtests.config.LabelConfig)
+OUTLOOK_FILE = "outlook.json"  # in a model registry's root: how its run computed the outlook
 
 
 def decide(probability: float, threshold: float, allow_short: bool) -> str:
@@ -141,3 +144,23 @@ def outlook(
         horizons=tuple(horizons),
         horizon_returns=returns,
     )
+
+
+def write_outlook_spec(registry_root: Path, volatility_feature: str, horizon: int, horizons_dir: str | None) -> None:
+    """Record beside a run's models how its signals' outlook was computed, so a live actor
+    loading those models computes it the same way. ``horizons_dir``: relative to the root."""
+    spec = {"volatility_feature": volatility_feature, "horizon": horizon, "horizons_dir": horizons_dir}
+    Path(registry_root).mkdir(parents=True, exist_ok=True)
+    (Path(registry_root) / OUTLOOK_FILE).write_text(json.dumps(spec, indent=2))
+
+
+def read_outlook_spec(registry_root: Path) -> dict:
+    """The SignalActorConfig fields of ``write_outlook_spec`` (the horizon models' directory
+    made absolute); the defaults, without horizon models, for a registry that has none."""
+    path = Path(registry_root) / OUTLOOK_FILE
+    if not path.is_file():
+        return {"volatility_feature": DEFAULT_VOLATILITY_FEATURE, "horizon": DEFAULT_HORIZON, "horizons_dir": None}
+    spec = json.loads(path.read_text())
+    if spec["horizons_dir"] is not None:
+        spec["horizons_dir"] = str(Path(registry_root) / spec["horizons_dir"])
+    return spec

@@ -125,7 +125,7 @@ def batch(tmp_path_factory) -> Batch:
         name: str(registry.root / name / f"v{registry.latest(name):04d}") for name in MODELS
     }
     history = max(registry.load(name)[0].history_bars for name in MODELS)
-    horizons_dir = str(root / HORIZONS_DIR / f"fold-{fold.index}")
+    horizons_dir = str(registry.root / HORIZONS_DIR / f"fold-{fold.index}")
     return Batch(market.bars, market.sectors, features, preds, model_dirs, history, config, horizons_dir)
 
 
