@@ -10,7 +10,13 @@ from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.data import DataType
 from nautilus_trader.model.events import OrderEvent, OrderFilled
 
-from strategies.records import INTENT_COLUMNS, SIGNAL_COLUMNS, creation_key, order_intent, signal_record
+from strategies.records import (
+    INTENT_COLUMNS,
+    SIGNAL_COLUMNS,
+    creation_key,
+    order_intent,
+    signal_record,
+)
 from strategies.signals import MLSignal
 
 

@@ -7,10 +7,10 @@ import pytest
 from backtests.config import BacktestConfig, HorizonConfig, WalkForwardConfig
 from backtests.signal_outlook import HorizonTargets, SignalOutlook
 from catalog.synthetic import generate_market
+from models import splits
 from models.dataset import Panel
 from models.features import FEATURE_NAMES, feature_matrix
 from models.horizons import HorizonModels, forward_returns
-from models import splits
 from models.splits import train_rows, walk_forward_folds
 
 HORIZONS = (1, 5, 30, 60, 390)

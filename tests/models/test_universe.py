@@ -48,7 +48,7 @@ def test_the_screen_on_a_monday_uses_only_the_sessions_before_it(market) -> None
 
 def test_a_stock_that_becomes_liquid_later_is_excluded_before_and_included_after(market) -> None:
     bars = {s: f.copy() for s, f in market.items()}
-    late = "S003" if "S003" in bars else sorted(bars)[-1]
+    late = max(bars)
     days = bars[late].index.tz_convert("America/New_York").normalize()
     switch = days.unique()[20]
     bars[late].loc[days < switch, "volume"] *= 1e-3  # thinly traded for its first 20 sessions

@@ -26,7 +26,13 @@ from nautilus_trader.model.enums import AccountType, OmsType
 from nautilus_trader.model.objects import Money, Price, Quantity
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
-from backtests.config import BacktestConfig, CatalogConfig, HorizonConfig, ModelConfig, WalkForwardConfig
+from backtests.config import (
+    BacktestConfig,
+    CatalogConfig,
+    HorizonConfig,
+    ModelConfig,
+    WalkForwardConfig,
+)
 from backtests.signal_outlook import HORIZONS_DIR, SignalOutlook
 from backtests.train import build_panel, train_fold
 from catalog.instruments import VENUE, bar_type, equity, instrument_id
