@@ -70,6 +70,7 @@ def train(
         )
     except TooFewSessionsError as e:
         raise EmptyCatalogError(f"catalog {catalog.path}: {e}") from e
+    signal_outlook = SignalOutlook.prepare(config, catalog, symbols, folds, panel.feature_names)
     run_dir = _new_run_dir(out_root, config.name)  # only once the inputs are known to be usable
     run = TrainedRun(run_dir=run_dir, config=config, catalog_path=catalog.path.resolve(),
                      symbols=tuple(symbols), folds=tuple(folds))
@@ -78,7 +79,6 @@ def train(
     # must match the stored price precision (a catalog created at cents stays at cents).
     signal_catalog.nautilus.write_data([i for i in catalog.instruments() if i.id.symbol.value in symbols])
     registry = ModelRegistry(run_dir / "models")
-    signal_outlook = SignalOutlook.prepare(config, catalog, symbols, folds, panel.feature_names)
     if signal_outlook.universe is not None:
         signal_outlook.universe.to_parquet(run_dir / "universe.parquet")
 
