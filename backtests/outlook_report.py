@@ -53,7 +53,7 @@ def _decision_table(traded: pd.DataFrame) -> str:
 
 def _risk_table(preds: pd.DataFrame) -> str:
     counts = preds["risk_score"].value_counts()
-    scores = list(range(0, RISK_SCORE_MAX + 1))
+    scores = list(range(RISK_SCORE_MAX + 1))
     return _table(["risk score", *scores], [["signals", *(f"{int(counts.get(s, 0)):,}" for s in scores)]])
 
 
