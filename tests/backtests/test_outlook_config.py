@@ -39,3 +39,21 @@ def test_sections_load() -> None:
 def test_a_bad_value_names_its_key(raw, message) -> None:
     with pytest.raises(ConfigError, match=message):
         parse_config(raw)
+
+
+def test_the_volatility_stop_is_tunable() -> None:
+    """A tuning study may search the multiple (off in the base settings) and the clamp."""
+    from backtests.tuning.space import build_space
+    from strategies.settings import StrategySettings
+
+    space = build_space({"risk.stop_volatility_multiple": {"low": 1.0, "high": 4.0},
+                         "risk.stop_max": {"low": 0.02, "high": 0.05}}, StrategySettings(), "tune.yaml")
+
+    class Middle:
+        def suggest_float(self, name, low, high, *, log=False):
+            return (low + high) / 2
+
+    risk = space.settings(space.sample(Middle())).risk
+    assert (risk.stop_volatility_multiple, risk.stop_max) == (2.5, 0.035)
+    with pytest.raises(ConfigError, match="stop_volatility_multiple"):
+        build_space({"risk.stop_volatility_multiple": {"low": 1.0, "high": 40.0}}, StrategySettings(), "tune.yaml")
