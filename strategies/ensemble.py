@@ -78,6 +78,7 @@ class EnsembleStrategy(Strategy):
         # Entry orders not done yet -> the price they were sized at. Live, fills land after the
         # other signals of the same bar are handled; these orders must count against the caps.
         self._entries_in_flight: dict[ClientOrderId, float] = {}
+        self._without_volatility: set[InstrumentId] = set()
         load_calendar()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -149,8 +150,10 @@ class EnsembleStrategy(Strategy):
     def _enter(self, iid: InstrumentId, side: OrderSide, signal: MLSignal) -> None:
         stop_loss = self.rules.stop_distance(signal.volatility, signal.horizon)
         if stop_loss is None:
-            self.log.warning(f"{iid}: the volatility-targeted stop needs the signal's volatility "
-                             f"(got {signal.volatility}, horizon {signal.horizon}); no entry")
+            if iid not in self._without_volatility:  # once per stock: a whole old catalog lacks it
+                self._without_volatility.add(iid)
+                self.log.warning(f"{iid}: the volatility-targeted stop needs the signal's volatility "
+                                 f"(got {signal.volatility}, horizon {signal.horizon}); no entry")
             return
         pending = self._pending_entries()
         if iid in pending:

@@ -150,7 +150,7 @@ def signals_from_table(table: pa.Table) -> list[MLSignal]:
     models = table.column("models").to_pylist()
     matrix = _float_rows(table.column("probabilities").chunk(0), "models")
     present = set(table.column_names)
-    view = {k: table.column(k).to_pylist() if k in present else [v] * n for k, v in _OUTLOOK_DEFAULTS.items()}
+    view = {k: _values(table.column(k)) if k in present else [v] * n for k, v in _OUTLOOK_DEFAULTS.items()}
     returns = (_float_rows(table.column("horizon_returns").chunk(0), "horizons")
                if "horizon_returns" in present else np.empty((n, 0)))
     ts_event = table.column("ts_event").to_numpy().tolist()
@@ -178,6 +178,13 @@ def signals_from_table(table: pa.Table) -> list[MLSignal]:
         signal._ts_init = init
         out.append(signal)
     return out
+
+
+def _values(column: pa.ChunkedArray) -> list:
+    """A column as Python values; numbers through numpy (several times faster than to_pylist)."""
+    if pa.types.is_string(column.type):
+        return column.to_pylist()
+    return column.to_numpy().tolist()
 
 
 def _returns_of(signal: MLSignal) -> np.ndarray:

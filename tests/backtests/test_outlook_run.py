@@ -3,13 +3,18 @@ volatility-targeted stop: what the train step stores, what the backtest trades, 
 report and the live actor are handed."""
 
 import io
+import shutil
 
+import msgspec
 import numpy as np
 import pandas as pd
+import pyarrow.parquet as pq
 import pytest
 from rich.console import Console
 
 from backtests.config import ConfigError, parse_config
+from backtests.trade import trade
+from backtests.trained import TrainedRun
 from backtests.walkforward import run_walkforward
 from catalog.jobs import generate_catalog
 from catalog.store import MarketCatalog
@@ -17,6 +22,7 @@ from models.features import ny_day
 from models.horizons import HorizonModels
 from models.outlook import read_outlook_spec
 from models.universe import week_start
+from strategies.risk import RiskRules
 from strategies.signals import MLSignal, signals_from_table
 
 K = 3.0
@@ -112,3 +118,20 @@ def test_an_unknown_volatility_feature_is_a_config_error(tmp_path) -> None:
     with pytest.raises(ConfigError, match="'signal.volatility_feature': 'garch_vol' is not a feature column"):
         run_walkforward(config, tmp_path / "runs", Console(file=io.StringIO()))
     assert not (tmp_path / "runs").exists()  # refused before a run directory is made
+
+
+@pytest.mark.slow
+def test_a_run_trained_before_the_outlook_cannot_trade_volatility_stops(run, tmp_path) -> None:
+    result, _ = run
+    old = tmp_path / "old-run"
+    shutil.copytree(result.run_dir, old, ignore=shutil.ignore_patterns("windows", "models"))
+    outlook_columns = {"decision", "confidence", "expected_return", "risk_score", "volatility", "horizon",
+                       "horizons", "horizon_returns"}
+    for file in (old / "signals" / "data").glob("custom_ml_signal/*/*.parquet"):
+        table = pq.read_table(file)
+        pq.write_table(table.select([c for c in table.column_names if c not in outlook_columns]), file)
+    trained = TrainedRun.load(old)
+    with pytest.raises(ConfigError, match="trained before signals carried one"):
+        trade(trained, trained.config.strategy, tmp_path / "out")
+    fixed = msgspec.structs.replace(trained.config.strategy, risk=RiskRules())
+    assert trade(trained, fixed, tmp_path / "out").trading["trades"] > 0  # the old signals still trade

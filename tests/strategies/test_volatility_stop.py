@@ -71,3 +71,14 @@ def test_stop_distance_rule() -> None:
     assert RiskRules().stop_distance(0.01, 25) == 0.02
     assert math.isclose(TARGETED.stop_distance(0.001, 25), 0.015)
     assert TARGETED.stop_distance(math.nan, 25) is None and TARGETED.stop_distance(0.001, 0) is None
+
+
+def test_the_missing_volatility_is_logged_once_per_stock(backtest) -> None:
+    market = Market([DAY], {"AAA": "TECH"})
+    market.signal("AAA", f"{DAY} 15:00", 0.9)
+    market.signal("AAA", f"{DAY} 15:01", 0.9)
+
+    run = backtest(market, rules=TARGETED)
+
+    assert run.entries("AAA") == []
+    assert len(run.logged("warning", "volatility-targeted stop")) == 1
