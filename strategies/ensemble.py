@@ -3,9 +3,9 @@
 The trading idea in one paragraph: when a fresh MLSignal arrives for a stock with no position,
 combine the models' probabilities with the configured weights; go long when the ensemble is at
 least ``entry_threshold`` sure the price rises, short when it is as sure it falls; enter with a
-bracket (2% stop, or one set from the signal's forecast volatility; 4% target) sized to risk
-1% of equity; be flat before the session's real
-close; stop for the day when the day's loss reaches the limit.
+bracket (2% stop, or optionally one set from the signal's forecast volatility; 4% target) sized
+to risk 1% of equity; be flat before the session's real close; stop for the day when the day's
+loss reaches the limit.
 
 The same class runs in backtests (signals replayed from the catalog) and live (signals
 published by the SignalActor).
