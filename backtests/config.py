@@ -12,7 +12,9 @@ from msgspec import Meta
 
 from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
 from models.names import NAME_PATTERN
+from models.outlook import DEFAULT_HORIZON, DEFAULT_VOLATILITY_FEATURE
 from models.pipeline import FeatureSpec
+from models.universe import ScreenRule
 from strategies.settings import Name, StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
 
@@ -54,8 +56,31 @@ class CatalogConfig(_Section):
 
 
 class LabelConfig(_Section):
-    horizon: PositiveInt = 15  # bars ahead the label looks
+    horizon: PositiveInt = DEFAULT_HORIZON  # bars ahead the label looks
     cost: Annotated[float, Meta(ge=0.0)] = 0.001  # round-trip cost a move must beat
+
+
+class HorizonConfig(_Section):
+    """Horizon models (``models.horizons``): the bar counts forecast, the trading horizon whose
+    forecast is a signal's expected return, and the ridge penalty."""
+
+    bars: Annotated[list[PositiveInt], Meta(min_length=1)] = msgspec.field(default_factory=lambda: [1, 5, 30, 60, 390])
+    trade: PositiveInt = 30
+    alpha: Annotated[float, Meta(gt=0.0)] = 0.1
+
+    def __post_init__(self) -> None:
+        if len(set(self.bars)) != len(self.bars):
+            raise ValueError(f"'bars' must be distinct, got {self.bars}")
+        if self.trade not in self.bars:
+            raise ValueError(f"'trade' ({self.trade}) must be one of 'bars' {self.bars}")
+
+
+class SignalConfig(_Section):
+    """``volatility_feature``: the feature column read as a signal's forecast per-bar volatility
+    (its risk score and a volatility-targeted stop): a realised volatility by default, a
+    forecast-volatility column when a feature block provides one."""
+
+    volatility_feature: str = DEFAULT_VOLATILITY_FEATURE
 
 
 class WalkForwardConfig(_Section):
@@ -97,6 +122,9 @@ class BacktestConfig(_Section):
     models: dict[Name, ModelConfig] = msgspec.field(default_factory=_default_models)
     strategy: StrategySettings = StrategySettings()
     venue: VenueConfig = VenueConfig()
+    horizons: HorizonConfig | None = None  # None: no horizon models, no expected return
+    signal: SignalConfig = SignalConfig()
+    universe_screen: ScreenRule | None = None  # None: trade every symbol of the universe
     workers: PositiveInt = 1  # parallel backtest windows
 
     def __post_init__(self) -> None:

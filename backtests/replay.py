@@ -28,6 +28,7 @@ from catalog.errors import CalendarRangeError
 from catalog.instruments import VENUE, bar_type
 from catalog.sessions import session_minutes, trading_sessions
 from catalog.store import EmptyCatalogError, MarketCatalog
+from models.outlook import read_outlook_spec
 from strategies.actor import SignalActor, SignalActorConfig
 from strategies.ensemble import EnsembleStrategy, EnsembleStrategyConfig
 from strategies.risk import install_trading_state_endpoint
@@ -157,11 +158,16 @@ def replay(
     engine.add_actor(ReplayObserver(ReplayObserverConfig(bar_types=bar_types), record))
     ids = [str(instruments[s].id) for s in universe]
     if model_dirs:
-        engine.add_actor(SignalActor(SignalActorConfig(
-            instrument_ids=ids, model_dirs={n: str(p) for n, p in model_dirs.items()})))
+        # The outlook as the models' run computed it (its spec sits in the registry root).
+        outlook = read_outlook_spec(Path(next(iter(model_dirs.values()))).parent.parent)
         if config is not None:
             settings = config.strategy_settings(ids)
             settings["weights"] = {n: w for n, w in settings["weights"].items() if n in model_dirs}
+            outlook |= {"weights": settings["weights"], "entry_threshold": config.strategy.entry_threshold,
+                        "allow_short": config.strategy.allow_short}
+        engine.add_actor(SignalActor(SignalActorConfig(
+            instrument_ids=ids, model_dirs={n: str(p) for n, p in model_dirs.items()}, **outlook)))
+        if config is not None:
             engine.add_strategy(EnsembleStrategy(msgspec.convert(settings, EnsembleStrategyConfig)))
             install_trading_state_endpoint(engine.kernel.msgbus, engine.kernel.risk_engine)
     began = time.perf_counter()

@@ -20,8 +20,10 @@ from backtests.trained import TrainedRun, ny_date
 from backtests.window import VenueSpec, WindowResult, WindowSpec, run_windows
 from catalog.instruments import instrument_id
 from catalog.sessions import trading_sessions
+from catalog.store import MarketCatalog
 from models.splits import Fold
 from strategies.settings import StrategySettings
+from strategies.signals import MLSignal
 
 
 @dataclass(frozen=True)
@@ -54,6 +56,11 @@ def trade(
     if set(settings.weights) != set(run.models):
         raise ConfigError(f"strategy weights {sorted(settings.weights)} must weigh exactly the models the run "
                           f"{run.run_dir} trained: {sorted(run.models)}")
+    if settings.risk.stop_volatility_multiple is not None and "volatility" not in MarketCatalog(
+            run.signal_catalog_path).common_columns(MLSignal):
+        raise ConfigError(f"'strategy.risk.stop_volatility_multiple' sizes stops from the signals' volatility, but "
+                          f"the run {run.run_dir} was trained before signals carried one: retrain it, or "
+                          "trade it with the fixed stop_loss")
     chosen = _chosen_folds(run, folds)
     specs = [window_spec(run, fold, settings, out_dir) for fold in chosen]
     windows = run_windows(specs, workers=workers, on_done=on_window_done)

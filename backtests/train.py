@@ -20,6 +20,7 @@ import pandas as pd
 
 from backtests.config import BacktestConfig, ConfigError
 from backtests.metrics import classification_metrics
+from backtests.signal_outlook import SignalOutlook
 from backtests.trained import TrainedRun, ny_date
 from catalog.instruments import instrument_id
 from catalog.store import EmptyCatalogError, MarketCatalog
@@ -27,6 +28,7 @@ from models.dataset import Panel
 from models.ensemble import ensemble_probability
 from models.labels import direction_labels
 from models.names import check_name
+from models.outlook import Outlook
 from models.pipeline import BarColumns, compute_features, feature_names, fit_fold
 from models.registry import ModelRegistry, data_hash
 from models.splits import Fold, TooFewSessionsError, test_rows, train_rows, walk_forward_folds
@@ -69,6 +71,7 @@ def train(
         )
     except TooFewSessionsError as e:
         raise EmptyCatalogError(f"catalog {catalog.path}: {e}") from e
+    signal_outlook = SignalOutlook.prepare(config, catalog, symbols, folds, panel.feature_names)
     run_dir = _new_run_dir(out_root, config.name)  # only once the inputs are known to be usable
     run = TrainedRun(run_dir=run_dir, config=config, catalog_path=catalog.path.resolve(),
                      symbols=tuple(symbols), folds=tuple(folds))
@@ -77,12 +80,15 @@ def train(
     # must match the stored price precision (a catalog created at cents stays at cents).
     signal_catalog.nautilus.write_data([i for i in catalog.instruments() if i.id.symbol.value in symbols])
     registry = ModelRegistry(run_dir / "models")
+    if signal_outlook.universe is not None:
+        signal_outlook.universe.to_parquet(run_dir / "universe.parquet")
 
     fold_rows: list[dict] = []
     predictions: list[pd.DataFrame] = []
     importance: dict[str, list[dict[str, float]]] = {}
     for fold in folds:
-        row, preds, imp = train_fold(fold, panel, label_end, config, registry, signal_catalog, bars)
+        row, preds, imp = train_fold(fold, panel, label_end, config, registry, signal_catalog, bars,
+                                     signal_outlook)
         fold_rows.append(row)
         predictions.append(preds)
         for name, values in imp.items():
@@ -136,10 +142,14 @@ def train_fold(
     registry: ModelRegistry,
     signal_catalog: MarketCatalog,
     bars: Mapping[str, BarColumns],
+    signal_outlook: SignalOutlook | None = None,
 ) -> tuple[dict, pd.DataFrame, dict]:
     """Fit the fold's feature blocks and every model on its train rows, predict its test rows,
     store the signals and the models (each with the fitted features); the fold's report row,
-    its predictions and the models' importances. ``bars``: what ``panel`` was built from."""
+    its predictions and the models' importances. ``bars``: what ``panel`` was built from;
+    ``signal_outlook``: horizon models, outlook and screen (default: the config's outlook
+    without horizon models or screen)."""
+    signal_outlook = signal_outlook or SignalOutlook(config)
     fitted, panel = fit_fold(panel, bars, config.features, train_rows(panel.ts_ns, label_end, fold))
     test = test_rows(panel.ts_ns, fold)
     models = {name: build_model(_kind(name), spec.params, name=name) for name, spec in config.models.items()}
@@ -172,7 +182,9 @@ def train_fold(
         }, features=fitted)
     names = tuple(models)
     matrix = np.column_stack([probs[n] for n in names])
-    _write_signals(signal_catalog, panel, test, names, matrix)
+    view = signal_outlook.of(panel, test, probs, signal_outlook.fit_horizons(fold, panel, usable, registry.root))
+    traded = signal_outlook.traded(panel, test)
+    _write_signals(signal_catalog, panel, test[traded], names, matrix[traded], view.take(traded))
     y_test = panel.y[test]
     ens = ensemble_probability(probs, config.weights())
     row = {
@@ -185,7 +197,8 @@ def train_fold(
     }
     preds = pd.DataFrame({"fold": fold.index, "ts": panel.ts_ns[test],
                           "symbol": np.asarray(panel.symbols)[panel.symbol[test]], "y": y_test}
-                         | {n: probs[n] for n in names} | {"ensemble": ens})
+                         | {n: probs[n] for n in names} | {"ensemble": ens}
+                         | signal_outlook.prediction_columns(test, view, traded))
     return row, preds, importance
 
 
@@ -197,12 +210,14 @@ def _fitted_span(ts_ns: np.ndarray, label_end_ns: np.ndarray) -> dict:
             "last_label_end": _iso(int(label_end_ns.max()))}
 
 
-def _write_signals(catalog: MarketCatalog, panel: Panel, rows: np.ndarray, names: tuple[str, ...], matrix: np.ndarray) -> None:
+def _write_signals(catalog: MarketCatalog, panel: Panel, rows: np.ndarray, names: tuple[str, ...], matrix: np.ndarray,
+                   view: Outlook) -> None:
     codes = panel.symbol[rows]
     for code in np.unique(codes):
         mask = codes == code
         iid = str(instrument_id(panel.symbols[code]))
-        catalog.write_table(MLSignal, iid, signals_table(iid, names, panel.ts_ns[rows][mask], matrix[mask]))
+        catalog.write_table(MLSignal, iid, signals_table(iid, names, panel.ts_ns[rows][mask], matrix[mask],
+                                                         view.take(mask)))
 
 
 def _kind(name: str) -> str:

@@ -264,6 +264,13 @@ class MarketCatalog:
             if old != final:
                 old.unlink(missing_ok=True)  # a concurrent reader may have settled it already
 
+    def common_columns(self, data_cls: type) -> set[str]:
+        """The columns every stored file of ``data_cls`` has (footers only): how a reader tells
+        a catalog written before a column existed."""
+        files = sorted((self.path / "data" / class_to_filename(data_cls)).glob("*/*.parquet"))
+        schemas = [set(pq.read_schema(f).names) for f in files]
+        return set.intersection(*schemas) if schemas else set()
+
     def read_table(
         self, data_cls: type, identifiers: Iterable[str], start_ns: int | None = None, end_ns: int | None = None
     ) -> pa.Table:

@@ -10,7 +10,13 @@ from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.data import DataType
 from nautilus_trader.model.events import OrderEvent, OrderFilled
 
-from strategies.records import INTENT_COLUMNS, creation_key, order_intent, signal_record
+from strategies.records import (
+    INTENT_COLUMNS,
+    SIGNAL_COLUMNS,
+    creation_key,
+    order_intent,
+    signal_record,
+)
 from strategies.signals import MLSignal
 
 
@@ -65,7 +71,7 @@ class LiveJournal(Actor):
 
     def _write(self, out: Path) -> None:
         out.mkdir(parents=True, exist_ok=True)
-        pd.DataFrame(self.signals, columns=["ts_event", "instrument_id", "models", "probabilities"]).to_parquet(
+        pd.DataFrame(self.signals, columns=SIGNAL_COLUMNS).to_parquet(
             out / "signals.parquet")
         pd.DataFrame(self.intents(), columns=INTENT_COLUMNS).to_parquet(out / "orders.parquet")
         pd.DataFrame(self.fills).to_parquet(out / "fills.parquet")

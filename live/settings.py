@@ -97,6 +97,14 @@ class LiveConfig(_Section, kw_only=True):
         registry = ModelRegistry(Path(self.models.registry))
         return {name: registry.path(name) for name in self.strategy.weights}
 
+    def outlook_fields(self) -> dict:
+        """SignalActorConfig fields for the signals' outlook: this config's ensemble and entry
+        rule, and the volatility feature, horizon and horizon models the registry's run used."""
+        from models.outlook import read_outlook_spec
+
+        return {"weights": dict(self.strategy.weights), "entry_threshold": self.strategy.entry_threshold,
+                "allow_short": self.strategy.allow_short, **read_outlook_spec(Path(self.models.registry))}
+
     def strategy_settings(self, instrument_ids: list[str]) -> dict:
         """EnsembleStrategyConfig fields, as a backtest window builds them, plus the claim on
         orders and positions of these instruments that reconciliation restores at start-up

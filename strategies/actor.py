@@ -22,6 +22,14 @@ from catalog.instruments import BAR_SPEC
 from catalog.sessions import sessions_ending
 from models.dataset import Panel
 from models.features import LOOKBACK_BARS, WARMUP_BARS
+from models.horizons import HorizonModels
+from models.outlook import (
+    DEFAULT_HORIZON,
+    DEFAULT_VOLATILITY_FEATURE,
+    Outlook,
+    OutlookRule,
+    outlook,
+)
 from models.pipeline import (
     FittedFeatures,
     compute_features,
@@ -31,9 +39,11 @@ from models.pipeline import (
     proxy_returns,
 )
 from models.zoo import SignalModel, load_model
+from strategies.settings import StrategySettings
 from strategies.signals import MLSignal
 
 SESSION_BARS = 390  # 1-minute bars of a full regular session
+_STRATEGY_DEFAULTS = StrategySettings()
 
 
 class SignalActorConfig(ActorConfig, frozen=True, kw_only=True):
@@ -44,6 +54,15 @@ class SignalActorConfig(ActorConfig, frozen=True, kw_only=True):
     # (an ISO time; None = the clock's now) at start, so signals flow from the first live bar.
     warmup_sessions: int = 0
     warmup_as_of: str | None = None
+    # The outlook every signal carries (models.outlook): the strategy's ensemble and entry rule
+    # (weights None: every model weighs 1), the feature read as forecast volatility, the
+    # trading horizon (bars) and the horizon models (a HorizonModels.save directory, or none).
+    weights: dict[str, float] | None = None
+    entry_threshold: float = _STRATEGY_DEFAULTS.entry_threshold
+    allow_short: bool = _STRATEGY_DEFAULTS.allow_short
+    volatility_feature: str = DEFAULT_VOLATILITY_FEATURE
+    horizon: int = DEFAULT_HORIZON
+    horizons_dir: str | None = None
 
 
 class BarBuffer:
@@ -140,6 +159,13 @@ class SignalActor(Actor):
             model.params["n_jobs"] = 1
         self._model_names = ",".join(self.models)
         self._load_features()
+        self._horizon_models = HorizonModels.load(Path(self.config.horizons_dir)) if self.config.horizons_dir else None
+        self._rule = OutlookRule(
+            weights=self.config.weights or dict.fromkeys(self.models, 1.0),
+            entry_threshold=self.config.entry_threshold, allow_short=self.config.allow_short,
+            volatility_feature=self.config.volatility_feature, horizon=self.config.horizon)
+        self._volatility_column = self._rule.volatility_column(self._feature_names)
+        self._horizons = self._horizon_models.horizons if self._horizon_models else ()
         self._history = max(m.history_bars for m in self.models.values())
         # The first row with finite features is WARMUP_BARS; a model needs `history` of them.
         self._min_bars = WARMUP_BARS + self._history
@@ -225,9 +251,10 @@ class SignalActor(Actor):
             return
         if len(buffer) < self._min_bars:
             return
-        probabilities = self.predict_last(iid)
-        if probabilities is None:
+        predicted = self.predict_last(iid)
+        if predicted is None:
             return
+        probabilities, view = predicted
         self._signalled_ts[iid] = bar.ts_event
         self.publish_data(
             DataType(MLSignal),
@@ -237,6 +264,14 @@ class SignalActor(Actor):
                 instrument_id=iid,
                 models=self._model_names,
                 probabilities=probabilities,
+                decision=view.decision[0],
+                confidence=float(view.confidence[0]),
+                expected_return=float(view.expected_return[0]),
+                risk_score=int(view.risk_score[0]),
+                volatility=float(view.volatility[0]),
+                horizon=view.horizon,
+                horizons=",".join(map(str, view.horizons)),
+                horizon_returns=view.horizon_returns[0].copy(),
             ),
         )
 
@@ -249,8 +284,8 @@ class SignalActor(Actor):
             self._proxy = (bar_ts, proxy_returns(bars, self.features.spec.risk))
         return self._proxy[1]
 
-    def predict_last(self, iid: InstrumentId) -> np.ndarray | None:
-        """Every model's probability for the newest bar of ``iid``.
+    def predict_last(self, iid: InstrumentId) -> tuple[np.ndarray, Outlook] | None:
+        """Every model's probability for the newest bar of ``iid``, and that bar's outlook.
 
         None while the buffer is too short, or when the newest ``history`` feature rows are not
         all finite (degenerate input, e.g. a zero-volume window): exactly the rows the batch
@@ -279,4 +314,9 @@ class SignalActor(Actor):
             return None
         self.last_features[iid] = X[last].copy()
         rows = np.array([last])
-        return np.array([m.predict_proba(panel, rows)[0] for m in self.models.values()])
+        probabilities = np.array([m.predict_proba(panel, rows)[0] for m in self.models.values()])
+        # The same outlook function as the train step's batch, on a one-row batch.
+        returns = self._horizon_models.predict(panel, rows) if self._horizon_models else None
+        view = outlook(self._rule, dict(zip(self.models, probabilities[:, None])),
+                       panel.X[rows, self._volatility_column], self._horizons, returns)
+        return probabilities, view

@@ -3,8 +3,9 @@
 The trading idea in one paragraph: when a fresh MLSignal arrives for a stock with no position,
 combine the models' probabilities with the configured weights; go long when the ensemble is at
 least ``entry_threshold`` sure the price rises, short when it is as sure it falls; enter with a
-bracket (2% stop, 4% target) sized to risk 1% of equity; be flat before the session's real
-close; stop for the day when the day's loss reaches the limit.
+bracket (2% stop, or optionally one set from the signal's forecast volatility; 4% target) sized
+to risk 1% of equity; be flat before the session's real close; stop for the day when the day's
+loss reaches the limit.
 
 The same class runs in backtests (signals replayed from the catalog) and live (signals
 published by the SignalActor).
@@ -22,6 +23,7 @@ from nautilus_trader.trading.strategy import Strategy
 from catalog.instruments import BAR_SPEC, sector_of
 from catalog.sessions import load_calendar, session_bounds
 from models.ensemble import ensemble_probability
+from models.outlook import BUY, HOLD, decide
 from strategies.risk import (
     TRADING_STATE_ENDPOINT,
     RiskRules,
@@ -76,6 +78,7 @@ class EnsembleStrategy(Strategy):
         # Entry orders not done yet -> the price they were sized at. Live, fills land after the
         # other signals of the same bar are handled; these orders must count against the caps.
         self._entries_in_flight: dict[ClientOrderId, float] = {}
+        self._without_volatility: set[InstrumentId] = set()
         load_calendar()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -112,14 +115,10 @@ class EnsembleStrategy(Strategy):
             return  # MLSignal subscriptions are not per instrument: ignore stocks we do not trade
         if not self.portfolio.is_flat(iid) or self.cache.orders_open_count(instrument_id=iid):
             return  # one position per stock; its bracket manages the exit
-        p = self._ensemble(data)
-        if p >= self.threshold:
-            side = OrderSide.BUY
-        elif self.config.allow_short and p <= 1.0 - self.threshold:
-            side = OrderSide.SELL
-        else:
+        decision = decide(self._ensemble(data), self.threshold, self.config.allow_short)
+        if decision == HOLD:
             return
-        self._enter(iid, side)
+        self._enter(iid, OrderSide.BUY if decision == BUY else OrderSide.SELL, data)
 
     def on_bar(self, bar: Bar) -> None:
         if self._flatten_by_bar and not self._flattened and bar.ts_event >= self._flatten_at:
@@ -148,7 +147,14 @@ class EnsembleStrategy(Strategy):
             names = self._names_by_models[signal.models] = signal.model_names()
         return ensemble_probability(dict(zip(names, signal.probabilities.tolist())), self.config.weights)
 
-    def _enter(self, iid: InstrumentId, side: OrderSide) -> None:
+    def _enter(self, iid: InstrumentId, side: OrderSide, signal: MLSignal) -> None:
+        stop_loss = self.rules.stop_distance(signal.volatility, signal.horizon)
+        if stop_loss is None:
+            if iid not in self._without_volatility:  # once per stock: a whole old catalog lacks it
+                self._without_volatility.add(iid)
+                self.log.warning(f"{iid}: the volatility-targeted stop needs the signal's volatility "
+                                 f"(got {signal.volatility}, horizon {signal.horizon}); no entry")
+            return
         pending = self._pending_entries()
         if iid in pending:
             return
@@ -162,7 +168,7 @@ class EnsembleStrategy(Strategy):
         price = bar.close.as_double()
         instrument = self.cache.instrument(iid)
         stop, target = bracket_prices(
-            price, side == OrderSide.BUY, self.rules, instrument.price_increment.as_decimal()
+            price, side == OrderSide.BUY, self.rules, instrument.price_increment.as_decimal(), stop_loss
         )
         equity = self._equity()
         quantity = position_size(equity, price, float(stop), self.rules)

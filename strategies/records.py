@@ -50,10 +50,24 @@ def creation_key(order: Order) -> tuple[str, int, int]:
     return order.strategy_id.value, counter, order.ts_init
 
 
+SIGNAL_COLUMNS = ["ts_event", "instrument_id", "models", "probabilities", "decision", "confidence",
+                  "expected_return", "risk_score", "volatility", "horizon", "horizons", "horizon_returns"]
+
+
 def signal_record(signal: MLSignal) -> dict:
+    """A signal as a journal row: the probabilities and the outlook (SIGNAL_COLUMNS)."""
+    returns = signal.horizon_returns
     return {
         "ts_event": signal.ts_event,
         "instrument_id": signal.instrument_id.value,
         "models": signal.models,
         "probabilities": [float(p) for p in signal.probabilities],
+        "decision": signal.decision,
+        "confidence": float(signal.confidence),
+        "expected_return": float(signal.expected_return),
+        "risk_score": int(signal.risk_score),
+        "volatility": float(signal.volatility),
+        "horizon": int(signal.horizon),
+        "horizons": signal.horizons,
+        "horizon_returns": [] if returns is None else [float(r) for r in returns],
     }

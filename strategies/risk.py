@@ -4,6 +4,7 @@ Sizing and caps are pure functions so they can be tested without an engine; the 
 feeds them equity, prices and current exposure.
 """
 
+import math
 from decimal import Decimal
 from typing import Annotated
 
@@ -38,12 +39,34 @@ class RiskRules(NautilusConfig, frozen=True, kw_only=True, forbid_unknown_fields
     daily_loss_limit: Fraction = 0.02
     flatten_minutes_before_close: Minutes = 5
     no_entry_minutes_before_close: Minutes = 15
+    # Volatility-targeted stop (off when None): the stop distance is this many forecast sigmas
+    # over the signal's holding horizon, within [stop_min, stop_max], instead of stop_loss.
+    stop_volatility_multiple: Annotated[float, Meta(gt=0.0, le=20.0)] | None = None
+    stop_min: Fraction = 0.005
+    stop_max: Fraction = 0.05
+
+    def __post_init__(self) -> None:
+        if self.stop_min > self.stop_max:
+            raise ValueError(f"'stop_min' ({self.stop_min}) must not exceed 'stop_max' ({self.stop_max})")
+
+    def stop_distance(self, volatility: float, horizon_bars: int) -> float | None:
+        """The stop as a fraction of the entry price: ``stop_loss``, or with the volatility
+        target ``k * sigma * sqrt(horizon)`` clamped to [stop_min, stop_max] (sigma per bar,
+        the square-root rule of a random walk over the holding horizon). None when the target
+        is on but the signal has no usable volatility: no entry rather than a guessed stop."""
+        if self.stop_volatility_multiple is None:
+            return self.stop_loss
+        if not (math.isfinite(volatility) and volatility > 0 and horizon_bars >= 1):
+            return None
+        raw = self.stop_volatility_multiple * volatility * math.sqrt(horizon_bars)
+        return min(max(raw, self.stop_min), self.stop_max)
 
 
 def bracket_prices(
-    price: float, long: bool, rules: RiskRules, increment: Decimal = SUB_PENNY
+    price: float, long: bool, rules: RiskRules, increment: Decimal = SUB_PENNY, stop_loss: float | None = None
 ) -> tuple[Decimal, Decimal]:
-    """(stop, target) at ``stop_loss`` and ``take_profit`` from ``price``, on valid ticks.
+    """(stop, target) at ``stop_loss`` (default ``rules.stop_loss``; a volatility-targeted
+    stop passes ``rules.stop_distance``) and ``take_profit`` from ``price``, on valid ticks.
 
     Rounding rule: both legs round AWAY from the entry (a long's stop down and its target up,
     a short's stop up and its target down), so the bracket is never tighter than configured;
@@ -51,7 +74,7 @@ def bracket_prices(
     ``risk_per_trade``. Computed in Decimal: 100 * 0.98 must be 98.00, not 97.99."""
     entry = Decimal(repr(price))
     sign = 1 if long else -1
-    stop = entry * (1 - sign * Decimal(repr(rules.stop_loss)))
+    stop = entry * (1 - sign * Decimal(repr(rules.stop_loss if stop_loss is None else stop_loss)))
     target = entry * (1 + sign * Decimal(repr(rules.take_profit)))
     return round_to_tick(stop, up=not long, increment=increment), round_to_tick(target, up=long, increment=increment)
 

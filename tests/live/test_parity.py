@@ -26,10 +26,13 @@ from backtests.walkforward import run_walkforward
 from catalog.jobs import generate_catalog
 from live.rehearsal import rehearse
 from live.settings import LiveConfig, ModelsSection
+from strategies.risk import RiskRules
 from strategies.settings import StrategySettings
 
 INTENT = ["instrument_id", "side", "quantity", "type", "price", "trigger_price", "time_in_force", "tags"]
 DAY = "2024-12-31"
+# Stops from the signals' forecast volatility: the order intents then carry the outlook too.
+RISK = {"stop_volatility_multiple": 4.0}
 
 
 @pytest.fixture(scope="module")
@@ -42,7 +45,8 @@ def both_paths(tmp_path_factory) -> tuple[Path, object]:
         "catalog": {"path": str(catalog)},
         "walk_forward": {"folds": 1, "train_days": 6, "test_days": 1, "embargo_days": 1},
         "models": {"lightgbm": {"params": {"n_estimators": 60}}},
-        "strategy": {"entry_threshold": 0.6, "weights": {"lightgbm": 1.0}},
+        "strategy": {"entry_threshold": 0.6, "weights": {"lightgbm": 1.0}, "risk": RISK},
+        "horizons": {"bars": [1, 5, 30], "trade": 30},
         "venue": {"starting_cash": 100_000, "commission_per_share": 0.0, "min_commission": 0.0,
                   "slippage_probability": 0.0},
         "workers": 1,
@@ -51,7 +55,7 @@ def both_paths(tmp_path_factory) -> tuple[Path, object]:
     live = LiveConfig(
         universe=["S000", "S001", "S002", "S003"],
         models=ModelsSection(registry=str(backtest.run_dir / "models")),
-        strategy=StrategySettings(entry_threshold=0.6, weights={"lightgbm": 1.0}),
+        strategy=StrategySettings(entry_threshold=0.6, weights={"lightgbm": 1.0}, risk=RiskRules(**RISK)),
     )
     rehearsal = rehearse(live, catalog, DAY, starting_cash=100_000)
     return backtest.run_dir, rehearsal
@@ -68,6 +72,26 @@ def test_same_signals(both_paths):
     assert set(live_probs) == set(batch_probs)
     diffs = np.array([abs(live_probs[k] - batch_probs[k]) for k in batch_probs])
     assert diffs.max() < 1e-9
+
+
+@pytest.mark.slow
+def test_same_signal_outlook_in_the_journal(both_paths):
+    """The journal's signal rows carry the outlook the backtest's stored signals carry."""
+    run_dir, rehearsal = both_paths
+    batch = pd.read_parquet(run_dir / "predictions.parquet")
+    batch = batch[pd.to_datetime(batch["ts"], utc=True).dt.strftime("%Y-%m-%d") == DAY]
+    live = {(s["ts_event"], s["instrument_id"]): s for s in rehearsal.signals}
+    decisions = set()
+    for row in batch.itertuples():
+        signal = live[(int(row.ts), f"{row.symbol}.ALPACA")]
+        assert (signal["decision"], signal["risk_score"], signal["horizon"], signal["horizons"]) == (
+            row.decision, row.risk_score, 30, "1,5,30")
+        np.testing.assert_allclose([signal["confidence"], signal["volatility"], signal["expected_return"]],
+                                   [row.confidence, row.volatility, row.expected_return], rtol=1e-9, atol=1e-12)
+        np.testing.assert_allclose(signal["horizon_returns"], [row.forecast_1, row.forecast_5, row.forecast_30],
+                                   rtol=1e-9, atol=1e-12)
+        decisions.add(row.decision)
+    assert {"BUY", "SELL", "HOLD"} <= decisions
 
 
 @pytest.mark.slow
@@ -109,7 +133,7 @@ def test_stopping_mid_session_leaves_no_orphan_orders(both_paths):
     live = LiveConfig(
         universe=["S000", "S001", "S002", "S003"],
         models=ModelsSection(registry=str(run_dir / "models")),
-        strategy=StrategySettings(entry_threshold=0.6, weights={"lightgbm": 1.0}),
+        strategy=StrategySettings(entry_threshold=0.6, weights={"lightgbm": 1.0}, risk=RiskRules(**RISK)),
     )
     result = rehearse(live, run_dir.parent.parent / "catalog", DAY, starting_cash=100_000, until="11:30")
     assert result.minutes == 120

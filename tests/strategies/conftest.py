@@ -97,8 +97,9 @@ class Market:
         for name, value in ohlc.items():
             self.frames[symbol].loc[stamp, name] = value
 
-    def signal(self, symbol: str, ts, *probabilities: float) -> None:
-        """One MLSignal; a single probability is given to every model."""
+    def signal(self, symbol: str, ts, *probabilities: float, **outlook) -> None:
+        """One MLSignal; a single probability is given to every model. ``outlook``: MLSignal's
+        outlook fields (e.g. volatility, horizon)."""
         probs = probabilities * len(MODELS) if len(probabilities) == 1 else probabilities
         stamp = utc(ts).value
         self.signals.append(
@@ -108,6 +109,7 @@ class Market:
                 instrument_id=instrument_id(symbol),
                 models=",".join(MODELS),
                 probabilities=np.array(probs, dtype=np.float64),
+                **outlook,
             )
         )
 

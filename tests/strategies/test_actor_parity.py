@@ -26,7 +26,14 @@ from nautilus_trader.model.enums import AccountType, OmsType
 from nautilus_trader.model.objects import Money, Price, Quantity
 from nautilus_trader.persistence.wranglers import BarDataWrangler
 
-from backtests.config import BacktestConfig, CatalogConfig, ModelConfig, WalkForwardConfig
+from backtests.config import (
+    BacktestConfig,
+    CatalogConfig,
+    HorizonConfig,
+    ModelConfig,
+    WalkForwardConfig,
+)
+from backtests.signal_outlook import HORIZONS_DIR, SignalOutlook
 from backtests.train import panel_from_bars, read_bars, train_fold
 from catalog.instruments import VENUE, bar_type, equity, instrument_id
 from catalog.store import MarketCatalog
@@ -59,6 +66,9 @@ LSTM_TOLERANCE = 1e-6  # a single window vs a batch of 512 rounds differently in
 # (close_sma_*) cancel to ~1e-5, where that is ~1e-10 relative; values near 0 need the atol.
 FEATURE_RTOL = 1e-9
 FEATURE_ATOL = 1e-12
+# The outlook: horizon models on the same features, an entry threshold the ensemble crosses.
+HORIZONS = HorizonConfig(bars=[1, 5, 30], trade=5)
+ENTRY_THRESHOLD = 0.65
 
 
 # -- the batch path ---------------------------------------------------------------------------------
@@ -72,6 +82,8 @@ class Batch:
     preds: pd.DataFrame  # train_fold's test-window predictions: symbol, ts, one column per model
     model_dirs: dict[str, str]
     history_bars: int
+    config: BacktestConfig
+    horizons_dir: str
 
 
 @pytest.fixture(scope="module")
@@ -86,6 +98,7 @@ def batch(tmp_path_factory) -> Batch:
         catalog=CatalogConfig(path=root / "catalog"),
         walk_forward=WALK_FORWARD,
         models=MODELS,
+        horizons=HORIZONS,
     )
     symbols = catalog.symbols()
     bars = read_bars(catalog, symbols)
@@ -98,8 +111,9 @@ def batch(tmp_path_factory) -> Batch:
         embargo_days=WALK_FORWARD.embargo_days,
     )
     registry = ModelRegistry(root / "models")
+    outlook = SignalOutlook.prepare(config, catalog, symbols, [fold], panel.feature_names)
     _, preds, _ = train_fold(
-        fold, panel, label_end, config, registry, MarketCatalog(root / "signals"), bars
+        fold, panel, label_end, config, registry, MarketCatalog(root / "signals"), bars, outlook
     )
 
     features = {}
@@ -118,7 +132,8 @@ def batch(tmp_path_factory) -> Batch:
         name: str(registry.root / name / f"v{registry.latest(name):04d}") for name in MODELS
     }
     history = max(registry.load(name)[0].history_bars for name in MODELS)
-    return Batch(market.bars, market.sectors, features, preds, model_dirs, history)
+    horizons_dir = str(registry.root / HORIZONS_DIR / f"fold-{fold.index}")
+    return Batch(market.bars, market.sectors, features, preds, model_dirs, history, config, horizons_dir)
 
 
 # -- the live path ----------------------------------------------------------------------------------
@@ -207,7 +222,17 @@ def live(batch: Batch) -> Live:
         engine.add_data(bars[: k + 1] + extra + bars[k + 1 :])
         fed[symbol], injected[symbol] = frame.index, extra
     ids = [str(instrument_id(s)) for s in batch.bars]
-    actor = SignalActor(SignalActorConfig(instrument_ids=ids, model_dirs=batch.model_dirs))
+    actor = SignalActor(
+        SignalActorConfig(
+            instrument_ids=ids,
+            model_dirs=batch.model_dirs,
+            weights=batch.config.weights(),
+            entry_threshold=ENTRY_THRESHOLD,
+            volatility_feature=batch.config.signal.volatility_feature,
+            horizon=HORIZONS.trade,
+            horizons_dir=batch.horizons_dir,
+        )
+    )
     collector = SignalCollector(actor, [bar_type(s) for s in batch.bars])
     engine.add_actor(actor)
     engine.add_actor(collector)
@@ -283,6 +308,31 @@ def test_live_probabilities_and_features_equal_the_batch_rows(batch: Batch, live
     assert worst["lightgbm"] <= GBM_TOLERANCE
     assert worst["xgboost"] <= GBM_TOLERANCE
     assert worst["lstm"] <= LSTM_TOLERANCE
+
+
+@pytest.mark.slow
+def test_live_outlook_equals_the_batch_rows(batch: Batch, live: Live) -> None:
+    """Decision, confidence, expected return, risk score, volatility and every horizon's
+    forecast: what the live actor publishes is what the train step stored for the bar."""
+    assert batch.config.strategy.entry_threshold == ENTRY_THRESHOLD
+    decisions = set()
+    for symbol in batch.bars:
+        signals, _ = _signals_of(live, symbol)
+        by_ts = {s.ts_event: s for s in signals}
+        preds = batch.preds[batch.preds["symbol"] == symbol]
+        live_rows = [by_ts[ts] for ts in preds["ts"]]
+        assert [s.decision for s in live_rows] == preds["decision"].tolist()
+        decisions |= set(preds["decision"])
+        assert [s.risk_score for s in live_rows] == preds["risk_score"].tolist()
+        assert {(s.horizon, s.horizons) for s in live_rows} == {(HORIZONS.trade, "1,5,30")}
+        np.testing.assert_allclose([s.confidence for s in live_rows], preds["confidence"], atol=LSTM_TOLERANCE)
+        np.testing.assert_allclose([s.volatility for s in live_rows], preds["volatility"], rtol=FEATURE_RTOL)
+        forecasts = np.array([s.horizon_returns for s in live_rows])
+        for j, h in enumerate(HORIZONS.bars):
+            np.testing.assert_allclose(forecasts[:, j], preds[f"forecast_{h}"], rtol=1e-7, atol=1e-12)
+        np.testing.assert_allclose([s.expected_return for s in live_rows], preds[f"forecast_{HORIZONS.trade}"],
+                                   rtol=1e-7, atol=1e-12)
+    assert {"BUY", "SELL", "HOLD"} <= decisions  # every branch of the decision was compared
 
 
 # -- BarBuffer --------------------------------------------------------------------------------------

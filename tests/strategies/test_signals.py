@@ -10,6 +10,7 @@ import pytest
 from backtests.window import VenueSpec, WindowSpec, run_window
 from catalog.instruments import instrument_id
 from catalog.store import MarketCatalog
+from models.outlook import Outlook
 from strategies.signals import MLSignal, signals_from_table, signals_table
 from tests.strategies.conftest import Market, utc
 
@@ -173,3 +174,88 @@ def test_catalog_signals_drive_the_strategy_through_backtest_node(tmp_path) -> N
     assert list(fills["avg_px"].astype(float)) == [101.0, 105.04]
     assert list(fills["filled_qty"].astype(float)) == [49.0, 49.0]
     assert result.final_balance == pytest.approx(100_000 + 49 * 4.04)
+
+
+# -- the outlook ---------------------------------------------------------------------------------
+
+OUTLOOK_FIELDS = ("decision", "confidence", "expected_return", "risk_score", "volatility", "horizon", "horizons")
+
+
+def awkward_outlook() -> Outlook:
+    return Outlook(
+        decision=["BUY", "SELL", "HOLD", "BUY"],
+        confidence=AWKWARD[:, 1].copy(),
+        expected_return=np.array([1e-17, -1 / 3, np.nan, 5e-324]),
+        risk_score=np.array([1, 10, 0, 4]),
+        volatility=AWKWARD[:, 2].copy(),
+        horizon=30,
+        horizons=(1, 30, 390),
+        horizon_returns=AWKWARD[::-1].copy() - 0.5,
+    )
+
+
+def assert_outlook(signal: MLSignal, view: Outlook, i: int) -> None:
+    assert signal.decision == view.decision[i] and signal.risk_score == view.risk_score[i]
+    assert (signal.horizon, signal.horizons, signal.horizon_bars()) == (30, "1,30,390", (1, 30, 390))
+    for name in ("confidence", "expected_return", "volatility"):
+        assert np.asarray(getattr(signal, name)).tobytes() == np.asarray(getattr(view, name)[i]).tobytes()
+    assert signal.horizon_returns.tobytes() == view.horizon_returns[i].tobytes()
+
+
+def test_the_outlook_travels_exactly_over_msgpack_and_the_catalog(catalog) -> None:
+    view = awkward_outlook()
+    ts = stamps("2024-11-26 14:31", len(AWKWARD))
+    catalog.write_table(MLSignal, "AAA.ALPACA", signals_table("AAA.ALPACA", MODELS, ts, AWKWARD, view))
+    stored = query(catalog, ["AAA.ALPACA"])
+    assert len(stored) == len(AWKWARD)
+    for i, signal in enumerate(stored):
+        assert_same(signal, "AAA.ALPACA", int(ts[i]), AWKWARD[i])
+        assert_outlook(signal, view, i)
+        wire = msgspec.msgpack.decode(msgspec.msgpack.encode(signal.to_dict()))
+        assert_outlook(MLSignal.from_dict(wire), view, i)
+
+
+def test_a_catalog_written_before_the_outlook_loads_with_the_unknown_outlook(catalog) -> None:
+    ts = stamps("2024-11-26 14:31", len(AWKWARD))
+    table = signals_table("AAA.ALPACA", MODELS, ts, AWKWARD)
+    old = table.select([c for c in table.column_names if c not in (*OUTLOOK_FIELDS, "horizon_returns")])
+    catalog.write_table(MLSignal, "AAA.ALPACA", old)
+    for i, signal in enumerate(query(catalog, ["AAA.ALPACA"])):
+        assert_same(signal, "AAA.ALPACA", int(ts[i]), AWKWARD[i])
+        assert (signal.decision, signal.risk_score, signal.horizon, signal.horizons) == ("", 0, 0, "")
+        assert np.isnan([signal.confidence, signal.expected_return, signal.volatility]).all()
+        assert signal.horizon_returns.shape == (0,)
+
+
+def test_a_replayed_signals_volatility_sets_the_stop(tmp_path) -> None:
+    """Catalog -> BacktestNode -> EnsembleStrategy with the volatility-targeted stop: the
+    stored signal's volatility and horizon, not the fixed 2%, place the stop and size."""
+    market = Market(["2024-11-26"], {"AAA": "TECH"})
+    catalog = MarketCatalog(tmp_path / "catalog")
+    catalog.write_bars("AAA", market.frames["AAA"], sector="TECH")
+    signal_ts = np.array([utc("2024-11-26 15:00").value])
+    view = Outlook(decision=["BUY"], confidence=np.array([0.9]), expected_return=np.array([0.004]),
+                   risk_score=np.array([3]), volatility=np.array([0.0008]), horizon=25, horizons=(25,),
+                   horizon_returns=np.array([[0.004]]))
+    catalog.write_table(MLSignal, "AAA.ALPACA",
+                        signals_table("AAA.ALPACA", MODELS, signal_ts, np.array([[0.9, 0.9, 0.9]]), view))
+    result = run_window(
+        WindowSpec(
+            name="volatility-stop",
+            catalog_path=str(catalog.path),
+            signal_catalog_path=str(catalog.path),
+            instrument_ids=("AAA.ALPACA",),
+            start_ns=int(market.minutes[0].value),
+            end_ns=int(market.minutes[-1].value),
+            strategy={"instrument_ids": ["AAA.ALPACA"], "weights": dict.fromkeys(MODELS, 1.0),
+                      "risk": {"risk_per_trade": 0.0005, "stop_volatility_multiple": 2.5}},
+            venue=VenueSpec(starting_cash=100_000, commission_per_share=0.0, min_commission=0.0,
+                            slippage_probability=0.0, seed=1),
+            out_dir=str(tmp_path / "out"),
+        )
+    )
+    orders = pd.read_parquet(result.orders_path)
+    # 2.5 x 0.0008 x sqrt(25) = 1%: stop 99.00 under the 100.00 entry; 50 USD / 1.00 = 50 shares.
+    stop = orders[orders["tags"].str.contains("STOP_LOSS")]
+    assert stop["trigger_price"].astype(float).tolist() == [99.0]
+    assert orders[orders["tags"].str.contains("ENTRY")]["quantity"].astype(float).tolist() == [50.0]
