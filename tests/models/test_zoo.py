@@ -17,7 +17,7 @@ from sklearn.metrics import roc_auc_score
 from models.dataset import Panel
 from models.zoo import MODEL_KINDS, build_model, load_model
 from models.zoo.base import SignalModel
-from models.zoo.gbm import time_ordered_holdout
+from models.zoo.holdout import time_ordered_holdout
 
 BAR_NS = 60_000_000_000
 WARMUP = 20
