@@ -9,6 +9,7 @@ probabilities is the trade step's business (``backtests.trade``), so a run is tr
 and may be traded any number of times.
 """
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -111,7 +112,7 @@ def build_panel(catalog: MarketCatalog, symbols: list[str], config: BacktestConf
         y, label_end = direction_labels(bars["close"].to_numpy(), ts, config.labels.horizon, config.labels.cost)
         ends.append(label_end)
         parts.append(Panel(X=X, y=y, ts_ns=ts, symbol=np.zeros(len(ts), np.int32), segment_start=np.zeros(len(ts), np.int64),
-                           feature_names=FEATURE_NAMES, symbols=(symbol,)))
+                           feature_names=FEATURE_NAMES, symbols=(symbol,), label_end_ns=label_end))
     return Panel.concat(parts), np.concatenate(ends)
 
 
@@ -126,7 +127,8 @@ def train_fold(
     """Fit every model on the fold's train rows, predict its test rows, store the signals
     and the models; the fold's report row, its predictions and the models' importances."""
     test = test_rows(panel.ts_ns, fold)
-    models = {name: build_model(_kind(name), spec.params, name=name) for name, spec in config.models.items()}
+    models = {name: build_model(_kind(name), spec.params, name=name, preset=spec.preset)
+              for name, spec in config.models.items()}
     history = max(m.history_bars for m in models.values())
     usable = np.zeros(len(panel), bool)
     usable[panel.usable_rows(history)] = True
@@ -140,8 +142,11 @@ def train_fold(
         )
     probs: dict[str, np.ndarray] = {}
     importance: dict[str, dict[str, float]] = {}
+    fit_seconds: dict[str, float] = {}
     for name, model in models.items():
+        started = time.perf_counter()
         model.fit(panel, train, seed=config.seed + fold.index)
+        fit_seconds[name] = round(time.perf_counter() - started, 3)
         probs[name] = model.predict_proba(panel, test)
         importance[name] = model.feature_importance()
         registry.save(model, {
@@ -153,6 +158,7 @@ def train_fold(
             "metrics": classification_metrics(panel.y[test], probs[name]),
             "data_hash": data_hash(panel.X[train], panel.y[train]),
             "fitted": _fitted_span(panel.ts_ns[train], label_end[train]),
+            "fit_seconds": fit_seconds[name],
         })
     names = tuple(models)
     matrix = np.column_stack([probs[n] for n in names])
@@ -164,7 +170,7 @@ def train_fold(
         "train_start": ny_date(fold.train_start_ns), "train_end": ny_date(fold.train_end_ns - 1),
         "test_start": ny_date(fold.test_start_ns), "test_end": ny_date(fold.test_end_ns - 1),
         "train_rows": len(train), "test_rows": len(test),
-        "models": {n: classification_metrics(y_test, probs[n]) for n in names}
+        "models": {n: classification_metrics(y_test, probs[n]) | {"fit_seconds": fit_seconds[n]} for n in names}
         | {"ensemble": classification_metrics(y_test, ens)},
     }
     preds = pd.DataFrame({"fold": fold.index, "ts": panel.ts_ns[test],

@@ -48,7 +48,9 @@ class RandomForestModel(SignalModel):
                 "rows_per_tree": int(round(rows.size * min(p["max_samples"], 1.0)))}
 
     def _predict(self, panel: Panel, rows: np.ndarray) -> np.ndarray:
-        self._forest.n_jobs = self.threads
+        # One thread: in parallel, scikit-learn adds the trees' votes in the order threads
+        # finish, so the last bit of a probability would vary from run to run.
+        self._forest.n_jobs = 1
         return self._forest.predict_proba(panel.X[rows])[:, 1]
 
     def feature_importance(self) -> dict[str, float]:

@@ -47,7 +47,7 @@ _GBM = dict(
 
 # The torch models share one training loop (models.zoo.training) and so one vocabulary.
 _TORCH = dict(
-    epochs=6,  # at most; early stopping on the purged validation tail usually stops sooner
+    epochs=4,  # at most; early stopping on the purged validation tail often stops sooner
     patience=2,  # epochs without a better validation loss before stopping; 0 disables
     valid_fraction=0.2,
     batch_size=256,
@@ -56,7 +56,7 @@ _TORCH = dict(
     weight_decay=1e-5,  # L2 penalty on the weights
     warmup_steps=0,  # > 0: linear warm-up over this many steps, then inverse-sqrt decay
     dropout=0.0,
-    max_train_rows=20_000,  # rows sampled from the training window (the rest of it is unused)
+    max_train_rows=20_000,  # rows sampled from the training window (sequence kinds: 10k)
     importance_sample=1024,  # validation rows used for permutation importance; 0 disables
     predict_batch_size=1024,
     n_jobs=2,
@@ -121,7 +121,7 @@ MODEL_KINDS: Mapping[str, KindSpec] = MappingProxyType(
         ),
         "lstm": KindSpec(
             "models.zoo.lstm:LSTMModel",
-            _frozen(_TORCH, seq_len=60, hidden_sizes=[32]),
+            _frozen(_TORCH, seq_len=60, hidden_sizes=[32], max_train_rows=10_000),
             _frozen(
                 brief=_frozen(
                     seq_len=60, hidden_sizes=[128, 64, 32], batch_size=256, optimizer="adam",
@@ -131,7 +131,10 @@ MODEL_KINDS: Mapping[str, KindSpec] = MappingProxyType(
         ),
         "transformer": KindSpec(
             "models.zoo.transformer:TransformerModel",
-            _frozen(_TORCH, warmup_steps=50, seq_len=30, d_model=16, heads=2, layers=1),
+            _frozen(
+                _TORCH, warmup_steps=50, max_train_rows=10_000,
+                seq_len=30, d_model=16, heads=2, layers=1,
+            ),
             _frozen(
                 brief=_frozen(
                     seq_len=120, d_model=64, heads=4, layers=2, dropout=0.1, warmup_steps=400,
@@ -145,6 +148,7 @@ MODEL_KINDS: Mapping[str, KindSpec] = MappingProxyType(
                 _TORCH,
                 optimizer="rmsprop",
                 learning_rate=1e-3,
+                max_train_rows=10_000,
                 seq_len=30,
                 features=list(CNN_FEATURES),  # [] = every panel feature
                 channels=[8, 16],
