@@ -59,7 +59,9 @@ _TORCH = dict(
     max_train_rows=20_000,  # rows sampled from the training window (sequence kinds: 10k)
     importance_sample=1024,  # validation rows used for permutation importance; 0 disables
     predict_batch_size=1024,
-    n_jobs=2,
+    # One thread: on a 2-core machine with anything else running, torch's OpenMP threads spin
+    # against each other (measured 8-25x slower forward passes at 2 threads under load).
+    n_jobs=1,
 )
 
 # The 20 CNN input columns (see models.features): returns at six scales, volatility and range,
