@@ -45,7 +45,7 @@ class RandomForestModel(SignalModel):
         )
         self._forest.fit(panel.X[rows], panel.y[rows].astype(np.int8))
         return {"train_rows": int(rows.size),
-                "rows_per_tree": int(round(rows.size * min(p["max_samples"], 1.0)))}
+                "rows_per_tree": round(rows.size * min(p["max_samples"], 1.0))}
 
     def _predict(self, panel: Panel, rows: np.ndarray) -> np.ndarray:
         # One thread: in parallel, scikit-learn adds the trees' votes in the order threads

@@ -27,6 +27,7 @@ from models.zoo.base import SignalModel
 from models.zoo.holdout import purged_holdout
 from models.zoo.kinds import MODEL_KINDS
 
+
 class _GradientBoostedModel(SignalModel):
     """Shared fit/predict/importance/persistence for the tree models; subclasses wrap one library.
 

@@ -33,36 +33,36 @@ def _frozen(base: Mapping[str, Any] | None = None, **params: Any) -> Mapping[str
     return MappingProxyType({**(base or {}), **params})
 
 
-_GBM = dict(
-    n_estimators=200,
-    learning_rate=0.05,
-    max_depth=4,
-    subsample=0.7,
-    colsample=0.7,
-    reg_lambda=10.0,
-    early_stopping_rounds=20,  # 0 disables early stopping
-    valid_fraction=0.2,  # most recent share of train rows used only for early stopping
-    n_jobs=2,
-)
+_GBM: dict[str, Any] = {
+    "n_estimators": 200,
+    "learning_rate": 0.05,
+    "max_depth": 4,
+    "subsample": 0.7,
+    "colsample": 0.7,
+    "reg_lambda": 10.0,
+    "early_stopping_rounds": 20,  # 0 disables early stopping
+    "valid_fraction": 0.2,  # most recent share of train rows used only for early stopping
+    "n_jobs": 2,
+}
 
 # The torch models share one training loop (models.zoo.training) and so one vocabulary.
-_TORCH = dict(
-    epochs=4,  # at most; early stopping on the purged validation tail often stops sooner
-    patience=2,  # epochs without a better validation loss before stopping; 0 disables
-    valid_fraction=0.2,
-    batch_size=256,
-    optimizer="adam",  # adam | rmsprop
-    learning_rate=3e-3,
-    weight_decay=1e-5,  # L2 penalty on the weights
-    warmup_steps=0,  # > 0: linear warm-up over this many steps, then inverse-sqrt decay
-    dropout=0.0,
-    max_train_rows=20_000,  # rows sampled from the training window (sequence kinds: 10k)
-    importance_sample=1024,  # validation rows used for permutation importance; 0 disables
-    predict_batch_size=1024,
+_TORCH: dict[str, Any] = {
+    "epochs": 4,  # at most; early stopping on the purged validation tail often stops sooner
+    "patience": 2,  # epochs without a better validation loss before stopping; 0 disables
+    "valid_fraction": 0.2,
+    "batch_size": 256,
+    "optimizer": "adam",  # adam | rmsprop
+    "learning_rate": 3e-3,
+    "weight_decay": 1e-5,  # L2 penalty on the weights
+    "warmup_steps": 0,  # > 0: linear warm-up over this many steps, then inverse-sqrt decay
+    "dropout": 0.0,
+    "max_train_rows": 20_000,  # rows sampled from the training window (sequence kinds: 10k)
+    "importance_sample": 1024,  # validation rows used for permutation importance; 0 disables
+    "predict_batch_size": 1024,
     # One thread: on a 2-core machine with anything else running, torch's OpenMP threads spin
     # against each other (measured 8-25x slower forward passes at 2 threads under load).
-    n_jobs=1,
-)
+    "n_jobs": 1,
+}
 
 # The 20 CNN input columns (see models.features): returns at six scales, volatility and range,
 # trend and oscillators, volume, and time of day. Level-like features (EMA/SMA distances beyond

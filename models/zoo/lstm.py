@@ -7,6 +7,8 @@ so each is its own ``nn.LSTM`` rather than one ``num_layers`` module.
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 import torch
 from torch import nn
 
@@ -21,7 +23,7 @@ class LSTMNet(nn.Module):
         super().__init__()
         widths = [n_inputs, *hidden_sizes]
         self.layers = nn.ModuleList(
-            nn.LSTM(w_in, w_out, batch_first=True) for w_in, w_out in zip(widths, widths[1:])
+            nn.LSTM(w_in, w_out, batch_first=True) for w_in, w_out in pairwise(widths)
         )
         self.dropout = nn.Dropout(dropout)
         self.head = nn.Linear(widths[-1], 1)

@@ -292,7 +292,7 @@ def test_fit_reads_nothing_after_its_training_rows(kind):
     # rewriting every later row (features and labels) changes nothing the model learnt.
     panel = synthetic_panel(n_bars=3_000, seed=4)
     model = quick_model(kind)
-    train, test = time_split(panel, seq_len_of(model))
+    train, _ = time_split(panel, seq_len_of(model))
     model.fit(panel, train, seed=5)
     expected = model.predict_proba(panel, train[-200:])
     later = panel.ts_ns > panel.ts_ns[train].max()
