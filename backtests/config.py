@@ -31,6 +31,8 @@ def _same_kind(value: Any, default: Any) -> bool:
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, float):
         return isinstance(value, int | float)
+    if isinstance(default, list) and default:  # a list of sizes or names: each item checked
+        return isinstance(value, list) and all(_same_kind(v, default[0]) for v in value)
     return isinstance(value, type(default))
 
 
@@ -103,7 +105,7 @@ class BacktestConfig(_Section):
     def __post_init__(self) -> None:
         """Model kinds, presets and hyperparameter names/types/choices fail at load, not after
         data prep (from the light kinds table: no ML library is imported)."""
-        from models.zoo.kinds import MODEL_KINDS, check_choice, preset_params
+        from models.zoo.kinds import MODEL_KINDS, check_param, preset_params
 
         if not self.models:
             raise ValueError("'models' at least one model is required")
@@ -123,7 +125,7 @@ class BacktestConfig(_Section):
                     raise ValueError(f"'models.{name}.params.{key}' must be {type(defaults[key]).__name__}, "
                                      f"got {value!r}")
                 try:
-                    check_choice(key, value)
+                    check_param(key, value)
                 except ValueError as e:
                     raise ValueError(f"'models.{name}.params.{key}' {e}") from None
         if set(self.models) != set(self.strategy.weights):

@@ -18,7 +18,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from models.dataset import Panel
-from models.zoo.kinds import check_choice
+from models.zoo.kinds import check_param
 
 HEADER_FILE = "signal_model.json"
 
@@ -44,7 +44,7 @@ class SignalModel(ABC):
             )
         for key, value in params.items():
             try:
-                check_choice(key, value)
+                check_param(key, value)
             except ValueError as e:
                 raise ValueError(f"{self.kind} param {key!r}: {e}") from None
         self.params: dict[str, Any] = {**self.DEFAULTS, **params}
@@ -63,8 +63,10 @@ class SignalModel(ABC):
         """Run on ``n`` threads (-1: every core) from now on, without changing ``params``: the
         saved params stay the ones the model was trained with. The live actor predicts one row
         per bar on one thread, where fanning out costs more than it saves."""
-        if n == 0 or n < -1:
-            raise ValueError(f"threads must be >= 1 or -1 (every core), got {n}")
+        try:
+            check_param("n_jobs", n)
+        except ValueError as e:
+            raise ValueError(f"threads {e}") from None
         self._threads = _resolved_threads(n)
 
     def describe(self) -> dict[str, Any]:

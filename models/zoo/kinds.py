@@ -167,8 +167,42 @@ MODEL_KINDS: Mapping[str, KindSpec] = MappingProxyType(
     }
 )
 
-# Params whose value must be one of a few words; checked with the rest, before any fit.
+# Params whose value must be one of a few words, or lie in a range; checked with the rest of a
+# config, before any data is read (a type check alone would let epochs: 0 through).
 CHOICES: Mapping[str, tuple[str, ...]] = MappingProxyType({"optimizer": ("adam", "rmsprop")})
+_AT_LEAST_ONE = (
+    "n_estimators", "max_depth", "min_child_samples", "num_leaves", "min_samples_split",
+    "min_samples_leaf", "max_train_rows", "epochs", "batch_size", "predict_batch_size",
+    "seq_len", "d_model", "heads", "layers", "dense",
+)  # fmt: skip
+RANGES: Mapping[str, tuple[float, float]] = MappingProxyType(
+    {
+        **dict.fromkeys(_AT_LEAST_ONE, (1, float("inf"))),
+        **dict.fromkeys(("valid_fraction", "dropout"), (0.0, 0.9)),
+        **dict.fromkeys(("subsample", "colsample", "max_features", "max_samples"), (0.01, 1.0)),
+        **dict.fromkeys(("learning_rate", "C"), (1e-9, float("inf"))),
+        **dict.fromkeys(
+            ("reg_lambda", "weight_decay", "gamma", "min_child_weight", "early_stopping_rounds",
+             "patience", "warmup_steps", "importance_sample"), (0, float("inf"))
+        ),
+    }
+)
+
+
+def check_param(key: str, value: Any) -> None:
+    """ValueError (saying what is allowed) if ``value`` is outside what ``key`` accepts."""
+    if key in CHOICES and value not in CHOICES[key]:
+        raise ValueError(f"must be one of {list(CHOICES[key])}, got {value!r}")
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        if key in ("hidden_sizes", "channels") and (not value or min(value) < 1):
+            raise ValueError(f"must be a non-empty list of sizes >= 1, got {value!r}")
+        return
+    if key == "n_jobs" and (value == 0 or value < -1):
+        raise ValueError(f"must be >= 1 or -1 (every core), got {value!r}")
+    if key in RANGES:
+        low, high = RANGES[key]
+        if not low <= value <= high:
+            raise ValueError(f"must be between {low:g} and {high:g}, got {value!r}")
 
 
 def kind_spec(kind: str) -> KindSpec:

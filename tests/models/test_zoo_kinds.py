@@ -91,6 +91,8 @@ def test_unknown_presets_and_choices_are_named():
         build_model("lightgbm", preset="brief")
     with pytest.raises(ValueError, match="mlp param 'optimizer': must be one of"):
         build_model("mlp", {"optimizer": "sgd"})
+    with pytest.raises(ValueError, match="lstm param 'hidden_sizes': must be a non-empty list"):
+        build_model("lstm", {"hidden_sizes": []})
 
 
 def _config(models: dict) -> dict:
@@ -107,6 +109,12 @@ def test_config_selects_presets_and_names_bad_ones():
         parse_config(_config({"cnn": {"params": {"optimizer": "sgd"}}}))
     with pytest.raises(ConfigError, match="'models.cnn.params.features': must be list"):
         parse_config(_config({"cnn": {"params": {"features": "ret_1"}}}))
+    with pytest.raises(ConfigError, match="'models.cnn.params.channels': must be list"):
+        parse_config(_config({"cnn": {"params": {"channels": [8, "wide"]}}}))
+    with pytest.raises(ConfigError, match="'models.lstm.params.epochs': must be between 1 and inf"):
+        parse_config(_config({"lstm": {"params": {"epochs": 0}}}))
+    with pytest.raises(ConfigError, match="'models.svm.params.valid_fraction': must be between"):
+        parse_config(_config({"svm": {"params": {"valid_fraction": 1.0}}}))
 
 
 def test_threads_are_set_through_the_model_not_its_params():
