@@ -98,7 +98,7 @@ class TorchModel(SignalModel):
             epochs_run = epoch
             if valid.size == 0:
                 continue
-            loss = self._mean_loss(self._windows(panel.X, valid), panel.y[valid])
+            loss = _bce(self._logits(panel.X, valid), panel.y[valid])
             if loss < best_loss - _MIN_IMPROVEMENT:
                 best_loss, best_epoch = loss, epoch
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -152,13 +152,10 @@ class TorchModel(SignalModel):
         with torch.inference_mode():
             return self._net(torch.from_numpy(windows).to(device())).cpu().numpy()
 
-    def _mean_loss(self, windows: np.ndarray, y: np.ndarray) -> float:
+    def _window_logits(self, windows: np.ndarray) -> np.ndarray:
         step = self.params["predict_batch_size"]
-        logits = np.concatenate(
-            [self._forward(windows[i : i + step]) for i in range(0, len(windows), step)]
-        ).astype(np.float64)
-        # Stable BCE with logits: max(z, 0) - z*y + log(1 + exp(-|z|)).
-        return float(np.mean(np.maximum(logits, 0) - logits * y + np.log1p(np.exp(-np.abs(logits)))))
+        return np.concatenate([self._forward(windows[i : i + step])
+                               for i in range(0, len(windows), step)])
 
     def _permutation_importance(
         self, panel: Panel, rows: np.ndarray, rng: np.random.Generator
@@ -168,7 +165,8 @@ class TorchModel(SignalModel):
         sample = sample_rows(rows, self.params["importance_sample"], rng)
         y = panel.y[sample]
         read = permutation_importance(
-            lambda w: self._mean_loss(w, y), self._windows(panel.X, sample), self._inputs, rng
+            lambda w: _bce(self._window_logits(w), y), self._windows(panel.X, sample), self._inputs,
+            rng,
         )
         return {name: read.get(name, 0.0) for name in panel.feature_names}
 
@@ -194,6 +192,12 @@ class TorchModel(SignalModel):
             torch.load(dir / state["artifact"], map_location="cpu", weights_only=True)
         )
         self._net = net.to(device()).eval()
+
+
+def _bce(logits: np.ndarray, y: np.ndarray) -> float:
+    """Mean binary cross-entropy of logits, in the stable form max(z, 0) - z*y + log(1 + e^-|z|)."""
+    z = logits.astype(np.float64)
+    return float(np.mean(np.maximum(z, 0) - z * y + np.log1p(np.exp(-np.abs(z)))))
 
 
 def _optimizer(
