@@ -27,7 +27,8 @@ from catalog.store import EmptyCatalogError, MarketCatalog, open_catalog
 from models.dataset import Panel
 from models.features import FEATURE_NAMES, feature_matrix
 from models.labels import direction_labels
-from models.zoo import MODEL_KINDS, build_model
+from models.zoo import build_model
+from strategies.settings import DEFAULT_WEIGHTS
 from strategies.signals import MLSignal, signals_table
 
 TRAIN_ROWS = 100_000
@@ -155,9 +156,10 @@ def _matrix(frame) -> np.ndarray:
 
 
 def _models(panel: Panel, console: Console) -> tuple[dict[str, np.ndarray], dict[str, float]]:
-    """Fit each model on a sample of early rows, then batch-predict every usable row."""
+    """Fit each model of the default ensemble on a sample of early rows, then batch-predict
+    every usable row (every kind's per-fold figures: ``sextant bench --part zoo``)."""
     probs, rates = {}, {}
-    for kind in MODEL_KINDS:
+    for kind in DEFAULT_WEIGHTS:
         model = build_model(kind)
         usable = panel.usable_rows(model.history_bars)
         labelled = usable[np.isfinite(panel.y[usable])]

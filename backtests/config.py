@@ -34,6 +34,8 @@ def _same_kind(value: Any, default: Any) -> bool:
         return isinstance(value, bool) and isinstance(default, bool)
     if isinstance(default, float):
         return isinstance(value, int | float)
+    if isinstance(default, list) and default:  # a list of sizes or names: each item checked
+        return isinstance(value, list) and all(_same_kind(v, default[0]) for v in value)
     return isinstance(value, type(default))
 
 
@@ -92,8 +94,11 @@ class WalkForwardConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """A model's hyperparameters; its weight in the vote is ``strategy.weights``."""
+    """A model's hyperparameters: its kind's defaults, then the named ``preset``'s (e.g.
+    ``brief``, the product brief's settings), then ``params``. Its weight in the vote is
+    ``strategy.weights``."""
 
+    preset: str | None = None
     params: dict[str, Any] = {}
 
 
@@ -128,8 +133,9 @@ class BacktestConfig(_Section):
     workers: PositiveInt = 1  # parallel backtest windows
 
     def __post_init__(self) -> None:
-        """Model kinds and hyperparameter names/types fail at load, not after data prep."""
-        from models.zoo import MODEL_KINDS  # imported here: torch is heavy
+        """Model kinds, presets and hyperparameter names/types/choices fail at load, not after
+        data prep (from the light kinds table: no ML library is imported)."""
+        from models.zoo.kinds import MODEL_KINDS, check_param, preset_params
 
         if not self.models:
             raise ValueError("'models' at least one model is required")
@@ -137,13 +143,21 @@ class BacktestConfig(_Section):
             kind = name.split("@", 1)[0]  # same rule as backtests.train._kind
             if kind not in MODEL_KINDS:
                 raise ValueError(f"'models.{name}' unknown model kind {kind!r}; known kinds: {sorted(MODEL_KINDS)}")
-            defaults = MODEL_KINDS[kind].DEFAULTS
+            try:
+                preset_params(kind, spec.preset)
+            except ValueError as e:
+                raise ValueError(f"'models.{name}.preset' {e}") from None
+            defaults = MODEL_KINDS[kind].defaults
             for key, value in spec.params.items():
                 if key not in defaults:
                     raise ValueError(f"unknown key 'models.{name}.params.{key}'; valid params: {sorted(defaults)}")
                 if not _same_kind(value, defaults[key]):
                     raise ValueError(f"'models.{name}.params.{key}' must be {type(defaults[key]).__name__}, "
                                      f"got {value!r}")
+                try:
+                    check_param(key, value)
+                except ValueError as e:
+                    raise ValueError(f"'models.{name}.params.{key}' {e}") from None
         if set(self.models) != set(self.strategy.weights):
             raise ValueError(f"'strategy.weights' must weigh exactly the models in 'models': models "
                              f"{sorted(self.models)}, weights {sorted(self.strategy.weights)}")

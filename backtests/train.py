@@ -9,6 +9,7 @@ probabilities is the trade step's business (``backtests.trade``), so a run is tr
 and may be traded any number of times.
 """
 
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -130,7 +131,8 @@ def panel_from_bars(bars: Mapping[str, BarColumns], config: BacktestConfig) -> t
         y, label_end = direction_labels(close, ts, config.labels.horizon, config.labels.cost)
         ends.append(label_end)
         parts.append(Panel(X=features[symbol], y=y, ts_ns=ts, symbol=np.zeros(len(ts), np.int32),
-                           segment_start=np.zeros(len(ts), np.int64), feature_names=names, symbols=(symbol,)))
+                           segment_start=np.zeros(len(ts), np.int64), feature_names=names, symbols=(symbol,),
+                           label_end_ns=label_end))
     return Panel.concat(parts), np.concatenate(ends)
 
 
@@ -152,7 +154,8 @@ def train_fold(
     signal_outlook = signal_outlook or SignalOutlook(config)
     fitted, panel = fit_fold(panel, bars, config.features, train_rows(panel.ts_ns, label_end, fold))
     test = test_rows(panel.ts_ns, fold)
-    models = {name: build_model(_kind(name), spec.params, name=name) for name, spec in config.models.items()}
+    models = {name: build_model(_kind(name), spec.params, name=name, preset=spec.preset)
+              for name, spec in config.models.items()}
     history = max(m.history_bars for m in models.values())
     usable = np.zeros(len(panel), bool)
     usable[panel.usable_rows(history)] = True
@@ -166,8 +169,11 @@ def train_fold(
         )
     probs: dict[str, np.ndarray] = {}
     importance: dict[str, dict[str, float]] = {}
+    fit_seconds: dict[str, float] = {}
     for name, model in models.items():
+        started = time.perf_counter()
         model.fit(panel, train, seed=config.seed + fold.index)
+        fit_seconds[name] = round(time.perf_counter() - started, 3)
         probs[name] = model.predict_proba(panel, test)
         importance[name] = model.feature_importance()
         registry.save(model, {
@@ -179,6 +185,7 @@ def train_fold(
             "metrics": classification_metrics(panel.y[test], probs[name]),
             "data_hash": data_hash(panel.X[train], panel.y[train]),
             "fitted": _fitted_span(panel.ts_ns[train], label_end[train]),
+            "fit_seconds": fit_seconds[name],
         }, features=fitted)
     names = tuple(models)
     matrix = np.column_stack([probs[n] for n in names])
@@ -192,7 +199,7 @@ def train_fold(
         "train_start": ny_date(fold.train_start_ns), "train_end": ny_date(fold.train_end_ns - 1),
         "test_start": ny_date(fold.test_start_ns), "test_end": ny_date(fold.test_end_ns - 1),
         "train_rows": len(train), "test_rows": len(test),
-        "models": {n: classification_metrics(y_test, probs[n]) for n in names}
+        "models": {n: classification_metrics(y_test, probs[n]) | {"fit_seconds": fit_seconds[n]} for n in names}
         | {"ensemble": classification_metrics(y_test, ens)},
     }
     preds = pd.DataFrame({"fold": fold.index, "ts": panel.ts_ns[test],

@@ -22,7 +22,10 @@ class Panel:
 
     ``X`` may hold NaN during indicator warm-up; ``y`` is 1/0 with NaN where no label exists
     (e.g. the last bars before the label horizon). ``segment_start[i]`` is the index of the
-    first row of row ``i``'s segment. Arrays are coerced to their canonical dtypes and the
+    first row of row ``i``'s segment. ``label_end_ns[i]``, when given, is the time of the last
+    bar row ``i``'s label looks at, so a model that holds out the recent part of its training
+    rows can purge the rows whose label reaches into it; None means each label is known at its
+    own bar. Arrays are coerced to their canonical dtypes and the
     invariants are checked on construction, so a malformed panel fails here rather than as a
     silently wrong sequence window later.
     """
@@ -34,6 +37,7 @@ class Panel:
     segment_start: np.ndarray
     feature_names: tuple[str, ...]
     symbols: tuple[str, ...]
+    label_end_ns: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         self.X = np.ascontiguousarray(self.X, dtype=np.float32)
@@ -43,6 +47,8 @@ class Panel:
         self.segment_start = np.asarray(self.segment_start, dtype=np.int64)
         self.feature_names = tuple(self.feature_names)
         self.symbols = tuple(self.symbols)
+        if self.label_end_ns is not None:
+            self.label_end_ns = np.asarray(self.label_end_ns, dtype=np.int64)
         self._validate()
 
     def _validate(self) -> None:
@@ -52,8 +58,8 @@ class Panel:
                 "to match feature_names"
             )
         n = self.X.shape[0]
-        for field in ("y", "ts_ns", "symbol", "segment_start"):
-            if getattr(self, field).shape != (n,):
+        for field in ("y", "ts_ns", "symbol", "segment_start", "label_end_ns"):
+            if getattr(self, field) is not None and getattr(self, field).shape != (n,):
                 raise ValueError(f"{field} has shape {getattr(self, field).shape}, expected ({n},)")
         labelled = self.y[np.isfinite(self.y)]
         if not np.isin(labelled, (0.0, 1.0)).all():
@@ -109,6 +115,9 @@ class Panel:
         for p in panels[1:]:
             if p.feature_names != names:
                 raise ValueError(f"feature_names differ: {p.feature_names} vs {names}")
+        with_ends = [p.label_end_ns is not None for p in panels]
+        if any(with_ends) and not all(with_ends):
+            raise ValueError("label_end_ns is set on some panels but not on others")
         symbols: dict[str, int] = {}
         for p in panels:
             for s in p.symbols:
@@ -126,6 +135,7 @@ class Panel:
             ),
             feature_names=names,
             symbols=tuple(symbols),
+            label_end_ns=np.concatenate([p.label_end_ns for p in panels]) if all(with_ends) else None,
         )
 
     @classmethod

@@ -154,9 +154,9 @@ class SignalActor(Actor):
         for model in self.models.values():
             # One row per bar: fanning a single-row prediction out to threads costs far more
             # than it saves (10-700 ms instead of 0.05-0.3 ms per model on a busy 2-core box).
-            # Every model reads n_jobs at predict time. A row's trees sum the same on any
-            # thread count; the LSTM stays within float32 rounding (the parity test covers both).
-            model.params["n_jobs"] = 1
+            # A row's trees sum the same on any thread count; the networks stay within float32
+            # rounding (the parity test covers every kind).
+            model.set_threads(1)
         self._model_names = ",".join(self.models)
         self._load_features()
         self._horizon_models = HorizonModels.load(Path(self.config.horizons_dir)) if self.config.horizons_dir else None

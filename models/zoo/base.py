@@ -1,5 +1,5 @@
 """The contract every signal model honours, so training, the registry and strategies can treat
-LightGBM, XGBoost and the LSTM interchangeably.
+every kind of the zoo (trees, forests, SVM, torch networks) interchangeably.
 
 ``SignalModel`` is an ABC rather than a Protocol because the checks every model needs (unknown
 hyperparameters, label validity, row bounds, feature-name drift between fit and predict) and
@@ -9,6 +9,7 @@ the on-disk header live here once; concrete models only implement the ``_``-pref
 from __future__ import annotations
 
 import json
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
@@ -17,6 +18,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from models.dataset import Panel
+from models.zoo.kinds import check_param
 
 HEADER_FILE = "signal_model.json"
 
@@ -24,10 +26,10 @@ HEADER_FILE = "signal_model.json"
 class SignalModel(ABC):
     """A binary classifier of P(y=1) on rows of a ``Panel``.
 
-    Subclasses set ``kind`` and ``DEFAULTS`` (every accepted hyperparameter with its default)
-    and implement ``_fit``, ``_predict``, ``_save_state``, ``_load_state`` and
-    ``feature_importance``. ``name`` identifies the model in the registry and defaults to
-    ``kind``.
+    Subclasses set ``kind`` and ``DEFAULTS`` (every accepted hyperparameter with its default,
+    ``n_jobs`` among them; see ``models.zoo.kinds``) and implement ``_fit``, ``_predict``,
+    ``_save_state``, ``_load_state`` and ``feature_importance``. ``name`` identifies the model
+    in the registry and defaults to ``kind``.
     """
 
     kind: ClassVar[str]
@@ -40,9 +42,43 @@ class SignalModel(ABC):
             raise ValueError(
                 f"unknown {self.kind} params {unknown}; valid params: {sorted(self.DEFAULTS)}"
             )
+        for key, value in params.items():
+            try:
+                check_param(key, value)
+            except ValueError as e:
+                raise ValueError(f"{self.kind} param {key!r}: {e}") from None
         self.params: dict[str, Any] = {**self.DEFAULTS, **params}
         self.name: str = name or self.kind
         self.feature_names: tuple[str, ...] = ()
+        self.fit_info: dict[str, Any] = {}
+        self._threads = _resolved_threads(self.params["n_jobs"])
+
+    @property
+    def threads(self) -> int:
+        """Threads the model fits and predicts with: ``params["n_jobs"]`` unless ``set_threads``
+        changed it (-1 resolves to every core)."""
+        return self._threads
+
+    def set_threads(self, n: int) -> None:
+        """Run on ``n`` threads (-1: every core) from now on, without changing ``params``: the
+        saved params stay the ones the model was trained with. The live actor predicts one row
+        per bar on one thread, where fanning out costs more than it saves."""
+        try:
+            check_param("n_jobs", n)
+        except ValueError as e:
+            raise ValueError(f"threads {e}") from None
+        self._threads = _resolved_threads(n)
+
+    def describe(self) -> dict[str, Any]:
+        """What was trained and how: kind, name, params, features and the fit's own facts
+        (``fit_info``: rows fitted and held out, sample sizes, iterations or epochs run)."""
+        return {
+            "kind": self.kind,
+            "name": self.name,
+            "params": dict(self.params),
+            "features": list(self.feature_names),
+            "fit": dict(self.fit_info),
+        }
 
     @property
     def history_bars(self) -> int:
@@ -69,7 +105,7 @@ class SignalModel(ABC):
             raise ValueError(
                 "fit rows must have finite labels; use panel.usable_rows(require_label=True)"
             )
-        self._fit(panel, rows, seed)
+        self.fit_info = self._fit(panel, rows, seed)
         self.feature_names = panel.feature_names
 
     def predict_proba(self, panel: Panel, rows: np.ndarray) -> np.ndarray:
@@ -94,6 +130,7 @@ class SignalModel(ABC):
             "name": self.name,
             "params": self.params,
             "feature_names": list(self.feature_names),
+            "fit": self.fit_info,
             "state": self._save_state(dir),
         }
         (dir / HEADER_FILE).write_text(json.dumps(header, indent=2))
@@ -107,6 +144,7 @@ class SignalModel(ABC):
         model = cls(header["params"], name=header["name"])
         model._load_state(Path(dir), header["state"])
         model.feature_names = tuple(header["feature_names"])
+        model.fit_info = dict(header["fit"])
         return model
 
     def _require_fitted(self) -> None:
@@ -118,8 +156,9 @@ class SignalModel(ABC):
         """Feature name -> importance; each model documents what its numbers mean."""
 
     @abstractmethod
-    def _fit(self, panel: Panel, rows: np.ndarray, seed: int) -> None:
-        """Train on validated rows (in range, labels finite)."""
+    def _fit(self, panel: Panel, rows: np.ndarray, seed: int) -> dict[str, Any]:
+        """Train on validated rows (in range, labels finite); return the fit's facts for
+        ``describe`` (JSON-serialisable: row counts, sample sizes, iterations run)."""
 
     @abstractmethod
     def _predict(self, panel: Panel, rows: np.ndarray) -> np.ndarray:
@@ -140,6 +179,10 @@ def read_header(dir: Path) -> dict[str, Any]:
     if not path.is_file():
         raise FileNotFoundError(f"no saved model in {dir} (missing {HEADER_FILE})")
     return json.loads(path.read_text())
+
+
+def _resolved_threads(n: int) -> int:
+    return (os.cpu_count() or 1) if n == -1 else int(n)
 
 
 def _check_rows(panel: Panel, rows: np.ndarray) -> np.ndarray:

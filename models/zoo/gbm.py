@@ -3,11 +3,12 @@
 Defaults are tuned for noisy daily/intraday equity labels, where the realistic edge is a few
 points of AUC and the main risk is memorising noise: shallow trees, large minimum leaf sizes,
 L2 regularisation, row and column subsampling, a small learning rate, and early stopping on a
-time-ordered holdout (the most recent ``valid_fraction`` of the training rows by timestamp,
-never a random split, which would leak the future into model selection).
+time-ordered, purged holdout (``models.zoo.holdout``: the most recent ``valid_fraction`` of
+the training rows by timestamp, never a random split, which would leak the future into model
+selection).
 
-Both libraries share one vocabulary (``GBM_DEFAULTS``) and one training/prediction path; the
-subclasses only translate parameters and wrap the native booster.
+Both libraries share one vocabulary (``models.zoo.kinds``) and one training/prediction path;
+the subclasses only translate parameters and wrap the native booster.
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import lightgbm as lgb
@@ -24,34 +24,8 @@ import xgboost as xgb
 
 from models.dataset import Panel
 from models.zoo.base import SignalModel
-
-GBM_DEFAULTS: Mapping[str, Any] = MappingProxyType(
-    {
-        "n_estimators": 200,
-        "learning_rate": 0.05,
-        "max_depth": 4,
-        "subsample": 0.7,
-        "colsample": 0.7,
-        "reg_lambda": 10.0,
-        "early_stopping_rounds": 20,  # 0 disables early stopping
-        "valid_fraction": 0.2,  # most recent share of train rows used only for early stopping
-        "n_jobs": 2,
-    }
-)
-
-
-def time_ordered_holdout(
-    ts_ns: np.ndarray, rows: np.ndarray, fraction: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Split ``rows`` into (earlier, latest ``fraction``) by timestamp, each in ascending order.
-
-    Sorting by time rather than by row index matters for multi-symbol panels, whose row order
-    is symbol-major: the last 20% of row indices would be "the last symbol", not "the recent
-    past".
-    """
-    order = np.argsort(ts_ns[rows], kind="stable")
-    cut = len(rows) - int(len(rows) * fraction)
-    return np.sort(rows[order[:cut]]), np.sort(rows[order[cut:]])
+from models.zoo.holdout import purged_holdout
+from models.zoo.kinds import MODEL_KINDS
 
 
 class _GradientBoostedModel(SignalModel):
@@ -66,15 +40,17 @@ class _GradientBoostedModel(SignalModel):
         super().__init__(params, name)
         self._booster: Any = None
 
-    def _fit(self, panel: Panel, rows: np.ndarray, seed: int) -> None:
+    def _fit(self, panel: Panel, rows: np.ndarray, seed: int) -> dict[str, Any]:
         p = self.params
         valid = np.empty(0, np.int64)
         if p["early_stopping_rounds"] > 0 and p["valid_fraction"] > 0:
-            rows, valid = time_ordered_holdout(panel.ts_ns, rows, p["valid_fraction"])
+            rows, valid = purged_holdout(panel, rows, p["valid_fraction"])
             if rows.size == 0:
                 raise ValueError("valid_fraction leaves no rows to train on")
         eval_set = (panel.X[valid], panel.y[valid]) if valid.size else None
         self._booster = self._train(panel.X[rows], panel.y[rows], eval_set, seed)
+        return {"train_rows": int(rows.size), "valid_rows": int(valid.size),
+                "trees": self._trees()}
 
     def _predict(self, panel: Panel, rows: np.ndarray) -> np.ndarray:
         return self._raw_predict(panel.X[rows])
@@ -108,6 +84,10 @@ class _GradientBoostedModel(SignalModel):
         """Return a native booster truncated to its best iteration when early stopping ran."""
 
     @abstractmethod
+    def _trees(self) -> int:
+        """Boosting rounds kept."""
+
+    @abstractmethod
     def _raw_predict(self, X: np.ndarray) -> np.ndarray:
         """P(y=1) for a feature matrix."""
 
@@ -124,7 +104,7 @@ class LightGBMModel(_GradientBoostedModel):
     """LightGBM binary classifier (leaf-wise growth capped by ``num_leaves`` and depth)."""
 
     kind = "lightgbm"
-    DEFAULTS = MappingProxyType({**GBM_DEFAULTS, "num_leaves": 15, "min_child_samples": 200})
+    DEFAULTS = MODEL_KINDS["lightgbm"].defaults
     ARTIFACT = "booster.txt"
 
     def _train(
@@ -146,7 +126,7 @@ class LightGBMModel(_GradientBoostedModel):
             "bagging_freq": 1,
             "feature_fraction": p["colsample"],
             "lambda_l2": p["reg_lambda"],
-            "num_threads": p["n_jobs"],
+            "num_threads": self.threads,
             "seed": seed,
             "deterministic": True,
             "force_row_wise": True,
@@ -166,7 +146,10 @@ class LightGBMModel(_GradientBoostedModel):
         return lgb.Booster(model_str=booster.model_to_string(num_iteration=booster.best_iteration))
 
     def _raw_predict(self, X: np.ndarray) -> np.ndarray:
-        return self._booster.predict(X, num_threads=self.params["n_jobs"])
+        return self._booster.predict(X, num_threads=self.threads)
+
+    def _trees(self) -> int:
+        return int(self._booster.num_trees())
 
     def _gains(self) -> np.ndarray:
         return self._booster.feature_importance(importance_type="gain")
@@ -179,7 +162,7 @@ class XGBoostModel(_GradientBoostedModel):
     """XGBoost binary classifier (depth-wise ``hist`` trees, deterministic on CPU)."""
 
     kind = "xgboost"
-    DEFAULTS = MappingProxyType({**GBM_DEFAULTS, "min_child_weight": 50.0})
+    DEFAULTS = MODEL_KINDS["xgboost"].defaults
     ARTIFACT = "booster.ubj"
 
     def _train(
@@ -200,7 +183,7 @@ class XGBoostModel(_GradientBoostedModel):
             "subsample": p["subsample"],
             "colsample_bytree": p["colsample"],
             "lambda": p["reg_lambda"],
-            "nthread": p["n_jobs"],
+            "nthread": self.threads,
             "seed": seed,
         }
         evals = [] if eval_set is None else [(xgb.DMatrix(*eval_set), "valid")]
@@ -216,9 +199,12 @@ class XGBoostModel(_GradientBoostedModel):
 
     def _raw_predict(self, X: np.ndarray) -> np.ndarray:
         # The thread count is fixed when a booster loads; re-apply it so a caller that lowers
-        # params["n_jobs"] after loading (the live SignalActor predicts one row at a time) gets it.
-        self._booster.set_param({"nthread": self.params["n_jobs"]})
+        # it after loading (set_threads: the live SignalActor predicts one row at a time) gets it.
+        self._booster.set_param({"nthread": self.threads})
         return self._booster.inplace_predict(X)
+
+    def _trees(self) -> int:
+        return int(self._booster.num_boosted_rounds())
 
     def _gains(self) -> np.ndarray:
         # Features are unnamed in the DMatrix (names like "a[1]" are rejected by XGBoost), so
@@ -227,6 +213,6 @@ class XGBoostModel(_GradientBoostedModel):
         return np.array([score.get(f"f{i}", 0.0) for i in range(len(self.feature_names))])
 
     def _load_booster(self, path: Path) -> xgb.Booster:
-        booster = xgb.Booster(params={"nthread": self.params["n_jobs"]})
+        booster = xgb.Booster(params={"nthread": self.threads})
         booster.load_model(str(path))
         return booster

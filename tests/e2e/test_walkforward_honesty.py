@@ -68,7 +68,7 @@ def write_config(tmp: Path, catalog: Path, name: str) -> Path:
         "models": {
             "lightgbm": {"params": {"n_estimators": 100}},
             "xgboost": {"params": {"n_estimators": 100}},
-            "lstm": {"params": {"epochs": 2, "max_train_sequences": 10000}},
+            "lstm": {"params": {"epochs": 2, "max_train_rows": 10000}},
         },
         "workers": 2,
     }

@@ -15,16 +15,37 @@ from scipy.signal import lfilter
 from sklearn.metrics import roc_auc_score
 
 from models.dataset import Panel
-from models.zoo import MODEL_KINDS, build_model, load_model
+from models.zoo import MODEL_KINDS, build_model, load_model, model_class
 from models.zoo.base import SignalModel
-from models.zoo.gbm import time_ordered_holdout
+from models.zoo.holdout import time_ordered_holdout
 
 BAR_NS = 60_000_000_000
 WARMUP = 20
-# Each LSTM fit is the slow part of this file; 20k sampled windows keep one fit to a few
-# seconds on 2 cores while still learning the planted lag.
-FAST_LSTM = {"max_train_sequences": 20_000}
-TINY_LSTM = {"seq_len": 10, "hidden_size": 8, "epochs": 1, "importance_sample": 64}
+KINDS = sorted(MODEL_KINDS)
+SEQUENCE_KINDS = ("cnn", "lstm", "transformer")
+# Tiny, fast settings per kind for the mechanics (persistence, determinism, misuse); the CNN
+# reads every feature of the synthetic panels (its default list names the real features).
+QUICK = {
+    "lightgbm": {"n_estimators": 30},
+    "xgboost": {"n_estimators": 30},
+    "random_forest": {"n_estimators": 10},
+    "svm": {"max_train_rows": 300, "importance_sample": 64},
+    "mlp": {"epochs": 2, "max_train_rows": 2000, "importance_sample": 64},
+    "lstm": {"seq_len": 10, "hidden_sizes": [8], "epochs": 1, "max_train_rows": 2000,
+             "importance_sample": 64},
+    "transformer": {"seq_len": 10, "d_model": 8, "epochs": 1, "max_train_rows": 2000,
+                    "importance_sample": 64},
+    "cnn": {"seq_len": 10, "features": [], "channels": [4, 8], "dense": 8, "epochs": 1,
+            "max_train_rows": 2000, "importance_sample": 64},
+}
+# Enough capacity to learn a planted signal, still seconds per fit on 2 cores.
+HONEST = {
+    "lstm": {"seq_len": 20, "max_train_rows": 8000},
+    "transformer": {"seq_len": 20, "max_train_rows": 8000},
+    "cnn": {"seq_len": 20, "features": [], "max_train_rows": 8000},
+    "svm": {"max_train_rows": 1500},
+}
+LAGGED_LSTM = {"max_train_rows": 20_000, "epochs": 4, "patience": 2}
 
 
 def synthetic_panel(
@@ -82,7 +103,7 @@ def out_of_sample_auc(model: SignalModel, panel: Panel, seq_len: int) -> float:
 
 
 def seq_len_of(model: SignalModel) -> int:
-    return model.params.get("seq_len", 1)
+    return model.history_bars
 
 
 # ---------------------------------------------------------------- Panel
@@ -161,7 +182,9 @@ def test_panel_rejects_malformed_arrays(field, value, message):
 
 
 def test_build_model_names_unknown_kinds_and_params():
-    assert set(MODEL_KINDS) == {"lightgbm", "xgboost", "lstm"}
+    assert set(MODEL_KINDS) == {
+        "lightgbm", "xgboost", "random_forest", "svm", "mlp", "lstm", "transformer", "cnn"
+    }
     with pytest.raises(ValueError, match="unknown model kind 'catboost'"):
         build_model("catboost", {})
     with pytest.raises(ValueError, match=r"unknown lightgbm params \['num_trees'\]"):
@@ -181,21 +204,26 @@ def test_time_ordered_holdout_uses_latest_timestamps_not_last_symbol():
 # ---------------------------------------------------------------- honesty: signal and noise
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "xgboost"])
-def test_tabular_models_find_planted_signal(kind):
-    model = build_model(kind, {})
-    auc = out_of_sample_auc(model, synthetic_panel(lag=0, phi=0.5), seq_len=1)
-    assert auc > 0.75, auc  # the oracle (true driver) scores 0.78
+@pytest.mark.parametrize("kind", KINDS)
+def test_every_model_finds_planted_signal(kind):
+    # y depends on the row's own x0 - 0.5 x1 (oracle AUC 0.78): every kind, tabular or
+    # sequence, must find it out of sample, and rank the driving feature first.
+    model = build_model(kind, HONEST.get(kind, {}))
+    auc = out_of_sample_auc(model, synthetic_panel(lag=0, phi=0.5), seq_len_of(model))
+    assert auc > 0.55, auc
     importance = model.feature_importance()
     assert max(importance, key=importance.get) == "f0"
-    assert sum(importance.values()) == pytest.approx(1.0)
+    if kind in ("lightgbm", "xgboost", "random_forest"):  # trees get close to the oracle
+        assert auc > 0.75, auc
+        assert sum(importance.values()) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_lstm_finds_signal_that_lives_several_bars_back():
     # White-noise features and y driven by x[t-5]: the current row alone carries no signal,
     # so only a model that reads the sequence can score above 0.5.
     panel = synthetic_panel(lag=5, phi=0.0, strength=1.5, seed=1)
-    model = build_model("lstm", FAST_LSTM)
+    model = build_model("lstm", LAGGED_LSTM)
     auc = out_of_sample_auc(model, panel, seq_len=60)
     assert auc > 0.62, auc  # the oracle scores 0.83 on this panel
     importance = model.feature_importance()
@@ -204,9 +232,11 @@ def test_lstm_finds_signal_that_lives_several_bars_back():
     assert abs(tabular - 0.5) < 0.03, tabular
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "xgboost", "lstm"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_models_find_nothing_in_noise(kind):
-    model = build_model(kind, FAST_LSTM if kind == "lstm" else {})
+    # Coin-flip labels: with >= 20k test rows the AUC's standard error is about 0.004, so a
+    # +-0.03 band fails only for a model (or pipeline) that "finds" structure in noise.
+    model = build_model(kind, HONEST.get(kind, {}))
     panel = synthetic_panel(noise=True, phi=0.5, seed=2)
     train, test = time_split(panel, seq_len_of(model))
     assert len(test) >= 20_000
@@ -219,10 +249,10 @@ def test_models_find_nothing_in_noise(kind):
 
 
 def quick_model(kind: str) -> SignalModel:
-    return build_model(kind, TINY_LSTM if kind == "lstm" else {"n_estimators": 30})
+    return build_model(kind, QUICK[kind])
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "xgboost", "lstm"])
+@pytest.mark.parametrize("kind", KINDS)
 def test_save_load_round_trip_and_seed_determinism(kind, tmp_path):
     panel = synthetic_panel(n_bars=3_000, seed=3)
     model = quick_model(kind)
@@ -231,21 +261,41 @@ def test_save_load_round_trip_and_seed_determinism(kind, tmp_path):
     expected = model.predict_proba(panel, test)
     assert expected.dtype == np.float64 and expected.shape == test.shape
     assert ((expected > 0) & (expected < 1)).all()
+    assert model.describe()["fit"] == model.fit_info and model.fit_info["train_rows"] > 0
 
     model.save(tmp_path / "m")
-    for loaded in (load_model(tmp_path / "m"), MODEL_KINDS[kind].load(tmp_path / "m")):
+    for loaded in (load_model(tmp_path / "m"), model_class(kind).load(tmp_path / "m")):
         assert type(loaded) is type(model) and loaded.params == model.params
         np.testing.assert_array_equal(loaded.predict_proba(panel, test), expected)
         assert loaded.feature_importance() == model.feature_importance()
+        assert loaded.describe() == model.describe()
 
     again = quick_model(kind)
     again.fit(panel, train, seed=11)
     np.testing.assert_array_equal(again.predict_proba(panel, test), expected)
 
 
-@pytest.mark.parametrize("kind", ["lightgbm", "xgboost", "lstm"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_fit_reads_nothing_after_its_training_rows(kind):
+    # Scalers, calibrations, samples and early stopping are fitted inside the training rows:
+    # rewriting every later row (features and labels) changes nothing the model learnt.
+    panel = synthetic_panel(n_bars=3_000, seed=4)
+    model = quick_model(kind)
+    train, _ = time_split(panel, seq_len_of(model))
+    model.fit(panel, train, seed=5)
+    expected = model.predict_proba(panel, train[-200:])
+    later = panel.ts_ns > panel.ts_ns[train].max()
+    rng = np.random.default_rng(0)
+    panel.X[later] = rng.standard_normal((int(later.sum()), panel.X.shape[1])) * 10
+    panel.y[later] = rng.random(int(later.sum())) < 0.5
+    refit = quick_model(kind)
+    refit.fit(panel, train, seed=5)
+    np.testing.assert_array_equal(refit.predict_proba(panel, train[-200:]), expected)
+
+
+@pytest.mark.parametrize("kind", KINDS)
 def test_models_refuse_misuse(kind, tmp_path):
-    panel = synthetic_panel(n_bars=300)
+    panel = synthetic_panel(n_bars=400)
     panel.y[-1] = np.nan  # the label horizon runs past the data
     model = quick_model(kind)
     rows = panel.usable_rows(seq_len_of(model), require_label=True)
@@ -263,12 +313,13 @@ def test_models_refuse_misuse(kind, tmp_path):
     model.save(tmp_path / "saved")
     other_kind = "lstm" if kind == "xgboost" else "xgboost"
     with pytest.raises(ValueError, match=f"holds a '{kind}' model"):
-        MODEL_KINDS[other_kind].load(tmp_path / "saved")
+        model_class(other_kind).load(tmp_path / "saved")
 
 
-def test_lstm_windows_never_cross_a_segment():
+@pytest.mark.parametrize("kind", SEQUENCE_KINDS)
+def test_sequence_windows_never_cross_a_segment(kind):
     panel = synthetic_panel(n_bars=300)
-    model = build_model("lstm", TINY_LSTM)
+    model = quick_model(kind)
     rows = panel.usable_rows(10, require_label=True)
     model.fit(panel, rows, seed=0)
     first_full = np.array([300 + 9])  # second symbol's first row with 10 bars of history
