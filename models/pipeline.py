@@ -22,6 +22,7 @@ Named columns the strategy side may rely on:
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Annotated
@@ -228,9 +229,7 @@ def fit_fold(
         _, _, _, close, _, ts = bars[symbol]
         values = _fitted_columns(spec, fitted, symbol, intraday_returns(close, ts), ts)
         X[np.ix_(where, columns)] = values[where - panel.segment_start[where]]
-    return fitted, Panel(X=X, y=panel.y, ts_ns=panel.ts_ns, symbol=panel.symbol,
-                         segment_start=panel.segment_start, feature_names=panel.feature_names,
-                         symbols=panel.symbols)
+    return fitted, dataclasses.replace(panel, X=X)  # every other field kept (labels' ends too)
 
 
 def proxy_returns(bars: Mapping[str, BarColumns], risk: RiskSpec) -> tuple[np.ndarray, np.ndarray]:

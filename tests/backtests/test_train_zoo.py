@@ -4,7 +4,7 @@ how long every fit took, in the fold rows and in the registry."""
 import numpy as np
 
 from backtests.config import parse_config
-from backtests.train import build_panel, train_fold
+from backtests.train import panel_from_bars, read_bars, train_fold
 from catalog.jobs import generate_catalog
 from catalog.store import MarketCatalog
 from models.registry import ModelRegistry
@@ -21,11 +21,12 @@ def test_train_fold_applies_presets_and_records_fit_seconds(tmp_path):
             "mlp": {"params": {"epochs": 1, "importance_sample": 16}},
         },
     })
-    panel, label_end = build_panel(catalog, catalog.symbols(), config)
+    bars = read_bars(catalog, catalog.symbols())
+    panel, label_end = panel_from_bars(bars, config)
     assert np.array_equal(panel.label_end_ns, label_end)  # the models can purge their tails
     (fold,) = walk_forward_folds(panel.ts_ns, n_folds=1, train_days=3, test_days=1, embargo_days=1)
     registry = ModelRegistry(tmp_path / "models")
-    row, _, _ = train_fold(fold, panel, label_end, config, registry, MarketCatalog(tmp_path / "sig"))
+    row, _, _ = train_fold(fold, panel, label_end, config, registry, MarketCatalog(tmp_path / "sig"), bars)
     for name in config.models:
         assert row["models"][name]["fit_seconds"] > 0
         model, meta = registry.load(name)

@@ -9,6 +9,7 @@ from scipy import stats
 
 from models import pipeline as P
 from models import risk_features as R
+from models.dataset import Panel
 from tests.models.test_features import make_bars
 
 ALL_BLOCKS = P.FeatureSpec(
@@ -217,3 +218,21 @@ def test_a_named_index_proxy_replaces_the_equal_weight_mean(universe) -> None:
     assert values["S2"][-1, beta] == pytest.approx(1.0, rel=1e-9)  # the index against itself
     equal_weight = P.compute_features(universe, P.FeatureSpec(risk=P.RiskSpec(beta=True)))
     assert values["S0"][-1, beta] != equal_weight["S0"][-1, beta]
+
+
+def test_fitting_a_fold_keeps_every_panel_field_but_the_fitted_columns(universe) -> None:
+    """The models of a fold train on the panel fit_fold returns: losing the labels' ends there
+    would silently turn off the purge of their validation tails."""
+    spec = P.FeatureSpec(risk=P.RiskSpec(garch=True))
+    X, names = P.compute_features(universe, spec), P.feature_names(spec)
+    panel = Panel.concat([
+        Panel(X=X[s], y=np.full(len(c[5]), np.nan), ts_ns=c[5], symbol=np.zeros(len(c[5]), np.int32),
+              segment_start=np.zeros(len(c[5]), np.int64), feature_names=names, symbols=(s,),
+              label_end_ns=c[5] + 15 * 60_000_000_000)
+        for s, c in universe.items()])
+    train = np.flatnonzero(panel.ts_ns <= universe["S0"][5][1499])
+    _, fitted_panel = P.fit_fold(panel, universe, spec, train)
+    assert np.array_equal(fitted_panel.label_end_ns, panel.label_end_ns)
+    assert np.array_equal(fitted_panel.ts_ns, panel.ts_ns) and fitted_panel.symbols == panel.symbols
+    assert np.isnan(panel.X[:, names.index("garch_vol")]).all()
+    assert np.isfinite(fitted_panel.X[:, names.index("garch_vol")]).any()
