@@ -11,7 +11,9 @@ import msgspec
 from msgspec import Meta
 
 from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
+from models.ensemble import STACK_NAME, EnsembleConfig
 from models.names import NAME_PATTERN
+from models.selection import SelectionConfig
 from strategies.settings import Name, StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
 
@@ -93,6 +95,8 @@ class BacktestConfig(_Section):
     labels: LabelConfig = LabelConfig()
     walk_forward: WalkForwardConfig = WalkForwardConfig()
     models: dict[Name, ModelConfig] = msgspec.field(default_factory=_default_models)
+    ensemble: EnsembleConfig = EnsembleConfig()
+    selection: SelectionConfig | None = None  # None: every model sees every feature
     strategy: StrategySettings = StrategySettings()
     venue: VenueConfig = VenueConfig()
     workers: PositiveInt = 1  # parallel backtest windows
@@ -114,8 +118,9 @@ class BacktestConfig(_Section):
                 if not _same_kind(value, defaults[key]):
                     raise ValueError(f"'models.{name}.params.{key}' must be {type(defaults[key]).__name__}, "
                                      f"got {value!r}")
-        if set(self.models) != set(self.strategy.weights):
-            raise ValueError(f"'strategy.weights' must weigh exactly the models in 'models': models "
+        if set(self.models) | ({STACK_NAME} if self.ensemble.stacking else set()) != set(self.strategy.weights):
+            stack = f" and '{STACK_NAME}' (ensemble.method: stack)" if self.ensemble.stacking else ""
+            raise ValueError(f"'strategy.weights' must weigh exactly the models in 'models'{stack}: models "
                              f"{sorted(self.models)}, weights {sorted(self.strategy.weights)}")
 
     def weights(self) -> dict[str, float]:
@@ -133,7 +138,8 @@ class BacktestConfig(_Section):
 
 def parse_config(raw: dict[str, Any], source: str = "config") -> BacktestConfig:
     """A mapping (a parsed file, a dumped config) validated as a BacktestConfig. A file that
-    lists ``models`` but gives no ``strategy.weights`` weighs each of those models 1."""
+    lists ``models`` but gives no ``strategy.weights`` weighs each of those models 1 (with
+    ``ensemble.method: stack``, the meta-learner 1 and the models 0)."""
     strategy = raw.get("strategy")
     models = raw.get("models")
     try:
@@ -141,10 +147,17 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> BacktestConfig:
             for name, entry in models.items():  # one by one: msgspec's error would not name the model
                 convert(entry, ModelConfig, source, at=f"models.{name}")
             if models and (strategy is None or isinstance(strategy, dict) and "weights" not in strategy):
-                raw = {**raw, "strategy": {**(strategy or {}), "weights": dict.fromkeys(models, 1.0)}}
+                raw = {**raw, "strategy": {**(strategy or {}), "weights": _default_weights(models, raw.get("ensemble"))}}
         return convert(raw, BacktestConfig, source)
     except SettingsFileError as e:
         raise ConfigError(str(e)) from e
+
+
+def _default_weights(models: dict[str, Any], ensemble: Any) -> dict[str, float]:
+    """Each model weighs 1 in a vote; a stacked run trades the meta-learner alone."""
+    if isinstance(ensemble, dict) and ensemble.get("method") == "stack":
+        return dict.fromkeys(models, 0.0) | {STACK_NAME: 1.0}
+    return dict.fromkeys(models, 1.0)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None,

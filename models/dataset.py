@@ -95,6 +95,27 @@ class Panel:
             ok &= np.isfinite(self.y)
         return np.flatnonzero(ok)
 
+    def select(self, names: Sequence[str]) -> Panel:
+        """The same rows with only the feature columns ``names``, in that order: what a model
+        fitted on a feature selection sees, in training and live alike. Unknown names are
+        refused rather than dropped, since a model missing a column would be fed another."""
+        names = tuple(names)
+        if names == self.feature_names:
+            return self
+        index = {name: j for j, name in enumerate(self.feature_names)}
+        missing = [n for n in names if n not in index]
+        if missing or not names:
+            raise ValueError(f"cannot select features {missing or '(none)'}; the panel has {self.feature_names}")
+        return Panel(
+            X=self.X[:, [index[n] for n in names]],
+            y=self.y,
+            ts_ns=self.ts_ns,
+            symbol=self.symbol,
+            segment_start=self.segment_start,
+            feature_names=names,
+            symbols=self.symbols,
+        )
+
     @classmethod
     def concat(cls, panels: Sequence[Panel]) -> Panel:
         """Stack panels (e.g. per-symbol or per-period) keeping each input's segments separate.

@@ -20,7 +20,8 @@ from catalog.instruments import BAR_SPEC
 from catalog.sessions import sessions_ending
 from models.dataset import Panel
 from models.features import FEATURE_NAMES, LOOKBACK_BARS, WARMUP_BARS, feature_matrix
-from models.zoo import SignalModel, load_model
+from models.stacking import StackModel, load_saved_model
+from models.zoo import SignalModel
 from strategies.signals import MLSignal
 
 
@@ -99,6 +100,7 @@ class SignalActor(Actor):
         super().__init__(config)
         self.instrument_ids = [InstrumentId.from_str(i) for i in config.instrument_ids]
         self.models: dict[str, SignalModel] = {}
+        self.stacks: dict[str, StackModel] = {}  # meta-learners over the models' probabilities
         self.buffers = {iid: BarBuffer(config.lookback_bars) for iid in self.instrument_ids}
         self.last_features: dict[InstrumentId, np.ndarray] = {}
         self._model_names = ""
@@ -113,16 +115,21 @@ class SignalActor(Actor):
     def on_start(self) -> None:
         if not self.config.model_dirs:
             raise ValueError("SignalActor needs at least one model in model_dirs")
-        self.models = {
-            name: load_model(Path(path)) for name, path in self.config.model_dirs.items()
-        }
+        loaded = {name: load_saved_model(Path(path)) for name, path in self.config.model_dirs.items()}
+        self.models = {n: m for n, m in loaded.items() if not isinstance(m, StackModel)}
+        self.stacks = {n: m for n, m in loaded.items() if isinstance(m, StackModel)}
+        for name, stack in self.stacks.items():
+            missing = [b for b in stack.feature_names if b not in self.models]
+            if missing:
+                raise ValueError(f"meta-learner {name!r} combines {list(stack.feature_names)}; "
+                                 f"model_dirs lacks {missing}")
         for model in self.models.values():
             # One row per bar: fanning a single-row prediction out to threads costs far more
             # than it saves (10-700 ms instead of 0.05-0.3 ms per model on a busy 2-core box).
             # Every model reads n_jobs at predict time. A row's trees sum the same on any
             # thread count; the LSTM stays within float32 rounding (the parity test covers both).
             model.params["n_jobs"] = 1
-        self._model_names = ",".join(self.models)
+        self._model_names = ",".join([*self.models, *self.stacks])
         self._history = max(m.history_bars for m in self.models.values())
         # The first row with finite features is WARMUP_BARS; a model needs `history` of them.
         self._min_bars = WARMUP_BARS + self._history
@@ -197,7 +204,7 @@ class SignalActor(Actor):
         )
 
     def predict_last(self, iid: InstrumentId) -> np.ndarray | None:
-        """Every model's probability for the newest bar of ``iid``.
+        """Every model's probability for the newest bar of ``iid``, then every meta-learner's.
 
         None while the buffer is too short, or when the newest ``history`` feature rows are not
         all finite (degenerate input, e.g. a zero-volume window): exactly the rows the batch
@@ -223,4 +230,8 @@ class SignalActor(Actor):
             return None
         self.last_features[iid] = X[last].copy()
         rows = np.array([last])
-        return np.array([m.predict_proba(panel, rows)[0] for m in self.models.values()])
+        # Each model reads its own columns by name (a fold's feature selection is in its saved
+        # feature_names); the meta-learners then combine the models' probabilities of this bar.
+        probs = {name: m.predict_proba(panel.select(m.feature_names), rows)[0] for name, m in self.models.items()}
+        probs |= {name: stack.combine(probs)[0] for name, stack in self.stacks.items()}
+        return np.array(list(probs.values()))
