@@ -9,6 +9,7 @@ import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
 from backtests.metrics import drawdown_series
+from backtests.selection_report import selection_section
 
 _HEADLINE = [
     ("total_return", "Total return", "{:.2%}"),
@@ -43,6 +44,7 @@ def write_report(
         *(fig.to_html(full_html=False, include_plotlyjs=(i == 0)) for i, fig in enumerate(figures)),
         "<h2>Folds</h2>",
         _fold_table(folds),
+        *selection_section(folds),
         "<h2>Run</h2>",
         f"<pre>{html.escape(json.dumps(metrics['run'], indent=2, default=str))}</pre>",
     ]
