@@ -118,10 +118,15 @@ class BacktestConfig(_Section):
                 if not _same_kind(value, defaults[key]):
                     raise ValueError(f"'models.{name}.params.{key}' must be {type(defaults[key]).__name__}, "
                                      f"got {value!r}")
-        if set(self.models) | ({STACK_NAME} if self.ensemble.stacking else set()) != set(self.strategy.weights):
+        if set(self.signal_columns()) != set(self.strategy.weights):
             stack = f" and '{STACK_NAME}' (ensemble.method: stack)" if self.ensemble.stacking else ""
             raise ValueError(f"'strategy.weights' must weigh exactly the models in 'models'{stack}: models "
                              f"{sorted(self.models)}, weights {sorted(self.strategy.weights)}")
+
+    def signal_columns(self) -> tuple[str, ...]:
+        """The probabilities a trained run's MLSignals carry, in order: every model, then the
+        stacking meta-learner when there is one; the names ``strategy.weights`` weighs."""
+        return (*self.models, STACK_NAME) if self.ensemble.stacking else tuple(self.models)
 
     def weights(self) -> dict[str, float]:
         return dict(self.strategy.weights)

@@ -176,7 +176,7 @@ def train_fold(
             "data_hash": data_hash(stack.probabilities, panel.y[stack.rows]),
             "fitted": _fitted_span(panel.ts_ns[stack.rows], label_end[stack.rows]),
         })
-    columns = tuple(probs)  # the models, then the meta-learner: the MLSignal's probabilities
+    columns = config.signal_columns()  # the models, then the meta-learner
     _write_signals(signal_catalog, panel, test, columns, np.column_stack([probs[n] for n in columns]))
     evaluated = dict(probs)
     if config.ensemble.stacking:  # what the meta-learner must beat: the untuned equal-weight vote
