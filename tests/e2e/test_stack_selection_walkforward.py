@@ -22,8 +22,12 @@ from models.registry import ModelRegistry
 
 pytestmark = pytest.mark.slow
 
-SEED, SYMBOLS, DAYS = 5, 6, 34
-FOLDS, TRAIN_DAYS, TEST_DAYS = 2, 14, 9
+SEED, SYMBOLS, DAYS = 5, 4, 34
+# The random walk needs more symbols: with 4, the base models themselves stray to AUC 0.45-0.53
+# (few, cross-correlated, overlapping labels), and a meta-learner reading them strays as far.
+# With 8, seeds 5, 6, 7 gave every model, the vote and the stack within 0.484-0.519.
+NULL_SYMBOLS = 8
+FOLDS, TRAIN_DAYS, TEST_DAYS = 2, 12, 10
 TOP_K = 12
 BASES = ("lightgbm", "xgboost")
 PER_FOLD = {*BASES, "stack", "vote", "ensemble"}
@@ -35,9 +39,9 @@ def write_config(tmp: Path, catalog: Path, name: str) -> Path:
         "seed": SEED,
         "catalog": {"path": str(catalog)},
         "walk_forward": {"folds": FOLDS, "train_days": TRAIN_DAYS, "test_days": TEST_DAYS, "embargo_days": 1},
-        "models": {name: {"params": {"n_estimators": 60}} for name in BASES},
-        "ensemble": {"method": "stack", "inner_folds": 3, "C": 1.0},
-        "selection": {"top_k": TOP_K, "inner_folds": 3, "n_estimators": 60},
+        "models": {name: {"params": {"n_estimators": 40, "n_jobs": 1}} for name in BASES},
+        "ensemble": {"method": "stack", "inner_folds": 2, "C": 1.0},
+        "selection": {"top_k": TOP_K, "inner_folds": 2, "n_estimators": 40},
         "workers": 2,
     }
     path = tmp / f"{name}.yaml"
@@ -57,6 +61,10 @@ def test_planted_run_trades_the_stack_and_reports_every_model_and_the_shap_views
         assert len(row["selection"]["selected"]) == TOP_K
     stack, ensemble = metrics["models"]["stack"], metrics["models"]["ensemble"]
     assert stack["auc"] > 0.55 and ensemble["auc"] == stack["auc"]  # the weights trade the stack alone
+    # Two near-identical GBMs leave a meta-learner nothing to add; it may lose at most 0.01 AUC to
+    # the better one (observed: stack 0.6914, xgboost 0.6940, vote 0.6924). That it beats an
+    # equal-weight vote spoilt by a weak model is tests/models/test_stacking.py's check.
+    assert stack["auc"] >= max(metrics["models"][n]["auc"] for n in BASES) - 0.01
     assert metrics["trading"]["trades"] > 0
     registry = ModelRegistry(result.run_dir / "models")
     assert registry.versions("stack") == list(range(1, FOLDS + 1))
@@ -70,10 +78,10 @@ def test_planted_run_trades_the_stack_and_reports_every_model_and_the_shap_views
 
 
 def test_random_walk_meta_learner_finds_nothing(tmp_path):
-    catalog = generate_catalog(tmp_path / "catalog", SYMBOLS, DAYS, SEED, 0.0)
+    catalog = generate_catalog(tmp_path / "catalog", NULL_SYMBOLS, DAYS, SEED, 0.0)
     config = load_config(write_config(tmp_path, tmp_path / "catalog", "stacked-null"))
     result = train(config, catalog, catalog.symbols(), tmp_path / "runs")
-    stack = result.models["stack"]
-    assert stack["rows"] >= 20_000, stack
-    assert abs(stack["auc"] - 0.5) <= 0.03, stack
+    for name, m in result.models.items():  # the bases too: else the band says nothing of the data
+        assert m["rows"] >= 20_000, (name, m)
+        assert abs(m["auc"] - 0.5) <= 0.03, (name, m)
     print("stacked random walk:", {n: round(m["auc"], 4) for n, m in result.models.items()})
