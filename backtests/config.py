@@ -118,6 +118,13 @@ class BacktestConfig(_Section):
                 if not _same_kind(value, defaults[key]):
                     raise ValueError(f"'models.{name}.params.{key}' must be {type(defaults[key]).__name__}, "
                                      f"got {value!r}")
+        for key, inner in (("ensemble", self.ensemble.inner_folds if self.ensemble.stacking else 0),
+                           ("selection", self.selection.inner_folds if self.selection else 0)):
+            # models.splits.inner_splits: a first training stretch and each inner test window
+            # take at least a session, and the embargo separates them.
+            if inner and self.walk_forward.train_days < inner + 1 + self.walk_forward.embargo_days:
+                raise ValueError(f"'{key}.inner_folds' {inner} needs walk_forward.train_days >= "
+                                 f"{inner + 1 + self.walk_forward.embargo_days}, got {self.walk_forward.train_days}")
         if set(self.signal_columns()) != set(self.strategy.weights):
             stack = f" and '{STACK_NAME}' (ensemble.method: stack)" if self.ensemble.stacking else ""
             raise ValueError(f"'strategy.weights' must weigh exactly the models in 'models'{stack}: models "

@@ -29,7 +29,8 @@ import numpy as np
 from models.dataset import Panel
 from models.ensemble import STACK_NAME, EnsembleConfig
 from models.splits import inner_splits
-from models.zoo.base import SignalModel, read_header
+from models.zoo import SignalModel, load_model
+from models.zoo.base import read_header
 
 _EPS = 1e-6  # probabilities are clipped to [eps, 1 - eps] before the logit
 
@@ -141,8 +142,6 @@ def probability_panel(names: Sequence[str], probabilities: np.ndarray, y: np.nda
 def load_saved_model(dir: Path) -> SignalModel:
     """The base model or meta-learner saved in ``dir``, whichever it holds: how the registry and
     the live actor read a saved model."""
-    from models.zoo import load_model  # imported here: a stacked actor still loads its base models
-
     if read_header(dir)["kind"] == StackModel.kind:
         return StackModel.load(dir)
     return load_model(dir)
