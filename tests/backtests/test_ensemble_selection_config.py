@@ -60,7 +60,7 @@ def test_bad_values_name_the_key(tmp_path, text, key):
 @pytest.mark.parametrize("key", ["ensemble", "selection"])
 def test_inner_folds_must_fit_in_the_training_window(tmp_path, key):
     method = "method: stack, " if key == "ensemble" else ""
-    text = f"walk_forward: {{train_days: 4, embargo_days: 1}}\n{key}: {{{method}inner_folds: 3}}\n"
+    text = TWO_MODELS + f"walk_forward: {{train_days: 4, embargo_days: 1}}\n{key}: {{{method}inner_folds: 3}}\n"
     with pytest.raises(ConfigError, match=rf"'{key}.inner_folds': 3 needs walk_forward.train_days >= 5, got 4"):
         load_config(write(tmp_path, text))
     load_config(write(tmp_path, text.replace("train_days: 4", "train_days: 5")))
