@@ -11,9 +11,11 @@ import msgspec
 from msgspec import Meta
 
 from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
+from models.ensemble import STACK_NAME, EnsembleConfig
 from models.names import NAME_PATTERN
 from models.outlook import DEFAULT_HORIZON, DEFAULT_VOLATILITY_FEATURE
 from models.pipeline import FeatureSpec
+from models.selection import SelectionConfig
 from models.universe import ScreenRule
 from strategies.settings import Name, StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
@@ -125,6 +127,8 @@ class BacktestConfig(_Section):
     features: FeatureSpec = FeatureSpec()  # blocks beyond the base set (models.pipeline)
     walk_forward: WalkForwardConfig = WalkForwardConfig()
     models: dict[Name, ModelConfig] = msgspec.field(default_factory=_default_models)
+    ensemble: EnsembleConfig = EnsembleConfig()
+    selection: SelectionConfig | None = None  # None: every model sees every feature
     strategy: StrategySettings = StrategySettings()
     venue: VenueConfig = VenueConfig()
     horizons: HorizonConfig | None = None  # None: no horizon models, no expected return
@@ -158,9 +162,22 @@ class BacktestConfig(_Section):
                     check_param(key, value)
                 except ValueError as e:
                     raise ValueError(f"'models.{name}.params.{key}' {e}") from None
-        if set(self.models) != set(self.strategy.weights):
-            raise ValueError(f"'strategy.weights' must weigh exactly the models in 'models': models "
+        for key, inner in (("ensemble", self.ensemble.inner_folds if self.ensemble.stacking else 0),
+                           ("selection", self.selection.inner_folds if self.selection else 0)):
+            # models.splits.inner_splits: a first training stretch and each inner test window
+            # take at least a session, and the embargo separates them.
+            if inner and self.walk_forward.train_days < inner + 1 + self.walk_forward.embargo_days:
+                raise ValueError(f"'{key}.inner_folds' {inner} needs walk_forward.train_days >= "
+                                 f"{inner + 1 + self.walk_forward.embargo_days}, got {self.walk_forward.train_days}")
+        if set(self.signal_columns()) != set(self.strategy.weights):
+            stack = f" and '{STACK_NAME}' (ensemble.method: stack)" if self.ensemble.stacking else ""
+            raise ValueError(f"'strategy.weights' must weigh exactly the models in 'models'{stack}: models "
                              f"{sorted(self.models)}, weights {sorted(self.strategy.weights)}")
+
+    def signal_columns(self) -> tuple[str, ...]:
+        """The probabilities a trained run's MLSignals carry, in order: every model, then the
+        stacking meta-learner when there is one; the names ``strategy.weights`` weighs."""
+        return (*self.models, STACK_NAME) if self.ensemble.stacking else tuple(self.models)
 
     def weights(self) -> dict[str, float]:
         return dict(self.strategy.weights)
@@ -177,7 +194,8 @@ class BacktestConfig(_Section):
 
 def parse_config(raw: dict[str, Any], source: str = "config") -> BacktestConfig:
     """A mapping (a parsed file, a dumped config) validated as a BacktestConfig. A file that
-    lists ``models`` but gives no ``strategy.weights`` weighs each of those models 1."""
+    lists ``models`` but gives no ``strategy.weights`` weighs each of those models 1 (with
+    ``ensemble.method: stack``, the meta-learner 1 and the models 0)."""
     strategy = raw.get("strategy")
     models = raw.get("models")
     try:
@@ -185,10 +203,17 @@ def parse_config(raw: dict[str, Any], source: str = "config") -> BacktestConfig:
             for name, entry in models.items():  # one by one: msgspec's error would not name the model
                 convert(entry, ModelConfig, source, at=f"models.{name}")
             if models and (strategy is None or isinstance(strategy, dict) and "weights" not in strategy):
-                raw = {**raw, "strategy": {**(strategy or {}), "weights": dict.fromkeys(models, 1.0)}}
+                raw = {**raw, "strategy": {**(strategy or {}), "weights": _default_weights(models, raw.get("ensemble"))}}
         return convert(raw, BacktestConfig, source)
     except SettingsFileError as e:
         raise ConfigError(str(e)) from e
+
+
+def _default_weights(models: dict[str, Any], ensemble: Any) -> dict[str, float]:
+    """Each model weighs 1 in a vote; a stacked run trades the meta-learner alone."""
+    if isinstance(ensemble, dict) and ensemble.get("method") == "stack":
+        return dict.fromkeys(models, 0.0) | {STACK_NAME: 1.0}
+    return dict.fromkeys(models, 1.0)
 
 
 def load_config(path: str | Path, overrides: dict[str, Any] | None = None,

@@ -10,6 +10,7 @@ from plotly.subplots import make_subplots
 
 from backtests.metrics import drawdown_series
 from backtests.outlook_report import outlook_sections
+from backtests.selection_report import selection_section
 
 _HEADLINE = [
     ("total_return", "Total return", "{:.2%}"),
@@ -45,6 +46,7 @@ def write_report(
         "<h2>Folds</h2>",
         _fold_table(folds),
         *outlook_sections(path.parent),
+        *selection_section(folds),
         "<h2>Run</h2>",
         f"<pre>{html.escape(json.dumps(metrics['run'], indent=2, default=str))}</pre>",
     ]

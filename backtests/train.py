@@ -26,21 +26,24 @@ from backtests.trained import TrainedRun, ny_date
 from catalog.instruments import instrument_id
 from catalog.store import EmptyCatalogError, MarketCatalog
 from models.dataset import Panel
-from models.ensemble import ensemble_probability
+from models.ensemble import STACK_NAME, ensemble_probability
 from models.labels import direction_labels
 from models.names import check_name
 from models.outlook import Outlook
 from models.pipeline import BarColumns, compute_features, feature_names, fit_fold
 from models.registry import ModelRegistry, data_hash
+from models.selection import select_features
 from models.splits import Fold, TooFewSessionsError, test_rows, train_rows, walk_forward_folds
-from models.zoo import build_model
+from models.stacking import fit_stack
+from models.zoo import SignalModel, build_model
 from strategies.signals import MLSignal, signals_table
 
 
 @dataclass(frozen=True)
 class TrainResult:
     """``folds``: per fold, its windows, row counts and each model's (and the configured
-    ensemble's) out-of-sample classification metrics; ``models``: the same over all folds;
+    ensemble's; with stacking also the meta-learner's and the equal-weight vote's)
+    out-of-sample classification metrics; ``models``: the same over all folds;
     ``importance``: mean normalised feature importance, for the report."""
 
     run: TrainedRun
@@ -101,7 +104,7 @@ def train(
     preds.to_parquet(run_dir / "predictions.parquet")
     run.save()
     model_metrics = {n: classification_metrics(preds["y"].to_numpy(), preds[n].to_numpy())
-                     for n in [*config.models, "ensemble"]}
+                     for n in fold_rows[0]["models"]}
     return TrainResult(run=run, folds=fold_rows, models=model_metrics, importance=_mean_importance(importance))
 
 
@@ -150,12 +153,13 @@ def train_fold(
     store the signals and the models (each with the fitted features); the fold's report row,
     its predictions and the models' importances. ``bars``: what ``panel`` was built from;
     ``signal_outlook``: horizon models, outlook and screen (default: the config's outlook
-    without horizon models or screen)."""
+    without horizon models or screen). With ``config.selection`` the models see only the
+    features selected inside the train window; with ``ensemble.method: stack`` the
+    meta-learner is fitted there too and its probability joins the signals."""
     signal_outlook = signal_outlook or SignalOutlook(config)
     fitted, panel = fit_fold(panel, bars, config.features, train_rows(panel.ts_ns, label_end, fold))
     test = test_rows(panel.ts_ns, fold)
-    models = {name: build_model(_kind(name), spec.params, name=name, preset=spec.preset)
-              for name, spec in config.models.items()}
+    models = _build_models(config)
     history = max(m.history_bars for m in models.values())
     usable = np.zeros(len(panel), bool)
     usable[panel.usable_rows(history)] = True
@@ -167,46 +171,73 @@ def train_fold(
             f"fold {fold.index}: {len(train)} train rows and {len(test)} test rows with complete "
             "features; the window has no usable bars"
         )
+    seed = config.seed + fold.index
+    embargo = config.walk_forward.embargo_days
+    selection = select_features(panel, train, label_end, config.selection, embargo, seed) if config.selection else None
+    seen = panel.select(selection.selected) if selection else panel  # the columns every model of the fold sees
+    window = {
+        "fold": fold.index,
+        "train_start": _iso(fold.train_start_ns), "train_end": _iso(fold.train_end_ns),
+        "test_start": _iso(fold.test_start_ns), "test_end": _iso(fold.test_end_ns),
+        "labels": msgspec.to_builtins(config.labels),
+        "universe": list(panel.symbols),
+    }
+    y_test = panel.y[test]
     probs: dict[str, np.ndarray] = {}
     importance: dict[str, dict[str, float]] = {}
     fit_seconds: dict[str, float] = {}
     for name, model in models.items():
         started = time.perf_counter()
-        model.fit(panel, train, seed=config.seed + fold.index)
+        model.fit(seen, train, seed=seed)
         fit_seconds[name] = round(time.perf_counter() - started, 3)
-        probs[name] = model.predict_proba(panel, test)
+        probs[name] = model.predict_proba(seen, test)
         importance[name] = model.feature_importance()
-        registry.save(model, {
-            "fold": fold.index,
-            "train_start": _iso(fold.train_start_ns), "train_end": _iso(fold.train_end_ns),
-            "test_start": _iso(fold.test_start_ns), "test_end": _iso(fold.test_end_ns),
-            "labels": msgspec.to_builtins(config.labels),
-            "universe": list(panel.symbols),
-            "metrics": classification_metrics(panel.y[test], probs[name]),
-            "data_hash": data_hash(panel.X[train], panel.y[train]),
+        registry.save(model, window | {
+            "metrics": classification_metrics(y_test, probs[name]),
+            "data_hash": data_hash(seen.X[train], panel.y[train]),
             "fitted": _fitted_span(panel.ts_ns[train], label_end[train]),
             "fit_seconds": fit_seconds[name],
         }, features=fitted)
     names = tuple(models)
-    matrix = np.column_stack([probs[n] for n in names])
+    if config.ensemble.stacking:
+        stack = fit_stack(lambda: _build_models(config), seen, train, label_end, config.ensemble, embargo, seed)
+        probs[STACK_NAME] = stack.model.combine(probs)
+        registry.save(stack.model, window | {
+            "metrics": classification_metrics(y_test, probs[STACK_NAME]),
+            "data_hash": data_hash(stack.probabilities, panel.y[stack.rows]),
+            "fitted": _fitted_span(panel.ts_ns[stack.rows], label_end[stack.rows]),
+        }, features=fitted)
+    columns = config.signal_columns()  # the models, then the meta-learner
+    matrix = np.column_stack([probs[n] for n in columns])
     view = signal_outlook.of(panel, test, probs, signal_outlook.fit_horizons(fold, panel, usable, registry.root))
     traded = signal_outlook.traded(panel, test)
-    _write_signals(signal_catalog, panel, test[traded], names, matrix[traded], view.take(traded))
-    y_test = panel.y[test]
-    ens = ensemble_probability(probs, config.weights())
+    _write_signals(signal_catalog, panel, test[traded], columns, matrix[traded], view.take(traded))
+    evaluated = dict(probs)
+    if config.ensemble.stacking:  # what the meta-learner must beat: the untuned equal-weight vote
+        evaluated["vote"] = ensemble_probability(probs, dict.fromkeys(names, 1.0))
+    evaluated["ensemble"] = ensemble_probability(probs, config.weights())
     row = {
         "fold": fold.index,
         "train_start": ny_date(fold.train_start_ns), "train_end": ny_date(fold.train_end_ns - 1),
         "test_start": ny_date(fold.test_start_ns), "test_end": ny_date(fold.test_end_ns - 1),
         "train_rows": len(train), "test_rows": len(test),
-        "models": {n: classification_metrics(y_test, probs[n]) | {"fit_seconds": fit_seconds[n]} for n in names}
-        | {"ensemble": classification_metrics(y_test, ens)},
+        "models": {n: classification_metrics(y_test, p) | ({"fit_seconds": fit_seconds[n]} if n in fit_seconds else {})
+                   for n, p in evaluated.items()},
     }
+    if config.ensemble.stacking:
+        row["stack_weights"] = stack.model.feature_importance()
+    if selection:
+        row["selection"] = selection.summary()
     preds = pd.DataFrame({"fold": fold.index, "ts": panel.ts_ns[test],
-                          "symbol": np.asarray(panel.symbols)[panel.symbol[test]], "y": y_test}
-                         | {n: probs[n] for n in names} | {"ensemble": ens}
+                          "symbol": np.asarray(panel.symbols)[panel.symbol[test]], "y": y_test} | evaluated
                          | signal_outlook.prediction_columns(test, view, traded))
     return row, preds, importance
+
+
+def _build_models(config: BacktestConfig) -> dict[str, SignalModel]:
+    """Fresh, unfitted models of ``config``: per fold, and per inner fold of the meta-learner."""
+    return {name: build_model(_kind(name), spec.params, name=name, preset=spec.preset)
+            for name, spec in config.models.items()}
 
 
 def _fitted_span(ts_ns: np.ndarray, label_end_ns: np.ndarray) -> dict:

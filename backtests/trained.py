@@ -34,8 +34,8 @@ class TrainedRun:
 
     @property
     def models(self) -> tuple[str, ...]:
-        """The models whose probabilities the stored signals carry."""
-        return tuple(self.config.models)
+        """The models (and meta-learner) whose probabilities the stored signals carry."""
+        return self.config.signal_columns()
 
     def save(self) -> None:
         manifest = {

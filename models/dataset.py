@@ -9,6 +9,7 @@ history into another's.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
@@ -100,6 +101,20 @@ class Panel:
         if require_label:
             ok &= np.isfinite(self.y)
         return np.flatnonzero(ok)
+
+    def select(self, names: Sequence[str]) -> Panel:
+        """The same rows with only the feature columns ``names``, in that order: what a model
+        fitted on a feature selection sees, in training and live alike. Unknown names are
+        refused rather than dropped, since a model missing a column would be fed another."""
+        names = tuple(names)
+        if names == self.feature_names:
+            return self
+        index = {name: j for j, name in enumerate(self.feature_names)}
+        missing = [n for n in names if n not in index]
+        if missing or not names:
+            raise ValueError(f"cannot select features {missing or '(none)'}; the panel has {self.feature_names}")
+        # Every other field kept: the labels' ends purge the models' validation tails.
+        return dataclasses.replace(self, X=self.X[:, [index[n] for n in names]], feature_names=names)
 
     @classmethod
     def concat(cls, panels: Sequence[Panel]) -> Panel:

@@ -3,14 +3,36 @@
 Metrics, backtests and live trading all call ``ensemble_probability`` so the ensemble that was
 evaluated is exactly the ensemble that trades. The backtest calls it once per bar, so the
 scalar path is plain Python arithmetic (no array allocation); arrays go through the same
-arithmetic and come out as float64.
+arithmetic and come out as float64. ``EnsembleConfig`` chooses whether a run also trains the
+stacking meta-learner (``models.stacking``), whose output is one more probability to weigh.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Annotated, Literal
 
+import msgspec
 import numpy as np
+from msgspec import Meta
+
+STACK_NAME = "stack"  # the stacking meta-learner's registry name and MLSignal column (models.stacking)
+
+
+class EnsembleConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """``method``: ``vote`` combines the models by ``strategy.weights`` alone; ``stack`` also
+    trains the meta-learner, whose probability is one more MLSignal column named ``stack``
+    for ``strategy.weights`` to weigh. ``inner_folds``: the inner walk-forward folds of each
+    training window the out-of-fold probabilities come from; ``C``: the logistic regression's
+    inverse L2 strength (smaller = weights shrunk harder towards zero)."""
+
+    method: Literal["vote", "stack"] = "vote"
+    inner_folds: Annotated[int, Meta(ge=2, le=10)] = 3
+    C: Annotated[float, Meta(gt=0.0, le=1e6)] = 1.0
+
+    @property
+    def stacking(self) -> bool:
+        return self.method == "stack"
 
 
 def ensemble_probability(

@@ -26,7 +26,8 @@ import numpy as np
 
 from models.names import check_name
 from models.pipeline import FittedFeatures
-from models.zoo import SignalModel, load_model
+from models.stacking import load_saved_model
+from models.zoo import SignalModel
 
 META_FILE = "meta.json"
 # Keys the caller must supply: without them a stored model cannot be reproduced or audited.
@@ -118,10 +119,10 @@ class ModelRegistry:
         """The model and its meta for ``name`` at ``version`` (an int or ``"latest"``)."""
         path = self._version_dir(name, version)
         meta = json.loads((path / META_FILE).read_text())
-        return load_model(path), meta
+        return load_saved_model(path), meta
 
     def path(self, name: str, version: int | Literal["latest"] = "latest") -> Path:
-        """Directory of a saved version (what ``load_model`` and the SignalActor read)."""
+        """Directory of a saved version (what ``load_saved_model`` and the SignalActor read)."""
         return self._version_dir(name, version)
 
     def meta(self, name: str, version: int | Literal["latest"] = "latest") -> dict[str, Any]:

@@ -124,3 +124,29 @@ def _ny_midnights_ns(days: np.ndarray) -> np.ndarray:
     """UTC ns of New York midnight at the start of each day (midnight is never a DST gap)."""
     naive = pd.DatetimeIndex(days.astype("M8[D]")).as_unit("ns")
     return naive.tz_localize(NY_TZ).asi8
+
+
+def inner_splits(
+    ts_ns: np.ndarray, label_end_ns: np.ndarray, rows: np.ndarray, n_folds: int, embargo_days: int
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(train, test) row indices of an anchored walk-forward over the sessions of ``rows`` (an
+    outer fold's training rows), for whatever is fitted on out-of-sample data inside a training
+    window (the stacking meta-learner, the feature selection).
+
+    The sessions are cut like the outer folds: ``n_folds`` equal test windows after a first
+    training stretch of at least the same length, ``embargo_days`` between each training window
+    and its test window, training rows purged by label end. Only ``rows`` are ever returned, so
+    nothing outside the outer training window is seen.
+    """
+    rows = np.asarray(rows, dtype=np.int64)
+    ts, ends = np.asarray(ts_ns)[rows], np.asarray(label_end_ns)[rows]
+    n_days = len(session_days(ts))
+    test_days = (n_days - embargo_days) // (n_folds + 1)
+    if test_days < 1:
+        raise TooFewSessionsError(
+            f"{n_folds} inner folds need at least {n_folds + 1 + embargo_days} training sessions, "
+            f"the training window has {n_days}"
+        )
+    folds = walk_forward_folds(ts, n_folds, train_days=n_days - embargo_days - n_folds * test_days,
+                               test_days=test_days, embargo_days=embargo_days, anchored=True)
+    return [(rows[train_rows(ts, ends, fold)], rows[test_rows(ts, fold)]) for fold in folds]

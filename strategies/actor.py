@@ -38,7 +38,8 @@ from models.pipeline import (
     lookback_bars,
     proxy_returns,
 )
-from models.zoo import SignalModel, load_model
+from models.stacking import StackModel, load_saved_model
+from models.zoo import SignalModel
 from strategies.settings import StrategySettings
 from strategies.signals import MLSignal
 
@@ -130,6 +131,7 @@ class SignalActor(Actor):
         super().__init__(config)
         self.instrument_ids = [InstrumentId.from_str(i) for i in config.instrument_ids]
         self.models: dict[str, SignalModel] = {}
+        self.stacks: dict[str, StackModel] = {}  # meta-learners over the models' probabilities
         self.buffers = {iid: BarBuffer(config.lookback_bars) for iid in self.instrument_ids}
         self.last_features: dict[InstrumentId, np.ndarray] = {}
         self.features = FittedFeatures()
@@ -148,20 +150,25 @@ class SignalActor(Actor):
     def on_start(self) -> None:
         if not self.config.model_dirs:
             raise ValueError("SignalActor needs at least one model in model_dirs")
-        self.models = {
-            name: load_model(Path(path)) for name, path in self.config.model_dirs.items()
-        }
+        loaded = {name: load_saved_model(Path(path)) for name, path in self.config.model_dirs.items()}
+        self.models = {n: m for n, m in loaded.items() if not isinstance(m, StackModel)}
+        self.stacks = {n: m for n, m in loaded.items() if isinstance(m, StackModel)}
+        for name, stack in self.stacks.items():
+            missing = [b for b in stack.feature_names if b not in self.models]
+            if missing:
+                raise ValueError(f"meta-learner {name!r} combines {list(stack.feature_names)}; "
+                                 f"model_dirs lacks {missing}")
         for model in self.models.values():
             # One row per bar: fanning a single-row prediction out to threads costs far more
             # than it saves (10-700 ms instead of 0.05-0.3 ms per model on a busy 2-core box).
             # A row's trees sum the same on any thread count; the networks stay within float32
             # rounding (the parity test covers every kind).
             model.set_threads(1)
-        self._model_names = ",".join(self.models)
+        self._model_names = ",".join([*self.models, *self.stacks])
         self._load_features()
         self._horizon_models = HorizonModels.load(Path(self.config.horizons_dir)) if self.config.horizons_dir else None
         self._rule = OutlookRule(
-            weights=self.config.weights or dict.fromkeys(self.models, 1.0),
+            weights=self.config.weights or dict.fromkeys([*self.models, *self.stacks], 1.0),
             entry_threshold=self.config.entry_threshold, allow_short=self.config.allow_short,
             volatility_feature=self.config.volatility_feature, horizon=self.config.horizon)
         self._volatility_column = self._rule.volatility_column(self._feature_names)
@@ -285,7 +292,8 @@ class SignalActor(Actor):
         return self._proxy[1]
 
     def predict_last(self, iid: InstrumentId) -> tuple[np.ndarray, Outlook] | None:
-        """Every model's probability for the newest bar of ``iid``, and that bar's outlook.
+        """Every model's probability for the newest bar of ``iid``, then every meta-learner's,
+        and that bar's outlook.
 
         None while the buffer is too short, or when the newest ``history`` feature rows are not
         all finite (degenerate input, e.g. a zero-volume window): exactly the rows the batch
@@ -314,9 +322,11 @@ class SignalActor(Actor):
             return None
         self.last_features[iid] = X[last].copy()
         rows = np.array([last])
-        probabilities = np.array([m.predict_proba(panel, rows)[0] for m in self.models.values()])
+        # Each model reads its own columns by name (a fold's feature selection is in its saved
+        # feature_names); the meta-learners then combine the models' probabilities of this bar.
+        probs = {name: m.predict_proba(panel.select(m.feature_names), rows) for name, m in self.models.items()}
+        probs |= {name: stack.combine(probs) for name, stack in self.stacks.items()}
         # The same outlook function as the train step's batch, on a one-row batch.
         returns = self._horizon_models.predict(panel, rows) if self._horizon_models else None
-        view = outlook(self._rule, dict(zip(self.models, probabilities[:, None])),
-                       panel.X[rows, self._volatility_column], self._horizons, returns)
-        return probabilities, view
+        view = outlook(self._rule, probs, panel.X[rows, self._volatility_column], self._horizons, returns)
+        return np.array([p[0] for p in probs.values()]), view

@@ -90,7 +90,7 @@ class Batch:
     model_dirs: dict[str, str]
     history_bars: int
     config: BacktestConfig
-    horizons_dir: str
+    horizons_dir: str | None
 
 
 @pytest.fixture(scope="module")
