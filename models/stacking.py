@@ -43,7 +43,7 @@ class StackModel(SignalModel):
     """
 
     kind = STACK_NAME
-    DEFAULTS = MappingProxyType({"C": 1.0})
+    DEFAULTS = MappingProxyType({"C": 1.0, "n_jobs": 1})  # a handful of columns: one thread
 
     def __init__(self, params: Mapping[str, Any] | None = None, name: str | None = None) -> None:
         super().__init__(params, name)
@@ -64,7 +64,7 @@ class StackModel(SignalModel):
         self._require_fitted()
         return dict(zip(self.feature_names, self._coef.tolist(), strict=True))
 
-    def _fit(self, panel: Panel, rows: np.ndarray, seed: int) -> None:
+    def _fit(self, panel: Panel, rows: np.ndarray, seed: int) -> dict[str, Any]:
         # Imported here: the live actor only predicts.
         from sklearn.linear_model import LogisticRegression
 
@@ -75,6 +75,7 @@ class StackModel(SignalModel):
             _logit(panel.X[rows]), labels)
         self._coef = fitted.coef_[0].astype(np.float64)
         self._intercept = float(fitted.intercept_[0])
+        return {"train_rows": int(rows.size)}
 
     def _predict(self, panel: Panel, rows: np.ndarray) -> np.ndarray:
         # An element-wise product summed per row: the same arithmetic for one live row and a
