@@ -330,3 +330,18 @@ def test_a_bad_params_file_is_one_line_before_any_work(tmp_path):
     assert "Traceback" not in result.output
     assert _squash(f"error: {params}: 'strategy.risk.stop_loss': expected `float` <= 1.0") in _squash(result.output)
     assert not (tmp_path / "runs").exists()
+
+
+def test_the_zoo_config_runs_every_kind_and_every_block():
+    """configs/zoo.yaml is the full-zoo walk-forward the bench and README point at: a kind
+    added to the zoo without it there would go untried on the default data."""
+    from models.zoo.kinds import MODEL_KINDS
+
+    config = load_config(SHIPPED.with_name("zoo.yaml"))
+    assert {name.split("@")[0] for name in config.models} == set(MODEL_KINDS)
+    assert config.ensemble.stacking and config.selection is not None
+    assert set(config.features.timeframes) == {"5m", "30m", "1h", "1d"}
+    risk = config.features.risk
+    assert risk.garch and risk.var and risk.beta and risk.copula
+    assert config.horizons is not None and config.universe_screen is not None
+    assert config.signal.volatility_feature == "garch_vol"
