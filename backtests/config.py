@@ -162,6 +162,7 @@ class BacktestConfig(_Section):
                     check_param(key, value)
                 except ValueError as e:
                     raise ValueError(f"'models.{name}.params.{key}' {e}") from None
+        self._check_model_inputs()
         for key, inner in (("ensemble", self.ensemble.inner_folds if self.ensemble.stacking else 0),
                            ("selection", self.selection.inner_folds if self.selection else 0)):
             # models.splits.inner_splits: a first training stretch and each inner test window
@@ -173,6 +174,26 @@ class BacktestConfig(_Section):
             stack = f" and '{STACK_NAME}' (ensemble.method: stack)" if self.ensemble.stacking else ""
             raise ValueError(f"'strategy.weights' must weigh exactly the models in 'models'{stack}: models "
                              f"{sorted(self.models)}, weights {sorted(self.strategy.weights)}")
+
+    def _check_model_inputs(self) -> None:
+        """A model that names its input columns (the CNN's ``features``) must find them in the
+        feature set; with SHAP selection the columns are only known per fold, so such a model
+        must take the selected ones (``features: []``)."""
+        from models.pipeline import feature_names
+        from models.zoo.kinds import MODEL_KINDS, preset_params
+
+        available = set(feature_names(self.features))
+        for name, spec in self.models.items():
+            kind = name.split("@", 1)[0]
+            params = {**MODEL_KINDS[kind].defaults, **preset_params(kind, spec.preset), **spec.params}
+            named = list(params.get("features") or [])
+            if named and self.selection is not None:
+                raise ValueError(f"'models.{name}.params.features' names its input columns, but 'selection' picks "
+                                 "the columns per fold; set it to [] to feed the model the selected features")
+            missing = [f for f in named if f not in available]
+            if missing:
+                raise ValueError(f"'models.{name}.params.features' {missing} are not in the feature set "
+                                 f"('features' section gives {len(available)} columns)")
 
     def signal_columns(self) -> tuple[str, ...]:
         """The probabilities a trained run's MLSignals carry, in order: every model, then the

@@ -345,3 +345,13 @@ def test_the_zoo_config_runs_every_kind_and_every_block():
     assert risk.garch and risk.var and risk.beta and risk.copula
     assert config.horizons is not None and config.universe_screen is not None
     assert config.signal.volatility_feature == "garch_vol"
+
+
+def test_a_model_naming_its_columns_must_find_them_and_leave_them_to_selection():
+    with pytest.raises(ConfigError, match=r"'models.cnn.params.features':? names its input columns.*selection"):
+        parse_config({"models": {"cnn": {}}, "selection": {"top_k": 20}})
+    with pytest.raises(ConfigError, match=r"'models.cnn.params.features':? \['tf5m_ret'\] are not in the feature set"):
+        parse_config({"models": {"cnn": {"params": {"features": ["rsi_14", "tf5m_ret"]}}}})
+    assert parse_config({"models": {"cnn": {"params": {"features": ["rsi_14", "tf5m_ret"]}}},
+                         "features": {"timeframes": ["5m"]}}).models["cnn"].params["features"][1] == "tf5m_ret"
+    assert parse_config({"models": {"cnn": {"params": {"features": []}}}, "selection": {"top_k": 20}}).selection
