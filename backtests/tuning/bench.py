@@ -17,6 +17,7 @@ from rich.table import Table
 
 from backtests.trade import trade
 from backtests.tuning.config import load_tune_config
+from backtests.tuning.objectives import study_directions
 from backtests.tuning.storage import open_storage
 from backtests.tuning.study import RUN_DIR_ATTR, create_study, tuning_folds
 from backtests.tuning.workers import run_workers
@@ -32,7 +33,7 @@ def run_tune_bench(console: Console, config_path: Path, trials: int = 6) -> dict
         run = create_study(config, "bench-1", storage, out, console)
         for workers in (1, 2):
             name = f"bench-{workers}"
-            optuna.create_study(study_name=name, storage=storage, direction="maximize",
+            optuna.create_study(study_name=name, storage=storage, directions=study_directions(config),
                                 load_if_exists=True).set_user_attr(RUN_DIR_ATTR, str(run.run_dir.resolve()))
             console.print(f"tune bench: {trials} trials with {workers} worker(s) ...")
             started = time.perf_counter()

@@ -8,6 +8,11 @@ is the annualised Sharpe of its daily returns after costs; a trial with fewer cl
 trades. Every completed trial's daily return series is kept in the study's own directory
 (<out>/tune-<study>/returns/): the DSR and the PBO need the matrix of all of them.
 
+With ``objective: sharpe_drawdown`` a trial scores (Sharpe, max drawdown) and NSGA-II searches
+the Pareto front of the two; the pruner is off (Optuna prunes single-objective studies only),
+and the trial best.yaml takes is the front's best Sharpe among trials whose drawdown is within
+``max_drawdown`` (``select_best``).
+
 After the trials, ``finish_study`` trades the best trial and the default equal-weight settings
 once each on the holdout folds, which no trial has seen, computes DSR and PBO, and writes
 best.yaml (a ``--params`` overlay) and summary.json. The study itself (trials, parameters,
@@ -33,6 +38,7 @@ from backtests.trade import TradeResult, measure, trade, window_spec
 from backtests.train import train
 from backtests.trained import MANIFEST, TrainedRun
 from backtests.tuning.config import TuneConfig
+from backtests.tuning.objectives import pareto_summary, select_best, study_directions, trial_sharpe
 from backtests.tuning.report import write_study_report
 from backtests.walkforward import ensure_catalog, universe
 from backtests.window import run_windows
@@ -94,8 +100,12 @@ def create_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
     """The study in ``storage`` (created once, before any worker loads it) and its trained run:
     trained now for a new study, the study's own run for an existing one (several invocations
     or machines add trials to one study, over the same signals)."""
-    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
+    directions = study_directions(config)
+    study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
                                 load_if_exists=True)
+    if [d.name.lower() for d in study.directions] != directions:
+        raise StudyError(f"study {study_name!r} optimises {[d.name.lower() for d in study.directions]}; "
+                         f"{config.source} asks for objective {config.objective!r}: use another --study name")
     if RUN_DIR_ATTR in study.user_attrs:
         run = study_run(study)
         if study.user_attrs["holdout_folds"] != [f.index for f in holdout_folds(config, run)]:
@@ -135,20 +145,27 @@ def load_study(config: TuneConfig, study_name: str, storage: str | optuna.storag
                worker: int = 0) -> optuna.Study:
     """The study with this process's sampler and pruner: TPE with the constant liar, so workers
     running at once do not all propose the same point, seeded per ``worker`` (workers with one
-    seed draw the same random start-up points); Wilcoxon over the per-fold values."""
-    sampler = optuna.samplers.TPESampler(seed=config.seed + worker, constant_liar=True, multivariate=True)
-    pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=1)
+    seed draw the same random start-up points); Wilcoxon over the per-fold values. A
+    multi-objective study runs NSGA-II (same per-worker seeds) and never prunes."""
+    seed = config.seed + worker
+    if config.multi_objective:
+        sampler: optuna.samplers.BaseSampler = optuna.samplers.NSGAIISampler(seed=seed)
+        pruner: optuna.pruners.BasePruner = optuna.pruners.NopPruner()
+    else:
+        sampler = optuna.samplers.TPESampler(seed=seed, constant_liar=True, multivariate=True)
+        pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=1)
     return optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
 
 
 class Objective:
-    """One trial: sample settings, trade the tuning folds window by window, score the Sharpe."""
+    """One trial: sample settings, trade the tuning folds window by window, score the Sharpe
+    (and the max drawdown, for a multi-objective study)."""
 
     def __init__(self, config: TuneConfig, run: TrainedRun, files: StudyFiles) -> None:
         self.config, self.run, self.files = config, run, files
         self.folds = tuning_folds(config, run)
 
-    def __call__(self, trial: optuna.Trial) -> float:
+    def __call__(self, trial: optuna.Trial) -> float | tuple[float, float]:
         try:
             return self.score(trial)
         except optuna.TrialPruned:
@@ -157,7 +174,7 @@ class Objective:
             trial.set_user_attr("error", f"{type(e).__name__}: {e}")
             raise
 
-    def score(self, trial: optuna.Trial) -> float:
+    def score(self, trial: optuna.Trial) -> float | tuple[float, float]:
         overlay = self.config.space.sample(trial)
         trial.set_user_attr("strategy", overlay)
         traded = self.trade(trial, self.config.space.settings(overlay))
@@ -165,10 +182,13 @@ class Objective:
         trial.set_user_attr("folds", traded.folds)
         traded.daily_returns.rename(trial.number).to_frame().to_parquet(
             self.files.trial_returns / f"trial-{trial.number}.parquet")
-        if traded.trading["trades"] < self.config.min_trades:
+        too_few = traded.trading["trades"] < self.config.min_trades
+        if too_few:
             trial.set_user_attr("too_few_trades", True)
-            return TOO_FEW_TRADES_SCORE
-        return float(traded.trading["sharpe"])
+        sharpe = TOO_FEW_TRADES_SCORE if too_few else float(traded.trading["sharpe"])
+        if self.config.multi_objective:
+            return sharpe, 1.0 if too_few else float(traded.trading["max_drawdown"])
+        return sharpe
 
     def trade(self, trial: optuna.Trial, settings: StrategySettings) -> TradeResult:
         out = self.files.trials / f"trial-{trial.number}"
@@ -177,6 +197,8 @@ class Objective:
         for fold in self.folds:
             [window] = run_windows([window_spec(self.run, fold, settings, out)])
             windows.append(window)
+            if self.config.multi_objective:
+                continue
             trial.report(window.final_balance / cash - 1.0, step=fold.index)
             if trial.should_prune():
                 raise optuna.TrialPruned(f"pruned after fold {fold.index}")
@@ -210,10 +232,11 @@ def finish_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
         raise StudyError(f"study {study_name!r} has no completed trial ({len(failed)} failed: {'; '.join(errors)})")
     returns = returns_matrix(files, complete)
     returns.to_parquet(files.returns)
-    best = study.best_trial
+    best = select_best(config, study)
     write_settings_overlay(files.best, best.user_attrs["strategy"],
                            comment=f"sextant tune: study {study_name}, trial {best.number}, "
-                                   f"Sharpe {best.value:.3f} over tuning folds {[f.index for f in tuning_folds(config, run)]}")
+                                   f"Sharpe {trial_sharpe(best):.3f} over tuning folds {[f.index for f in tuning_folds(config, run)]}")
+    tried = sum(t.state.is_finished() for t in study.trials)
     summary = {
         "study": study_name,
         "run_dir": str(run.run_dir),
@@ -221,9 +244,11 @@ def finish_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
                    for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)},
         "tuning_folds": [f.index for f in tuning_folds(config, run)],
         "holdout_folds": [f.index for f in holdout_folds(config, run)],
-        "best": {"trial": best.number, "value": best.value, "strategy": best.user_attrs["strategy"],
+        "objective": config.objective,
+        "best": {"trial": best.number, "value": trial_sharpe(best), "strategy": best.user_attrs["strategy"],
                  "trading": best.user_attrs["trading"], "too_few_trades": best.user_attrs.get("too_few_trades", False)},
-        "overfitting": _overfitting(returns),
+        **({"pareto": pareto_summary(config, study, best)} if config.multi_objective else {}),
+        "overfitting": _overfitting(returns, tried),
         "holdout": _holdout(config, study, run, files, best),
         "best_yaml": str(files.best),
         "report": str(files.report),
@@ -266,17 +291,24 @@ def _holdout(config: TuneConfig, study: optuna.Study, run: TrainedRun, files: St
     return {"trial": best.number, "looks": looks, **attrs[key]}
 
 
-def _overfitting(returns: pd.DataFrame) -> dict[str, Any]:
+def _overfitting(returns: pd.DataFrame, tried: int) -> dict[str, Any]:
+    """DSR and PBO of the study. N, which deflates the best Sharpe, is every finished trial
+    (complete, pruned, failed, and a dead worker's trial even though it was retried): each was
+    a try at a lucky maximum, and counting too many tries only makes the test stricter. The
+    Sharpe variance and the PBO's matrix use the complete trials' daily return series only: a
+    pruned or failed trial has no series over all tuning folds, and padding one would rank an
+    unfinished trial as if it had earned nothing."""
     matrix = returns.fillna(0.0).to_numpy()
     n_blocks = min(16, (len(matrix) // 4) * 2)
     try:
-        report = overfitting_report(matrix, TRADING_DAYS, n_blocks=max(n_blocks, 2))
+        report = overfitting_report(matrix, TRADING_DAYS, n_blocks=max(n_blocks, 2), n_tried=tried)
     except OverfittingInputError as e:
         return {"error": str(e)}
     return {
         "dsr": report.deflated.dsr,
         "pbo": report.overfitting.pbo,
         "n_trials": report.deflated.n_trials,
+        "complete_series": matrix.shape[1],
         "n_blocks": report.overfitting.n_blocks,
         "expected_max_sharpe": report.deflated.expected_max_sharpe * math.sqrt(TRADING_DAYS),
         "verdict": report.verdict,

@@ -118,6 +118,7 @@ def _show(name: str, url: str, out: Path) -> None:
     import optuna
     from optuna.trial import TrialState
 
+    from backtests.tuning.objectives import trial_sharpe
     from backtests.tuning.storage import open_storage
     from backtests.tuning.study import StudyFiles
 
@@ -126,14 +127,14 @@ def _show(name: str, url: str, out: Path) -> None:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         fail(f"no study {name!r} in the storage; studies: {[s.study_name for s in optuna.get_all_study_summaries(storage)]}")
-    complete = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
+    complete = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: -trial_sharpe(t))
     table = Table(title=f"study {name}: top trials")
     for column in ("trial", "Sharpe", "trades", "weights", "threshold"):
         table.add_column(column)
     for t in complete[:10]:
         strategy = t.user_attrs.get("strategy", {})
         weights = " ".join(f"{k}={v:.2f}" for k, v in strategy.get("weights", {}).items())
-        table.add_row(str(t.number), f"{t.value:.2f}", str(t.user_attrs.get("trading", {}).get("trades", "-")),
+        table.add_row(str(t.number), f"{trial_sharpe(t):.2f}", str(t.user_attrs.get("trading", {}).get("trades", "-")),
                       weights, f"{strategy.get('entry_threshold', '-')}")
     console.print(table)
     summary_path = StudyFiles.of(out, name).summary
