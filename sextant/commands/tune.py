@@ -3,7 +3,8 @@
 ``sextant tune CONFIG --trials N`` trains the walk-forward run once, runs the trials in
 ``--workers`` processes on one study, then evaluates the best trial on the holdout and writes
 <out>/tune-<study>/ (best.yaml, summary.json, returns.parquet). ``sextant tune show`` prints
-a study's best trials and its summary. The study lives in ``--storage`` (any Optuna URL;
+a study's best trials and its summary; ``sextant tune dashboard`` opens optuna-dashboard (the
+optional extra ``dashboard``) on the study's storage. The study lives in ``--storage`` (any Optuna URL;
 ``postgresql://...`` is shared by several machines) or, by default, in the embedded
 PostgreSQL under data/postgres.
 """
@@ -31,6 +32,7 @@ from catalog.errors import CatalogError
 from sextant.commands.common import console, fail, writable_dir
 
 SHOW = "show"
+DASHBOARD = "dashboard"
 
 
 @contextmanager
@@ -46,15 +48,19 @@ def _storage_url(storage: str | None) -> Iterator[str]:
 
 
 def tune(
-    config: Annotated[str, typer.Argument(help="tune YAML config, or 'show' to show a study")],
+    config: Annotated[str, typer.Argument(help="tune YAML config, or 'show' / 'dashboard' with --study")],
     trials: Annotated[int, typer.Option("--trials", min=1, help="trials the study should hold in total")] = 20,
     study: Annotated[str | None, typer.Option("--study", help="study name (default: the config's file name)")] = None,
     storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL (default: embedded PostgreSQL)")] = None,
     catalog: Annotated[Path | None, typer.Option("--catalog", help="override the walk-forward catalog path (must exist)")] = None,
     out: Annotated[Path, typer.Option("--out", help="runs directory; the study's files go to <out>/tune-<study>/")] = Path("runs"),
     workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes on the study")] = 1,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="tune dashboard: port to serve on")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="tune dashboard: address to serve on")] = "127.0.0.1",
 ) -> None:
-    """Tune the ensemble's weights and thresholds on a trained walk-forward run (or `tune show`)."""
+    """Tune the ensemble's weights and thresholds on a trained walk-forward run (or `tune show`,
+    `tune dashboard`)."""
+    from backtests.tuning.dashboard import DashboardError
     from backtests.tuning.storage import StorageError
     from backtests.tuning.study import StudyError
     from backtests.window import WindowCrashedError
@@ -66,8 +72,13 @@ def tune(
             with _storage_url(storage) as url:
                 _show(study, url, out)
             return
+        if config == DASHBOARD:
+            if study is None:
+                fail("sextant tune dashboard needs --study NAME")
+            _dashboard(study, storage, host, port)
+            return
         _run(Path(config), trials, study, storage, catalog, writable_dir(out), workers)
-    except (ConfigError, CatalogError, StorageError, StudyError, WindowCrashedError) as e:
+    except (ConfigError, CatalogError, StorageError, StudyError, WindowCrashedError, DashboardError) as e:
         fail(str(e))
 
 
@@ -112,6 +123,17 @@ def _print_summary(summary: dict) -> None:
     console.print(f"[bold]overfitting[/] {stats.get('verdict') or stats.get('error')}")
     console.print(f"best.yaml: {summary['best_yaml']}")
     console.print(f"report: {summary['report']}")
+
+
+def _dashboard(name: str, storage: str | None, host: str, port: int) -> None:
+    from backtests.tuning.dashboard import dashboard_argv, run_dashboard
+
+    with _storage_url(storage) as url:
+        argv = dashboard_argv(name, url, host, port)
+        console.print(f"optuna-dashboard on study {name!r}: http://{host}:{port}/ (Ctrl-C stops it)")
+        code = run_dashboard(argv)
+    if code:
+        raise typer.Exit(code)
 
 
 def _show(name: str, url: str, out: Path) -> None:
