@@ -29,7 +29,10 @@ def write_study_report(path: Path, study: optuna.Study, summary: dict, returns: 
     if "pareto" in summary:
         figures.append(optuna.visualization.plot_pareto_front(study, target_names=["Sharpe", "max drawdown"]))
     if len(complete) >= MIN_TRIALS_FOR_IMPORTANCE:
-        figures += [optuna.visualization.plot_param_importances(study, **sharpe),
+        # fANOVA explains the variance of the target whichever way it is optimised; Optuna 5's
+        # default (PED-ANOVA) assumes a given target is minimised, the wrong way for a Sharpe.
+        importance = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        figures += [optuna.visualization.plot_param_importances(study, evaluator=importance, **sharpe),
                     optuna.visualization.plot_parallel_coordinate(study, **sharpe)]
     figures += [_holdout_figure(summary), _equity_figure(complete, returns)]
     stats = summary["overfitting"]

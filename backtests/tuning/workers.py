@@ -23,7 +23,7 @@ from optuna.trial import TrialState
 from backtests.tuning.config import TuneConfig
 from backtests.tuning.objectives import trial_sharpe
 from backtests.tuning.storage import open_storage
-from backtests.tuning.study import load_study, run_trials
+from backtests.tuning.trials import load_study, run_trials
 
 POLL_SECONDS = 1.0  # how often the supervisor looks at the study (progress, dead workers)
 

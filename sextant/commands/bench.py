@@ -35,7 +35,7 @@ def bench(
         from backtests.tuning.bench import run_tune_bench
 
         try:
-            run_tune_bench(console, Path("configs/tune.yaml"))
+            run_tune_bench(console, Path("configs/tune.yaml"), catalog=catalog)
         except (ConfigError, CatalogError) as e:
             fail(str(e))
 

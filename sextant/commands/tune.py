@@ -62,7 +62,7 @@ def tune(
     `tune dashboard`)."""
     from backtests.tuning.dashboard import DashboardError
     from backtests.tuning.storage import StorageError
-    from backtests.tuning.study import StudyError
+    from backtests.tuning.trials import StudyError
     from backtests.window import WindowCrashedError
 
     try:
@@ -142,7 +142,7 @@ def _show(name: str, url: str, out: Path) -> None:
 
     from backtests.tuning.objectives import trial_sharpe
     from backtests.tuning.storage import open_storage
-    from backtests.tuning.study import StudyFiles
+    from backtests.tuning.trials import StudyFiles
 
     storage = open_storage(url, heartbeat_seconds=60)
     try:

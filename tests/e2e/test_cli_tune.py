@@ -17,7 +17,8 @@ from rich.console import Console
 
 from backtests.tuning.config import load_tune_config
 from backtests.tuning.storage import open_storage
-from backtests.tuning.study import StudyFiles, create_study
+from backtests.tuning.study import create_study
+from backtests.tuning.trials import StudyFiles
 from backtests.tuning.workers import run_workers, study_progress
 from catalog.database import embedded_postgres
 from catalog.jobs import generate_catalog

@@ -16,7 +16,8 @@ from backtests.config import load_config
 from backtests.trade import trade
 from backtests.trained import TrainedRun
 from backtests.tuning.config import load_tune_config
-from backtests.tuning.study import StudyFiles, create_study, finish_study, run_trials, tuning_folds
+from backtests.tuning.study import create_study, finish_study
+from backtests.tuning.trials import StudyFiles, run_trials, tuning_folds
 from catalog.jobs import generate_catalog
 
 N_TRIALS = 5

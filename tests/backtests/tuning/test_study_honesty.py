@@ -7,8 +7,8 @@
   for best.yaml the Pareto trial with the best Sharpe within the drawdown limit, and its report
   shows the front.
 
-Two markets from the same seed, differing only in the planted strength; 4 symbols x 18
-sessions, 3 tuning folds of 3 sessions and a holdout fold, light models, a handful of trials.
+Two markets from the same seed, differing only in the planted strength; 4 symbols x 15
+sessions, 2 tuning folds of 3 sessions and a holdout fold, light models, a handful of trials.
 """
 
 import io
@@ -24,15 +24,16 @@ from backtests.config import ConfigError
 from backtests.overfitting import DSR_CONFIDENCE
 from backtests.tuning.config import load_tune_config
 from backtests.tuning.objectives import select_best, trial_sharpe
-from backtests.tuning.study import StudyFiles, create_study, finish_study, run_trials
+from backtests.tuning.study import create_study, finish_study
+from backtests.tuning.trials import StudyFiles, run_trials
 from catalog.jobs import generate_catalog
 
 SEED = 5
-TRIALS = 6
+TRIALS = 4
 WALKFORWARD = {
     "name": "honest",
     "seed": SEED,
-    "walk_forward": {"folds": 4, "train_days": 4, "test_days": 3, "embargo_days": 1},
+    "walk_forward": {"folds": 3, "train_days": 4, "test_days": 3, "embargo_days": 1},
     "models": {"lightgbm": {"params": {"n_estimators": 40}},
                "lightgbm@small": {"params": {"n_estimators": 15, "num_leaves": 7}}},
     "strategy": {"entry_threshold": 0.6},
@@ -49,7 +50,7 @@ TUNE = {
 
 
 def run_study(work: Path, strength: float, trials: int = TRIALS, **tune_changes) -> tuple[dict, optuna.Study, Path]:
-    generate_catalog(work / "catalog", n_symbols=4, n_days=18, seed=SEED, signal_strength=strength)
+    generate_catalog(work / "catalog", n_symbols=4, n_days=15, seed=SEED, signal_strength=strength)
     (work / "wf.yaml").write_text(yaml.safe_dump({**WALKFORWARD, "catalog": {"path": str(work / "catalog")}}))
     (work / "tune.yaml").write_text(yaml.safe_dump({**TUNE, **tune_changes}))
     config = load_tune_config(work / "tune.yaml")
@@ -80,7 +81,7 @@ def test_on_a_planted_edge_the_best_trial_makes_money_on_the_holdout(tmp_path):
 
 @pytest.mark.slow
 def test_a_sharpe_drawdown_study_keeps_the_pareto_trial_with_the_best_sharpe_within_the_limit(tmp_path):
-    summary, study, out = run_study(tmp_path, strength=0.6, trials=5, objective="sharpe_drawdown", max_drawdown=0.05)
+    summary, study, out = run_study(tmp_path, strength=0.6, trials=4, objective="sharpe_drawdown", max_drawdown=0.05)
     assert [d.name for d in study.directions] == ["MAXIMIZE", "MINIMIZE"]
     finished = [t for t in study.trials if t.state.is_finished()]
     assert all(t.state == TrialState.COMPLETE and len(t.values) == 2 for t in finished)  # never pruned
