@@ -117,6 +117,11 @@ def _print_summary(summary: dict) -> None:
     console.print(f"[bold]study[/] {summary['study']}: {summary['trials']}")
     console.print(f"[bold]best trial[/] {best['trial']}: Sharpe {best['value']:.2f} on tuning folds "
                   f"{summary['tuning_folds']}" + ("  [red](too few trades)[/]" if best["too_few_trades"] else ""))
+    if "pareto" in summary:
+        pareto = summary["pareto"]
+        console.print(f"[bold]Pareto front[/] trials {pareto['trials']}: best Sharpe within max drawdown "
+                      f"{pareto['max_drawdown_limit']:.1%}" + ("" if pareto["best_within_limit"]
+                                                              else "  [yellow](none within: smallest drawdown taken)[/]"))
     console.print(f"[bold]holdout[/] folds {summary['holdout_folds']}: best Sharpe {holdout['best']['sharpe']:.2f}, "
                   f"equal weights {holdout['equal_weight']['sharpe']:.2f}"
                   + (f"  [yellow](holdout looked at {holdout['looks']} times)[/]" if holdout["looks"] > 1 else ""))

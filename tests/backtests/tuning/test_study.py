@@ -78,6 +78,16 @@ def test_a_crashing_trial_is_failed_with_its_error_and_the_study_goes_on(study):
 
 
 @pytest.mark.slow
+def test_failed_and_pruned_trials_deflate_the_dsr_but_only_complete_series_enter_the_pbo(study):
+    _, loaded, files, summary, _, _ = study
+    finished = [t for t in loaded.trials if t.state.is_finished()]
+    complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    assert summary["overfitting"]["n_trials"] == len(finished) == N_TRIALS  # the failed one counts
+    assert summary["overfitting"]["complete_series"] == len(complete) < N_TRIALS
+    assert list(pd.read_parquet(files.returns).columns) == [str(t.number) for t in complete]
+
+
+@pytest.mark.slow
 def test_every_trial_weighs_the_models_within_the_cap_and_summing_to_one(study):
     _, loaded, _, _, _, _ = study
     for trial in loaded.trials:
