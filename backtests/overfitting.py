@@ -157,16 +157,20 @@ class DeflatedSharpe:
     dsr: float
 
 
-def deflated_sharpe_of_trials(trial_returns: ArrayLike) -> DeflatedSharpe:
+def deflated_sharpe_of_trials(trial_returns: ArrayLike, n_tried: int | None = None) -> DeflatedSharpe:
     """The DSR of the best column of a T x N matrix of per-period returns (time x trials).
 
-    Every trial counts in N and in the variance, including those that never traded (Sharpe 0):
-    leaving tries out is exactly the selection bias the DSR corrects.
+    Every column counts in N and in the variance, including trials that never traded (Sharpe
+    0): leaving tries out is exactly the selection bias the DSR corrects. ``n_tried`` (default:
+    the columns) is the number of settings actually tried when some have no full return series
+    (a study's pruned and failed trials): they deflate through N, since each was a chance to
+    find a lucky maximum, while the variance comes from the complete series only.
     """
     matrix = _trial_matrix(trial_returns, min_rows=2)
     sharpes = _sharpe(matrix.mean(axis=0), matrix.std(axis=0, ddof=1))
     best_trial = int(np.argmax(sharpes))
-    n_trials = matrix.shape[1]
+    n_trials = matrix.shape[1] if n_tried is None else n_tried
+    _require_int("n_tried", n_trials, minimum=matrix.shape[1])
     variance = float(np.var(sharpes, ddof=1))
     best = ReturnMoments.of(matrix[:, best_trial])
     bar = expected_max_sharpe(n_trials, variance)
@@ -277,11 +281,12 @@ class OverfittingReport:
 
 
 def overfitting_report(
-    trial_returns: ArrayLike, periods_per_year: int, n_blocks: int = 16
+    trial_returns: ArrayLike, periods_per_year: int, n_blocks: int = 16, n_tried: int | None = None
 ) -> OverfittingReport:
-    """DSR and PBO of a study from its T x N matrix of per-period out-of-sample returns."""
+    """DSR and PBO of a study from its T x N matrix of per-period out-of-sample returns;
+    ``n_tried`` as in ``deflated_sharpe_of_trials`` (the PBO ranks the complete columns only)."""
     return OverfittingReport(
-        deflated=deflated_sharpe_of_trials(trial_returns),
+        deflated=deflated_sharpe_of_trials(trial_returns, n_tried),
         overfitting=pbo_cscv(trial_returns, n_blocks),
         periods_per_year=periods_per_year,
     )

@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from backtests.config import BacktestConfig
-from backtests.report import write_report
+from backtests.report import gather_inputs, write_report
 from backtests.trade import TradeResult, trade
 from backtests.train import TrainResult, train
 from catalog.instruments import parse_symbol
@@ -55,7 +55,8 @@ def run_walkforward(
     metrics["run"]["train_seconds"] = round(train_seconds, 1)
     metrics["run"]["total_seconds"] = round(time.perf_counter() - started, 1)
     (run_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=_json_default))
-    write_report(run_dir / "report.html", metrics, traded.equity, metrics["folds"], trained.importance)
+    write_report(run_dir / "report.html", gather_inputs(run_dir, metrics, traded.equity, traded.daily_returns,
+                                                        trained.importance, catalog))
     _point_latest_at(run_dir)
     return RunResult(run_dir=run_dir, metrics=metrics)
 

@@ -1,13 +1,13 @@
 """One walk-forward test window through NautilusTrader's BacktestNode, in its own process.
 
 NautilusTrader 1.221 leaks 30-60 MB per in-process run, so every window runs in a fresh
-worker process (``max_tasks_per_child=1``) and hands back only file paths and a summary.
+process of its own and hands back only file paths and a summary.
 """
 
 import multiprocessing
+import multiprocessing.connection
 import time
-from concurrent.futures import ProcessPoolExecutor, as_completed
-from concurrent.futures.process import BrokenProcessPool
+import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -191,25 +191,79 @@ def run_window(spec: WindowSpec) -> WindowResult:
 
 
 def run_windows(specs: list[WindowSpec], workers: int = 1, on_done=None) -> list[WindowResult]:
-    """Each window in a fresh process; ``on_done(result)`` is called as windows finish."""
-    results: dict[str, WindowResult] = {}
+    """Each window in a fresh process, at most ``workers`` at a time; ``on_done(result)`` is
+    called as windows finish. A window's exception is raised here with its traceback.
+
+    One process per window, started when the window starts, rather than a ProcessPoolExecutor
+    with ``max_tasks_per_child=1``: that pool starts a replacement process as soon as one exits,
+    whether or not work is left, so every pool paid one process start (NautilusTrader's imports,
+    seconds of CPU) for nothing, and a tuning trial, which runs its windows one by one to prune
+    between them, paid it once per window.
+    """
     # spawn, not fork: a child forked after torch or LightGBM started OpenMP threads can hang
     # (libgomp is not fork-safe).
     context = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, max_tasks_per_child=1, mp_context=context) as pool:
-        futures = {pool.submit(run_window, spec): spec.name for spec in specs}
-        for future in as_completed(futures):
-            try:
-                result = future.result()
-            except BrokenProcessPool as e:
-                raise WindowCrashedError(
-                    f"backtest window {futures[future]!r} died without a Python error (the engine "
-                    "aborted; its message is on stderr above)"
-                ) from e
-            results[result.name] = result
-            if on_done:
-                on_done(result)
+    results: dict[str, WindowResult] = {}
+    waiting = list(specs)
+    running: dict[multiprocessing.connection.Connection, tuple[multiprocessing.process.BaseProcess, WindowSpec]] = {}
+    try:
+        while waiting or running:
+            while waiting and len(running) < workers:
+                spec = waiting.pop(0)
+                receiver, sender = context.Pipe(duplex=False)
+                process = context.Process(target=_window_process, args=(spec, sender), name=f"sextant-{spec.name}")
+                process.start()
+                sender.close()  # the child holds the only sending end: its death reads as EOF here
+                running[receiver] = (process, spec)
+            for receiver in multiprocessing.connection.wait(list(running)):
+                process, spec = running.pop(receiver)
+                outcome = _receive(receiver)
+                process.join()
+                if outcome is None:
+                    raise WindowCrashedError(
+                        f"backtest window {spec.name!r} died without a Python error (exit code "
+                        f"{process.exitcode}: the engine aborted; its message is on stderr above)")
+                if isinstance(outcome, _WindowFailure):
+                    raise outcome.error from _ChildTraceback(outcome.traceback)
+                results[outcome.name] = outcome
+                if on_done:
+                    on_done(outcome)
+    finally:
+        for process, _ in running.values():  # another window failed: do not leave these behind
+            process.terminate()
+            process.join()
     return [results[s.name] for s in specs]
+
+
+@dataclass(frozen=True)
+class _WindowFailure:
+    error: BaseException
+    traceback: str
+
+
+class _ChildTraceback(Exception):
+    """The traceback of an exception raised in a window's process, shown as its cause."""
+
+    def __str__(self) -> str:
+        return "\n" + self.args[0]
+
+
+def _window_process(spec: WindowSpec, sender: multiprocessing.connection.Connection) -> None:
+    try:
+        result = run_window(spec)
+    except Exception as e:  # handed to the parent, which raises it; the child still fails
+        sender.send(_WindowFailure(e, traceback.format_exc()))
+        raise
+    sender.send(result)
+
+
+def _receive(receiver: multiprocessing.connection.Connection) -> "WindowResult | _WindowFailure | None":
+    try:
+        return receiver.recv()
+    except EOFError:
+        return None
+    finally:
+        receiver.close()
 
 
 def _to_parquet(frame: pd.DataFrame, path: Path) -> None:

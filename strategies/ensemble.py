@@ -35,6 +35,10 @@ from strategies.settings import StrategySettings
 from strategies.signals import MLSignal
 
 FLATTEN_ALERT = "flatten-before-close"
+# Tags of the orders that close positions, beside the bracket's own STOP_LOSS / TAKE_PROFIT:
+# a trade's exit reason is its closing order's tag (the report cuts trades by it).
+FLATTEN_TAG = "FLATTEN"  # session close, strategy stop, a position carried over a session end
+HALT_TAG = "HALT"  # the daily loss limit
 # Live: the execution client publishes True/False here as it can or cannot see the venue's
 # order updates (the node points it at this topic); no entries while False. A backtest never
 # publishes: its venue is always connected.
@@ -224,17 +228,17 @@ class EnsembleStrategy(Strategy):
         loss = 1.0 - self._equity() / self._day_start_equity
         if loss >= self.rules.daily_loss_limit:
             self.log.warning(f"daily loss {loss:.2%} reached the limit: flattening and halting")
-            self.flatten("daily loss limit")
+            self.flatten("daily loss limit", tag=HALT_TAG)
             self.msgbus.send(TRADING_STATE_ENDPOINT, TradingState.HALTED)
             self._halted = True
 
-    def flatten(self, reason: str) -> None:
+    def flatten(self, reason: str, tag: str = FLATTEN_TAG) -> None:
         if self.cache.positions_open_count(venue=self.venue) == 0 and not self.cache.orders_open_count(venue=self.venue):
             return
         self.log.info(f"flattening: {reason}")
         self.cancel_all_orders_everywhere()
         for iid in self.instrument_ids:
-            self.close_all_positions(iid)
+            self.close_all_positions(iid, tags=[tag])
 
     def cancel_all_orders_everywhere(self) -> None:
         for iid in self.instrument_ids:

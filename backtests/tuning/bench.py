@@ -17,22 +17,25 @@ from rich.table import Table
 
 from backtests.trade import trade
 from backtests.tuning.config import load_tune_config
+from backtests.tuning.objectives import study_directions
 from backtests.tuning.storage import open_storage
-from backtests.tuning.study import RUN_DIR_ATTR, create_study, tuning_folds
+from backtests.tuning.study import create_study
+from backtests.tuning.trials import RUN_DIR_ATTR, tuning_folds
 from backtests.tuning.workers import run_workers
 from catalog.database import embedded_postgres
 
 
-def run_tune_bench(console: Console, config_path: Path, trials: int = 6) -> dict[str, float]:
-    config = load_tune_config(config_path)
+def run_tune_bench(console: Console, config_path: Path, catalog: Path | None = None, trials: int = 6) -> dict[str, float]:
+    """``catalog`` (``sextant bench --catalog``) replaces the walk-forward config's catalog."""
+    config = load_tune_config(config_path, catalog=catalog)
     figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="sextant-tune-bench-") as tmp, embedded_postgres(Path(tmp) / "pg") as url:
         out = Path(tmp) / "runs"
         storage = open_storage(url, config.heartbeat_seconds)
-        run = create_study(config, "bench-1", storage, out, console)
+        run = create_study(config, "bench-1", storage, out, console, generate_missing_catalog=catalog is None)
         for workers in (1, 2):
             name = f"bench-{workers}"
-            optuna.create_study(study_name=name, storage=storage, direction="maximize",
+            optuna.create_study(study_name=name, storage=storage, directions=study_directions(config),
                                 load_if_exists=True).set_user_attr(RUN_DIR_ATTR, str(run.run_dir.resolve()))
             console.print(f"tune bench: {trials} trials with {workers} worker(s) ...")
             started = time.perf_counter()

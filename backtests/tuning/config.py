@@ -7,6 +7,9 @@
     min_trades: 10                  # fewer closed trades in the tuning folds: not a Sharpe
     seed: 7                         # the sampler's seed
     heartbeat_seconds: 60           # a worker silent for twice this is dead; its trial is retried
+    objective: sharpe               # or sharpe_drawdown: NSGA-II on (Sharpe up, max drawdown down)
+    max_drawdown: 0.10              # sharpe_drawdown: best.yaml is the Pareto trial with the best
+                                    # Sharpe among those whose drawdown is within this
     parameters: {...}               # the search space (backtests/tuning/space.py)
 
 Read through ``strategies.settings_file`` like every Sextant config; errors are ConfigError
@@ -15,7 +18,7 @@ naming the file and key.
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import msgspec
 from msgspec import Meta
@@ -31,6 +34,8 @@ class _TuneFile(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     min_trades: Annotated[int, Meta(ge=0)] = 10
     seed: Annotated[int, Meta(ge=0)] = 7
     heartbeat_seconds: Annotated[int, Meta(ge=1, le=3600)] = 60
+    objective: Literal["sharpe", "sharpe_drawdown"] = "sharpe"
+    max_drawdown: Annotated[float, Meta(gt=0.0, le=1.0)] = 0.10
     parameters: dict[str, Any] = {}
 
 
@@ -43,6 +48,12 @@ class TuneConfig:
     seed: int
     heartbeat_seconds: int
     space: SearchSpace
+    objective: str = "sharpe"
+    max_drawdown: float = 0.10
+
+    @property
+    def multi_objective(self) -> bool:
+        return self.objective == "sharpe_drawdown"
 
 
 def load_tune_config(path: str | Path, catalog: Path | None = None) -> TuneConfig:
@@ -66,4 +77,6 @@ def load_tune_config(path: str | Path, catalog: Path | None = None) -> TuneConfi
         seed=raw.seed,
         heartbeat_seconds=raw.heartbeat_seconds,
         space=build_space(raw.parameters, walkforward.strategy, str(path)),
+        objective=raw.objective,
+        max_drawdown=raw.max_drawdown,
     )

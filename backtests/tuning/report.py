@@ -3,7 +3,8 @@
 The verdict line comes first: the DSR and the PBO say whether the winner is more than the
 best of many tries and whether picking it carries over; then the holdout, the only numbers no
 trial has seen; then how the search went (history, importances, parallel coordinates) and the
-equity curves of the top trials over the tuning folds.
+equity curves of the top trials over the tuning folds. A multi-objective study adds its
+Pareto front (Sharpe vs max drawdown); every other view plots the Sharpe.
 """
 
 import html
@@ -15,16 +16,24 @@ import pandas as pd
 import plotly.graph_objects as go
 from optuna.trial import TrialState
 
+from backtests.tuning.objectives import trial_sharpe
+
 TOP_TRIALS = 5
 MIN_TRIALS_FOR_IMPORTANCE = 3  # fANOVA on fewer trials is noise
 
 
 def write_study_report(path: Path, study: optuna.Study, summary: dict, returns: pd.DataFrame) -> None:
     complete = [t for t in study.trials if t.state == TrialState.COMPLETE]
-    figures = [optuna.visualization.plot_optimization_history(study)]
+    sharpe = {"target": trial_sharpe, "target_name": "Sharpe"}
+    figures = [optuna.visualization.plot_optimization_history(study, **sharpe)]
+    if "pareto" in summary:
+        figures.append(optuna.visualization.plot_pareto_front(study, target_names=["Sharpe", "max drawdown"]))
     if len(complete) >= MIN_TRIALS_FOR_IMPORTANCE:
-        figures += [optuna.visualization.plot_param_importances(study),
-                    optuna.visualization.plot_parallel_coordinate(study)]
+        # fANOVA explains the variance of the target whichever way it is optimised; Optuna 5's
+        # default (PED-ANOVA) assumes a given target is minimised, the wrong way for a Sharpe.
+        importance = optuna.importance.FanovaImportanceEvaluator(seed=0)
+        figures += [optuna.visualization.plot_param_importances(study, evaluator=importance, **sharpe),
+                    optuna.visualization.plot_parallel_coordinate(study, **sharpe)]
     figures += [_holdout_figure(summary), _equity_figure(complete, returns)]
     stats = summary["overfitting"]
     verdict = stats.get("verdict") or f"not computed: {stats.get('error')}"
@@ -56,6 +65,10 @@ def _stats_table(summary: dict) -> str:
         ("Deflated Sharpe Ratio", f"{stats['dsr']:.3f}" if "dsr" in stats else "-"),
         ("Probability of Backtest Overfitting", f"{stats['pbo']:.3f}" if "pbo" in stats else "-"),
     ]
+    if "pareto" in summary:
+        pareto = summary["pareto"]
+        rows.insert(2, (f"Pareto front {pareto['trials']}: best Sharpe within max drawdown {pareto['max_drawdown_limit']:.1%}",
+                        "yes" if pareto["best_within_limit"] else "none within: smallest drawdown taken"))
     return "<table>" + "".join(f"<tr><th>{html.escape(k)}</th><td>{html.escape(v)}</td></tr>" for k, v in rows) + "</table>"
 
 
@@ -74,10 +87,10 @@ def _holdout_figure(summary: dict) -> go.Figure:
 
 def _equity_figure(complete: list, returns: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
-    for trial in sorted(complete, key=lambda t: -t.value)[:TOP_TRIALS]:
+    for trial in sorted(complete, key=lambda t: -trial_sharpe(t))[:TOP_TRIALS]:
         column = str(trial.number)
         if column in returns:
             growth = (1.0 + returns[column].fillna(0.0)).cumprod()
-            fig.add_trace(go.Scatter(x=returns.index, y=growth.values, name=f"trial {trial.number} ({trial.value:.2f})"))
+            fig.add_trace(go.Scatter(x=returns.index, y=growth.values, name=f"trial {trial.number} ({trial_sharpe(trial):.2f})"))
     fig.update_layout(title=f"Equity over the tuning folds: top {TOP_TRIALS} trials (growth of 1)", height=450)
     return fig

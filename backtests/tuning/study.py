@@ -1,23 +1,18 @@
-"""A tuning study: train the walk-forward run once, then let trials trade its stored signals.
+"""A tuning study: train the walk-forward run once, let trials trade its stored signals
+(``backtests.tuning.trials``, in worker processes), then judge the winner.
 
-A trial is the backtests of the tuning folds (every fold but the holdout) under one sampled
-setting, one fresh process per window (NautilusTrader 1.221 leaks memory across in-process
-runs), the windows run one by one so the pruner can stop a trial after any fold. Its objective
-is the annualised Sharpe of its daily returns after costs; a trial with fewer closed trades than
-``min_trades`` is marked so and scores ``TOO_FEW_TRADES_SCORE``, never a lucky Sharpe of two
-trades. Every completed trial's daily return series is kept in the study's own directory
-(<out>/tune-<study>/returns/): the DSR and the PBO need the matrix of all of them.
-
-After the trials, ``finish_study`` trades the best trial and the default equal-weight settings
-once each on the holdout folds, which no trial has seen, computes DSR and PBO, and writes
-best.yaml (a ``--params`` overlay) and summary.json. The study itself (trials, parameters,
-values) lives in the Optuna storage, so several processes or machines can share it.
+``create_study`` creates the study in its storage (once, before any worker loads it) and trains
+the run. After the trials, ``finish_study`` trades the best trial (``select_best``: the best
+Sharpe, or for ``sharpe_drawdown`` the Pareto trial with the best Sharpe within the drawdown
+limit) and the default equal-weight settings once each on the holdout folds, which no trial has
+seen, computes DSR and PBO, and writes best.yaml (a ``--params`` overlay), summary.json and the
+report. The study itself (trials, parameters, values) lives in the Optuna storage, so several
+processes or machines can share it.
 """
 
 import json
 import math
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -29,64 +24,23 @@ from rich.console import Console
 
 from backtests.metrics import TRADING_DAYS
 from backtests.overfitting import OverfittingInputError, overfitting_report
-from backtests.trade import TradeResult, measure, trade, window_spec
+from backtests.trade import trade
 from backtests.train import train
-from backtests.trained import MANIFEST, TrainedRun
+from backtests.trained import TrainedRun
 from backtests.tuning.config import TuneConfig
+from backtests.tuning.objectives import pareto_summary, select_best, study_directions, trial_sharpe
 from backtests.tuning.report import write_study_report
+from backtests.tuning.trials import (
+    RUN_DIR_ATTR,
+    StudyError,
+    StudyFiles,
+    holdout_folds,
+    load_study,
+    study_run,
+    tuning_folds,
+)
 from backtests.walkforward import ensure_catalog, universe
-from backtests.window import run_windows
-from models.names import check_name
-from models.splits import Fold
 from strategies.settings import StrategySettings, write_settings_overlay
-
-
-class StudyError(Exception):
-    """A study that cannot give what was asked (e.g. no completed trial to report on)."""
-
-
-TOO_FEW_TRADES_SCORE = -10.0  # below any Sharpe a real strategy shows; the user attribute says why
-RUN_DIR_ATTR = "run_dir"
-
-
-@dataclass(frozen=True)
-class StudyFiles:
-    """Where a study's own files live: <out>/tune-<study>/."""
-
-    root: Path
-
-    @classmethod
-    def of(cls, out_root: Path, study_name: str) -> "StudyFiles":
-        check_name(study_name, "study name")
-        return cls(Path(out_root) / f"tune-{study_name}")
-
-    @property
-    def trials(self) -> Path:
-        return self.root / "trials"
-
-    @property
-    def trial_returns(self) -> Path:
-        return self.root / "returns"
-
-    @property
-    def returns(self) -> Path:
-        return self.root / "returns.parquet"
-
-    @property
-    def holdout(self) -> Path:
-        return self.root / "holdout"
-
-    @property
-    def best(self) -> Path:
-        return self.root / "best.yaml"
-
-    @property
-    def summary(self) -> Path:
-        return self.root / "summary.json"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report.html"
 
 
 def create_study(config: TuneConfig, study_name: str, storage: str | optuna.storages.BaseStorage,
@@ -94,8 +48,12 @@ def create_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
     """The study in ``storage`` (created once, before any worker loads it) and its trained run:
     trained now for a new study, the study's own run for an existing one (several invocations
     or machines add trials to one study, over the same signals)."""
-    study = optuna.create_study(study_name=study_name, storage=storage, direction="maximize",
+    directions = study_directions(config)
+    study = optuna.create_study(study_name=study_name, storage=storage, directions=directions,
                                 load_if_exists=True)
+    if [d.name.lower() for d in study.directions] != directions:
+        raise StudyError(f"study {study_name!r} optimises {[d.name.lower() for d in study.directions]}; "
+                         f"{config.source} asks for objective {config.objective!r}: use another --study name")
     if RUN_DIR_ATTR in study.user_attrs:
         run = study_run(study)
         if study.user_attrs["holdout_folds"] != [f.index for f in holdout_folds(config, run)]:
@@ -113,90 +71,6 @@ def create_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
     return trained
 
 
-def study_run(study: optuna.Study) -> TrainedRun:
-    """The run a study trades, from the path it recorded (a shared directory when the study
-    is shared by several machines)."""
-    run_dir = Path(study.user_attrs[RUN_DIR_ATTR])
-    if not (run_dir / MANIFEST).is_file():
-        raise StudyError(f"study {study.study_name!r} trades the run trained into {run_dir}, which this "
-                         "machine cannot read: share that directory (same path) or use another --study")
-    return TrainedRun.load(run_dir)
-
-
-def tuning_folds(config: TuneConfig, run: TrainedRun) -> list[Fold]:
-    return list(run.folds[: len(run.folds) - config.holdout_folds])
-
-
-def holdout_folds(config: TuneConfig, run: TrainedRun) -> list[Fold]:
-    return list(run.folds[len(run.folds) - config.holdout_folds:])
-
-
-def load_study(config: TuneConfig, study_name: str, storage: str | optuna.storages.BaseStorage,
-               worker: int = 0) -> optuna.Study:
-    """The study with this process's sampler and pruner: TPE with the constant liar, so workers
-    running at once do not all propose the same point, seeded per ``worker`` (workers with one
-    seed draw the same random start-up points); Wilcoxon over the per-fold values."""
-    sampler = optuna.samplers.TPESampler(seed=config.seed + worker, constant_liar=True, multivariate=True)
-    pruner = optuna.pruners.WilcoxonPruner(p_threshold=0.1, n_startup_steps=1)
-    return optuna.load_study(study_name=study_name, storage=storage, sampler=sampler, pruner=pruner)
-
-
-class Objective:
-    """One trial: sample settings, trade the tuning folds window by window, score the Sharpe."""
-
-    def __init__(self, config: TuneConfig, run: TrainedRun, files: StudyFiles) -> None:
-        self.config, self.run, self.files = config, run, files
-        self.folds = tuning_folds(config, run)
-
-    def __call__(self, trial: optuna.Trial) -> float:
-        try:
-            return self.score(trial)
-        except optuna.TrialPruned:
-            raise
-        except Exception as e:  # re-raised: Optuna marks the trial FAILED and logs the traceback
-            trial.set_user_attr("error", f"{type(e).__name__}: {e}")
-            raise
-
-    def score(self, trial: optuna.Trial) -> float:
-        overlay = self.config.space.sample(trial)
-        trial.set_user_attr("strategy", overlay)
-        traded = self.trade(trial, self.config.space.settings(overlay))
-        trial.set_user_attr("trading", traded.trading)
-        trial.set_user_attr("folds", traded.folds)
-        traded.daily_returns.rename(trial.number).to_frame().to_parquet(
-            self.files.trial_returns / f"trial-{trial.number}.parquet")
-        if traded.trading["trades"] < self.config.min_trades:
-            trial.set_user_attr("too_few_trades", True)
-            return TOO_FEW_TRADES_SCORE
-        return float(traded.trading["sharpe"])
-
-    def trade(self, trial: optuna.Trial, settings: StrategySettings) -> TradeResult:
-        out = self.files.trials / f"trial-{trial.number}"
-        cash = self.run.config.venue.starting_cash
-        windows = []
-        for fold in self.folds:
-            [window] = run_windows([window_spec(self.run, fold, settings, out)])
-            windows.append(window)
-            trial.report(window.final_balance / cash - 1.0, step=fold.index)
-            if trial.should_prune():
-                raise optuna.TrialPruned(f"pruned after fold {fold.index}")
-        return measure(self.run, self.folds, windows, out)
-
-
-def run_trials(config: TuneConfig, study_name: str, storage: str | optuna.storages.BaseStorage,
-               out_root: Path, n_trials: int, worker: int = 0,
-               callbacks: Sequence[Callable[[optuna.Study, FrozenTrial], None]] = ()) -> None:
-    """Run ``n_trials`` trials in this process (a worker's share of the study). A trial that
-    raises is FAILED with its error and the study goes on: a failed experiment is a result,
-    and its traceback is in the log."""
-    study = load_study(config, study_name, storage, worker)
-    run = study_run(study)
-    files = StudyFiles.of(out_root, study_name)
-    files.trial_returns.mkdir(parents=True, exist_ok=True)
-    study.optimize(Objective(config, run, files), n_trials=n_trials, catch=(Exception,),
-                   callbacks=list(callbacks), gc_after_trial=True)
-
-
 def finish_study(config: TuneConfig, study_name: str, storage: str | optuna.storages.BaseStorage,
                  out_root: Path) -> dict[str, Any]:
     """Holdout, DSR/PBO, best.yaml and summary.json of the study's trials so far."""
@@ -210,10 +84,11 @@ def finish_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
         raise StudyError(f"study {study_name!r} has no completed trial ({len(failed)} failed: {'; '.join(errors)})")
     returns = returns_matrix(files, complete)
     returns.to_parquet(files.returns)
-    best = study.best_trial
+    best = select_best(config, study)
     write_settings_overlay(files.best, best.user_attrs["strategy"],
                            comment=f"sextant tune: study {study_name}, trial {best.number}, "
-                                   f"Sharpe {best.value:.3f} over tuning folds {[f.index for f in tuning_folds(config, run)]}")
+                                   f"Sharpe {trial_sharpe(best):.3f} over tuning folds {[f.index for f in tuning_folds(config, run)]}")
+    tried = sum(t.state.is_finished() for t in study.trials)
     summary = {
         "study": study_name,
         "run_dir": str(run.run_dir),
@@ -221,9 +96,11 @@ def finish_study(config: TuneConfig, study_name: str, storage: str | optuna.stor
                    for state in (TrialState.COMPLETE, TrialState.PRUNED, TrialState.FAIL)},
         "tuning_folds": [f.index for f in tuning_folds(config, run)],
         "holdout_folds": [f.index for f in holdout_folds(config, run)],
-        "best": {"trial": best.number, "value": best.value, "strategy": best.user_attrs["strategy"],
+        "objective": config.objective,
+        "best": {"trial": best.number, "value": trial_sharpe(best), "strategy": best.user_attrs["strategy"],
                  "trading": best.user_attrs["trading"], "too_few_trades": best.user_attrs.get("too_few_trades", False)},
-        "overfitting": _overfitting(returns),
+        **({"pareto": pareto_summary(config, study, best)} if config.multi_objective else {}),
+        "overfitting": _overfitting(returns, tried),
         "holdout": _holdout(config, study, run, files, best),
         "best_yaml": str(files.best),
         "report": str(files.report),
@@ -266,17 +143,24 @@ def _holdout(config: TuneConfig, study: optuna.Study, run: TrainedRun, files: St
     return {"trial": best.number, "looks": looks, **attrs[key]}
 
 
-def _overfitting(returns: pd.DataFrame) -> dict[str, Any]:
+def _overfitting(returns: pd.DataFrame, tried: int) -> dict[str, Any]:
+    """DSR and PBO of the study. N, which deflates the best Sharpe, is every finished trial
+    (complete, pruned, failed, and a dead worker's trial even though it was retried): each was
+    a try at a lucky maximum, and counting too many tries only makes the test stricter. The
+    Sharpe variance and the PBO's matrix use the complete trials' daily return series only: a
+    pruned or failed trial has no series over all tuning folds, and padding one would rank an
+    unfinished trial as if it had earned nothing."""
     matrix = returns.fillna(0.0).to_numpy()
     n_blocks = min(16, (len(matrix) // 4) * 2)
     try:
-        report = overfitting_report(matrix, TRADING_DAYS, n_blocks=max(n_blocks, 2))
+        report = overfitting_report(matrix, TRADING_DAYS, n_blocks=max(n_blocks, 2), n_tried=tried)
     except OverfittingInputError as e:
         return {"error": str(e)}
     return {
         "dsr": report.deflated.dsr,
         "pbo": report.overfitting.pbo,
         "n_trials": report.deflated.n_trials,
+        "complete_series": matrix.shape[1],
         "n_blocks": report.overfitting.n_blocks,
         "expected_max_sharpe": report.deflated.expected_max_sharpe * math.sqrt(TRADING_DAYS),
         "verdict": report.verdict,

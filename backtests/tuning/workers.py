@@ -21,8 +21,9 @@ from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
 from optuna.trial import TrialState
 
 from backtests.tuning.config import TuneConfig
+from backtests.tuning.objectives import trial_sharpe
 from backtests.tuning.storage import open_storage
-from backtests.tuning.study import load_study, run_trials
+from backtests.tuning.trials import load_study, run_trials
 
 POLL_SECONDS = 1.0  # how often the supervisor looks at the study (progress, dead workers)
 
@@ -51,7 +52,7 @@ def study_progress(study: optuna.Study, workers: tuple[int, ...] = ()) -> StudyP
         pruned=sum(t.state == TrialState.PRUNED for t in counted),
         failed=sum(t.state == TrialState.FAIL for t in counted),
         running=sum(t.state == TrialState.RUNNING for t in trials),
-        best=max((t.value for t in complete), default=None),
+        best=max((trial_sharpe(t) for t in complete), default=None),
         workers=workers,
     )
 

@@ -42,7 +42,7 @@ def bench(
         from backtests.tuning.bench import run_tune_bench
 
         try:
-            run_tune_bench(console, Path("configs/tune.yaml"))
+            run_tune_bench(console, Path("configs/tune.yaml"), catalog=catalog)
         except (ConfigError, CatalogError) as e:
             fail(str(e))
     if part in ("all", "zoo"):

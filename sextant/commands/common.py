@@ -13,6 +13,7 @@ from typing import Annotated, NoReturn
 import pandas as pd
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 console = Console()
 
@@ -24,7 +25,7 @@ ParamsOpt = Annotated[Path | None, typer.Option(
 
 def fail(message: str) -> NoReturn:
     """A user's mistake: print the message, no traceback, exit 2."""
-    console.print(f"[bold red]error:[/] {message}")
+    console.print(f"[bold red]error:[/] {escape(message)}")  # a message's [brackets] are text
     raise typer.Exit(code=2)
 
 

@@ -3,7 +3,8 @@
 ``sextant tune CONFIG --trials N`` trains the walk-forward run once, runs the trials in
 ``--workers`` processes on one study, then evaluates the best trial on the holdout and writes
 <out>/tune-<study>/ (best.yaml, summary.json, returns.parquet). ``sextant tune show`` prints
-a study's best trials and its summary. The study lives in ``--storage`` (any Optuna URL;
+a study's best trials and its summary; ``sextant tune dashboard`` opens optuna-dashboard (the
+optional extra ``dashboard``) on the study's storage. The study lives in ``--storage`` (any Optuna URL;
 ``postgresql://...`` is shared by several machines) or, by default, in the embedded
 PostgreSQL under data/postgres.
 """
@@ -31,6 +32,7 @@ from catalog.errors import CatalogError
 from sextant.commands.common import console, fail, writable_dir
 
 SHOW = "show"
+DASHBOARD = "dashboard"
 
 
 @contextmanager
@@ -46,17 +48,21 @@ def _storage_url(storage: str | None) -> Iterator[str]:
 
 
 def tune(
-    config: Annotated[str, typer.Argument(help="tune YAML config, or 'show' to show a study")],
+    config: Annotated[str, typer.Argument(help="tune YAML config, or 'show' / 'dashboard' with --study")],
     trials: Annotated[int, typer.Option("--trials", min=1, help="trials the study should hold in total")] = 20,
     study: Annotated[str | None, typer.Option("--study", help="study name (default: the config's file name)")] = None,
     storage: Annotated[str | None, typer.Option("--storage", help="Optuna storage URL (default: embedded PostgreSQL)")] = None,
     catalog: Annotated[Path | None, typer.Option("--catalog", help="override the walk-forward catalog path (must exist)")] = None,
     out: Annotated[Path, typer.Option("--out", help="runs directory; the study's files go to <out>/tune-<study>/")] = Path("runs"),
     workers: Annotated[int, typer.Option("--workers", min=1, help="worker processes on the study")] = 1,
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="tune dashboard: port to serve on")] = 8080,
+    host: Annotated[str, typer.Option("--host", help="tune dashboard: address to serve on")] = "127.0.0.1",
 ) -> None:
-    """Tune the ensemble's weights and thresholds on a trained walk-forward run (or `tune show`)."""
+    """Tune the ensemble's weights and thresholds on a trained walk-forward run (or `tune show`,
+    `tune dashboard`)."""
+    from backtests.tuning.dashboard import DashboardError
     from backtests.tuning.storage import StorageError
-    from backtests.tuning.study import StudyError
+    from backtests.tuning.trials import StudyError
     from backtests.window import WindowCrashedError
 
     try:
@@ -66,8 +72,13 @@ def tune(
             with _storage_url(storage) as url:
                 _show(study, url, out)
             return
+        if config == DASHBOARD:
+            if study is None:
+                fail("sextant tune dashboard needs --study NAME")
+            _dashboard(study, storage, host, port)
+            return
         _run(Path(config), trials, study, storage, catalog, writable_dir(out), workers)
-    except (ConfigError, CatalogError, StorageError, StudyError, WindowCrashedError) as e:
+    except (ConfigError, CatalogError, StorageError, StudyError, WindowCrashedError, DashboardError) as e:
         fail(str(e))
 
 
@@ -106,6 +117,11 @@ def _print_summary(summary: dict) -> None:
     console.print(f"[bold]study[/] {summary['study']}: {summary['trials']}")
     console.print(f"[bold]best trial[/] {best['trial']}: Sharpe {best['value']:.2f} on tuning folds "
                   f"{summary['tuning_folds']}" + ("  [red](too few trades)[/]" if best["too_few_trades"] else ""))
+    if "pareto" in summary:
+        pareto = summary["pareto"]
+        console.print(f"[bold]Pareto front[/] trials {pareto['trials']}: best Sharpe within max drawdown "
+                      f"{pareto['max_drawdown_limit']:.1%}" + ("" if pareto["best_within_limit"]
+                                                              else "  [yellow](none within: smallest drawdown taken)[/]"))
     console.print(f"[bold]holdout[/] folds {summary['holdout_folds']}: best Sharpe {holdout['best']['sharpe']:.2f}, "
                   f"equal weights {holdout['equal_weight']['sharpe']:.2f}"
                   + (f"  [yellow](holdout looked at {holdout['looks']} times)[/]" if holdout["looks"] > 1 else ""))
@@ -114,26 +130,38 @@ def _print_summary(summary: dict) -> None:
     console.print(f"report: {summary['report']}")
 
 
+def _dashboard(name: str, storage: str | None, host: str, port: int) -> None:
+    from backtests.tuning.dashboard import dashboard_argv, run_dashboard
+
+    with _storage_url(storage) as url:
+        argv = dashboard_argv(name, url, host, port)
+        console.print(f"optuna-dashboard on study {name!r}: http://{host}:{port}/ (Ctrl-C stops it)")
+        code = run_dashboard(argv)
+    if code:
+        raise typer.Exit(code)
+
+
 def _show(name: str, url: str, out: Path) -> None:
     import optuna
     from optuna.trial import TrialState
 
+    from backtests.tuning.objectives import trial_sharpe
     from backtests.tuning.storage import open_storage
-    from backtests.tuning.study import StudyFiles
+    from backtests.tuning.trials import StudyFiles
 
     storage = open_storage(url, heartbeat_seconds=60)
     try:
         study = optuna.load_study(study_name=name, storage=storage)
     except KeyError:
         fail(f"no study {name!r} in the storage; studies: {[s.study_name for s in optuna.get_all_study_summaries(storage)]}")
-    complete = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: -t.value)
+    complete = sorted((t for t in study.trials if t.state == TrialState.COMPLETE), key=lambda t: -trial_sharpe(t))
     table = Table(title=f"study {name}: top trials")
     for column in ("trial", "Sharpe", "trades", "weights", "threshold"):
         table.add_column(column)
     for t in complete[:10]:
         strategy = t.user_attrs.get("strategy", {})
         weights = " ".join(f"{k}={v:.2f}" for k, v in strategy.get("weights", {}).items())
-        table.add_row(str(t.number), f"{t.value:.2f}", str(t.user_attrs.get("trading", {}).get("trades", "-")),
+        table.add_row(str(t.number), f"{trial_sharpe(t):.2f}", str(t.user_attrs.get("trading", {}).get("trades", "-")),
                       weights, f"{strategy.get('entry_threshold', '-')}")
     console.print(table)
     summary_path = StudyFiles.of(out, name).summary

@@ -135,6 +135,19 @@ def test_dsr_of_trials_picks_the_best_column_and_counts_every_trial():
     )
 
 
+def test_trials_without_a_full_series_deflate_through_n_but_not_the_variance():
+    """A study's pruned and failed trials: tried (so they raise the bar), no complete series."""
+    matrix = noise(5, 250, 10)
+    matrix[:, 3] += 0.002
+    complete = deflated_sharpe_of_trials(matrix)
+    tried = deflated_sharpe_of_trials(matrix, n_tried=40)
+    assert tried.n_trials == 40 and tried.sharpe_variance == complete.sharpe_variance
+    assert tried.expected_max_sharpe == pytest.approx(expected_max_sharpe(40, complete.sharpe_variance))
+    assert tried.expected_max_sharpe > complete.expected_max_sharpe and tried.dsr < complete.dsr
+    with pytest.raises(OverfittingInputError, match="n_tried must be >= 10, got 9"):
+        deflated_sharpe_of_trials(matrix, n_tried=9)
+
+
 def test_best_of_pure_noise_is_rarely_called_significant():
     dsr = np.array([deflated_sharpe_of_trials(noise(seed, 250, 100)).dsr for seed in range(100)])
     assert np.mean(dsr >= 0.95) <= 0.05

@@ -17,7 +17,8 @@ from rich.console import Console
 
 from backtests.tuning.config import load_tune_config
 from backtests.tuning.storage import open_storage
-from backtests.tuning.study import StudyFiles, create_study
+from backtests.tuning.study import create_study
+from backtests.tuning.trials import StudyFiles
 from backtests.tuning.workers import run_workers, study_progress
 from catalog.database import embedded_postgres
 from catalog.jobs import generate_catalog
@@ -41,8 +42,9 @@ def write_study_configs(work: Path, **tune_changes) -> Path:
     return work / "tune.yaml"
 
 
-def sextant(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    env = {**os.environ, "COLUMNS": "200"}
+def sextant(*args: str, cwd: Path, path: Path | None = None) -> subprocess.CompletedProcess:
+    """``path``: the only directory on PATH (the command's own interpreter is absolute)."""
+    env = {**os.environ, "COLUMNS": "200", **({"PATH": str(path)} if path else {})}
     return subprocess.run([str(SEXTANT), *args], check=False, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=900)
 
@@ -107,3 +109,40 @@ def test_tune_mistakes_are_messages_naming_the_key(tmp_path):
     (tmp_path / "tune.yaml").write_text(yaml.safe_dump(TUNE))
     bad_storage = sextant("tune", "tune.yaml", "--storage", "notadb://x", cwd=tmp_path)
     assert bad_storage.returncode == 2 and "cannot open the study storage" in bad_storage.stdout
+
+
+def test_tune_dashboard_without_the_extra_is_a_message_naming_it(tmp_path):
+    (tmp_path / "bin").mkdir()
+    result = sextant("tune", "dashboard", "--study", "s", "--storage", "sqlite:///s.db", cwd=tmp_path,
+                     path=tmp_path / "bin")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "optional extra 'dashboard'" in result.stdout and "sextant[dashboard]" in result.stdout
+    assert "needs --study" in sextant("tune", "dashboard", cwd=tmp_path).stdout
+
+
+def fake_dashboard(bin_dir: Path) -> Path:
+    """An ``optuna-dashboard`` on PATH that records its arguments and exits: no server, no browser."""
+    bin_dir.mkdir()
+    program = bin_dir / "optuna-dashboard"
+    program.write_text(f'#!/bin/sh\nprintf "%s\\n" "$@" > {bin_dir / "argv.txt"}\n')
+    program.chmod(0o755)
+    return bin_dir / "argv.txt"
+
+
+def test_tune_dashboard_opens_the_studys_own_storage(tmp_path):
+    argv = fake_dashboard(tmp_path / "bin")
+    optuna.create_study(study_name="s", storage=f"sqlite:///{tmp_path / 's.db'}")
+    given = sextant("tune", "dashboard", "--study", "s", "--storage", "sqlite:///s.db", "--port", "8099",
+                    cwd=tmp_path, path=tmp_path / "bin")
+    assert given.returncode == 0, given.stdout + given.stderr
+    assert argv.read_text().split() == ["sqlite:///s.db", "--host", "127.0.0.1", "--port", "8099"]
+    missing = sextant("tune", "dashboard", "--study", "nope", "--storage", "sqlite:///s.db", cwd=tmp_path,
+                      path=tmp_path / "bin")
+    assert missing.returncode == 2 and "no study 'nope'" in missing.stdout
+
+    with embedded_postgres(tmp_path / "data" / "postgres") as url:  # the default storage
+        optuna.create_study(study_name="s", storage=url)
+    default = sextant("tune", "dashboard", "--study", "s", cwd=tmp_path, path=tmp_path / "bin")
+    assert default.returncode == 0, default.stdout + default.stderr
+    opened = argv.read_text().split()[0]
+    assert opened == url and opened.startswith("postgresql+psycopg://")

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 from nautilus_trader.model.enums import AccountType, OrderSide, OrderStatus, OrderType, TradingState
 
+from strategies.ensemble import FLATTEN_TAG, HALT_TAG
 from strategies.risk import RiskRules
 from tests.strategies.conftest import START_CASH, Market, utc
 
@@ -142,7 +143,7 @@ def test_flat_before_the_real_close_and_no_late_entries(backtest, day, entered):
         closing = run.engine.cache.order(position.closing_order_id)
         assert position.is_closed and at(position.ts_closed) == flatten_at, position
         assert closing.order_type == OrderType.MARKET and closing.is_reduce_only
-        assert not closing.tags  # the strategy's flatten order, not the stop or the target
+        assert closing.tags == [FLATTEN_TAG]  # the strategy's flatten order, not the stop or the target
     legs = run.orders(tag="STOP_LOSS") + run.orders(tag="TAKE_PROFIT")
     assert len(legs) == 2 * len(entered)  # every entry's bracket, each cancelled by the flatten
     assert all(o.status == OrderStatus.CANCELED for o in legs)
@@ -186,7 +187,7 @@ def test_daily_loss_limit_flattens_and_halts(backtest):
         assert (
             at(position.ts_closed) == halt
             and closing.order_type == OrderType.MARKET
-            and not closing.tags
+            and closing.tags == [HALT_TAG]  # the halt's flatten, told apart from the close's
         )
         assert position.realized_pnl.as_double() == pytest.approx(-1_020.0)
     assert run.balance() == pytest.approx(START_CASH - 2_040.0)

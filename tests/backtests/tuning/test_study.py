@@ -16,7 +16,8 @@ from backtests.config import load_config
 from backtests.trade import trade
 from backtests.trained import TrainedRun
 from backtests.tuning.config import load_tune_config
-from backtests.tuning.study import StudyFiles, create_study, finish_study, run_trials, tuning_folds
+from backtests.tuning.study import create_study, finish_study
+from backtests.tuning.trials import StudyFiles, run_trials, tuning_folds
 from catalog.jobs import generate_catalog
 
 N_TRIALS = 5
@@ -74,6 +75,16 @@ def test_a_crashing_trial_is_failed_with_its_error_and_the_study_goes_on(study):
     assert loaded.trials[CRASHING_TRIAL].user_attrs["error"].startswith("OSError: Cannot save file")
     assert all(s in (TrialState.COMPLETE, TrialState.PRUNED) for i, s in enumerate(states) if i != CRASHING_TRIAL)
     assert summary["trials"]["fail"] == 1
+
+
+@pytest.mark.slow
+def test_failed_and_pruned_trials_deflate_the_dsr_but_only_complete_series_enter_the_pbo(study):
+    _, loaded, files, summary, _, _ = study
+    finished = [t for t in loaded.trials if t.state.is_finished()]
+    complete = [t for t in finished if t.state == TrialState.COMPLETE]
+    assert summary["overfitting"]["n_trials"] == len(finished) == N_TRIALS  # the failed one counts
+    assert summary["overfitting"]["complete_series"] == len(complete) < N_TRIALS
+    assert list(pd.read_parquet(files.returns).columns) == [str(t.number) for t in complete]
 
 
 @pytest.mark.slow
