@@ -129,7 +129,11 @@ def inference_latency(n_symbols: int = 50, closes: int = 30, config_path: Path =
             engine.add_actor(clock)
             actor.start()
             clock.start()
-            return _measure(actor, clock, feeds, closes, train_s, say)
+            try:
+                return _measure(actor, clock, feeds, closes, train_s, say)
+            finally:
+                clock.stop()
+                actor.stop()
         finally:
             engine.dispose()
 
