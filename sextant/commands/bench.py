@@ -14,11 +14,11 @@ def bench(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="existing catalog (default: build one)")] = None,
     symbols: Annotated[int, typer.Option(min=1, help="symbols of the catalog it builds")] = 10,
     days: Annotated[int, typer.Option(min=1, help="sessions of the catalog it builds")] = 260,
-    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), features, polygon (market data), live (order path), tune or zoo (every model's fit and inference)")] = "all",
+    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), features, polygon (market data), live (order path), tune, zoo (every model's fit and inference) or inference (full ensemble, 50 symbols per bar close)")] = "all",
 ) -> None:
     """Measure engine, backtest, feature, inference, market-data, order-path and tuning performance."""
-    if part not in ("all", "engine", "features", "polygon", "live", "tune", "zoo"):
-        fail(f"--part must be all, engine, features, polygon, live, tune or zoo, not {part!r}")
+    if part not in ("all", "engine", "features", "polygon", "live", "tune", "zoo", "inference"):
+        fail(f"--part must be all, engine, features, polygon, live, tune, zoo or inference, not {part!r}")
     if part in ("all", "engine"):
         from backtests.bench import run_bench
 
@@ -49,6 +49,10 @@ def bench(
         from backtests.zoo_bench import run_zoo_bench
 
         run_zoo_bench(console)
+    if part in ("all", "inference"):
+        from live.inference_bench import run_inference_bench
+
+        run_inference_bench(console)
 
 
 def _bench_order_path() -> None:
