@@ -7,6 +7,7 @@ port to collide or to expose). Processes that open the same directory share one 
 stops when the last of them closes it.
 """
 
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -18,7 +19,12 @@ DEFAULT_DATA_DIR = Path("data/postgres")
 def embedded_postgres(data_dir: Path = DEFAULT_DATA_DIR) -> Iterator[str]:
     """The SQLAlchemy URL (psycopg 3 over the server's unix socket) of the embedded server in
     ``data_dir``, created there the first time; the server runs until the block ends."""
-    import pgserver  # imported here: only commands that use the embedded server pay for it
+    with warnings.catch_warnings():
+        # pgserver keeps a lock in the user's runtime directory; without a login session (a
+        # container, CI, a service) platformdirs falls back to /tmp/runtime-<uid> and warns
+        # on import, which would greet every user of these commands with nothing to act on.
+        warnings.filterwarnings("ignore", message="XDG_RUNTIME_DIR is not set")
+        import pgserver  # imported here: only commands that use the embedded server pay for it
 
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
