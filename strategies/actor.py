@@ -324,7 +324,9 @@ class SignalActor(Actor):
         rows = np.array([last])
         # Each model reads its own columns by name (a fold's feature selection is in its saved
         # feature_names); the meta-learners then combine the models' probabilities of this bar.
-        probs = {name: m.predict_proba(panel.select(m.feature_names), rows) for name, m in self.models.items()}
+        # The models of one fold share a selection: copy the buffer's columns once per selection.
+        views = {names: panel.select(names) for names in {m.feature_names for m in self.models.values()}}
+        probs = {name: m.predict_proba(views[m.feature_names], rows) for name, m in self.models.items()}
         probs |= {name: stack.combine(probs) for name, stack in self.stacks.items()}
         # The same outlook function as the train step's batch, on a one-row batch.
         returns = self._horizon_models.predict(panel, rows) if self._horizon_models else None
