@@ -80,7 +80,10 @@ def convert(raw: Any, kind: type[T], source: str, at: str = "") -> T:
     try:
         return msgspec.convert(raw, kind, dec_hook=_decode_path)
     except msgspec.ValidationError as e:
-        raise SettingsFileError(f"{source}: {describe(e, at)}") from e
+        message = describe(e, at)
+        if str(e).startswith("Invalid enum value") and (choices := _choices(kind, _error_path(e))):
+            message += f"; one of: {', '.join(map(str, choices))}"
+        raise SettingsFileError(f"{source}: {message}") from e
 
 
 def describe(error: msgspec.ValidationError, at: str = "") -> str:
@@ -100,6 +103,41 @@ def describe(error: msgspec.ValidationError, at: str = "") -> str:
     msg = msg.replace(f"matching regex {NAME_PATTERN!r}", f"that is {NAME_RULE}")
     msg = msg[:1].lower() + msg[1:]
     return f"'{path}': {msg}" if path else msg
+
+
+def _error_path(error: msgspec.ValidationError) -> list[str | int]:
+    """``$.features.timeframes[0]`` as ["features", "timeframes", 0]."""
+    found = re.search(r" - at `\$(?P<path>[^`]*)`$", str(error))
+    parts = re.findall(r"\.([^.\[]+)|\[(\d+)\]", found["path"]) if found else []
+    return [name or int(index) for name, index in parts]
+
+
+def _choices(kind: type, path: list[str | int]) -> tuple | None:
+    """The values the Literal or Enum at ``path`` of ``kind`` allows (None if it is neither):
+    msgspec's "invalid enum value" names the wrong one, the user needs the right ones."""
+    info = msgspec.inspect.type_info(kind)
+    for part in [*path, None]:
+        while isinstance(info, msgspec.inspect.UnionType):  # "X | None": the member that is not None
+            info = next((t for t in info.types if not isinstance(t, msgspec.inspect.NoneType)), None)
+        if isinstance(info, msgspec.inspect.Metadata):
+            info = info.type
+        if part is None:
+            break
+        if isinstance(info, msgspec.inspect.StructType):
+            info = next((f.type for f in info.fields if f.encode_name == part), None)
+        elif isinstance(info, msgspec.inspect.DictType):
+            info = info.value_type
+        elif isinstance(info, msgspec.inspect.TupleType) and isinstance(part, int):
+            info = info.item_types[part] if part < len(info.item_types) else None
+        elif hasattr(info, "item_type"):  # list, set, variable-length tuple
+            info = info.item_type
+        else:
+            return None
+    if isinstance(info, msgspec.inspect.LiteralType):
+        return info.values
+    if isinstance(info, msgspec.inspect.EnumType):
+        return tuple(member.value for member in info.cls)
+    return None
 
 
 def _decode_path(kind: type, value: Any) -> Any:

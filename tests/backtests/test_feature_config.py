@@ -18,7 +18,8 @@ def test_default_is_the_base_set_and_blocks_load_typed(tmp_path):
 
 
 @pytest.mark.parametrize(("text", "expected"), [
-    ("features: {timeframes: [5m, 2h]}\n", "'features.timeframes[1]': invalid enum value '2h'"),
+    ("features: {timeframes: [5m, 2h]}\n", "'features.timeframes[1]': invalid enum value '2h'; one of: 1d, 1h, 30m, 5m"),
+    ("ensemble: {method: average}\n", "'ensemble.method': invalid enum value 'average'; one of: stack, vote"),
     ("features: {timeframes: [1h, 1h]}\n", "'features.timeframes': lists 1h more than once"),
     ("features: {timeframe: [1h]}\n", "unknown key 'features.timeframe'"),
     ("features: {risk: {garch: yes please}}\n", "'features.risk.garch'"),
