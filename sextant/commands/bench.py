@@ -9,6 +9,9 @@ from rich.table import Table
 from catalog.errors import CatalogError
 from sextant.commands.common import console, fail
 
+# The configs the benches measure ship beside the packages, wherever the bench is run from.
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+
 
 def bench(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="existing catalog (default: build one)")] = None,
@@ -42,7 +45,7 @@ def bench(
         from backtests.tuning.bench import run_tune_bench
 
         try:
-            run_tune_bench(console, Path("configs/tune.yaml"), catalog=catalog)
+            run_tune_bench(console, CONFIGS / "tune.yaml", catalog=catalog)
         except (ConfigError, CatalogError) as e:
             fail(str(e))
     if part in ("all", "zoo"):
