@@ -26,6 +26,7 @@ from backtests.trained import TrainedRun, ny_date
 from catalog.instruments import instrument_id
 from catalog.store import EmptyCatalogError, MarketCatalog
 from models.dataset import Panel
+from models.drift import DriftReference
 from models.ensemble import STACK_NAME, ensemble_probability
 from models.labels import direction_labels
 from models.names import check_name
@@ -37,6 +38,8 @@ from models.splits import Fold, TooFewSessionsError, test_rows, train_rows, walk
 from models.stacking import fit_stack
 from models.zoo import SignalModel, build_model
 from strategies.signals import MLSignal, signals_table
+
+DRIFT_SAMPLE_ROWS = 50_000  # training rows the drift reference's deciles are cut from, at most
 
 
 @dataclass(frozen=True)
@@ -183,6 +186,9 @@ def train_fold(
         "universe": list(panel.symbols),
     }
     y_test = panel.y[test]
+    # Every feature's training distribution (the full set, not the selection: drift is read on
+    # every live input), saved with each model of the fold for the live drift check.
+    drift = DriftReference.fit(panel.X[train[:: max(1, len(train) // DRIFT_SAMPLE_ROWS)]], panel.feature_names)
     probs: dict[str, np.ndarray] = {}
     importance: dict[str, dict[str, float]] = {}
     fit_seconds: dict[str, float] = {}
@@ -197,7 +203,7 @@ def train_fold(
             "data_hash": data_hash(seen.X[train], panel.y[train]),
             "fitted": _fitted_span(panel.ts_ns[train], label_end[train]),
             "fit_seconds": fit_seconds[name],
-        }, features=fitted)
+        }, features=fitted, drift=drift)
     names = tuple(models)
     if config.ensemble.stacking:
         stack = fit_stack(lambda: _build_models(config), seen, train, label_end, config.ensemble, embargo, seed)
@@ -206,7 +212,7 @@ def train_fold(
             "metrics": classification_metrics(y_test, probs[STACK_NAME]),
             "data_hash": data_hash(stack.probabilities, panel.y[stack.rows]),
             "fitted": _fitted_span(panel.ts_ns[stack.rows], label_end[stack.rows]),
-        }, features=fitted)
+        }, features=fitted, drift=drift)
     columns = config.signal_columns()  # the models, then the meta-learner
     matrix = np.column_stack([probs[n] for n in columns])
     view = signal_outlook.of(panel, test, probs, signal_outlook.fit_horizons(fold, panel, usable, registry.root))

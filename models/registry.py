@@ -24,6 +24,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from models.drift import DriftReference
 from models.names import check_name
 from models.pipeline import FittedFeatures
 from models.stacking import load_saved_model
@@ -64,10 +65,12 @@ class ModelRegistry:
         self.root = Path(root)
 
     def save(
-        self, model: SignalModel, meta: dict[str, Any], features: FittedFeatures | None = None
+        self, model: SignalModel, meta: dict[str, Any], features: FittedFeatures | None = None,
+        drift: DriftReference | None = None,
     ) -> ModelRecord:
-        """Store ``model`` as the next version of ``model.name`` with ``meta`` and the
-        ``features`` its rows were computed with (what the live actor loads to compute them).
+        """Store ``model`` as the next version of ``model.name`` with ``meta``, the
+        ``features`` its rows were computed with (what the live actor loads to compute them)
+        and the ``drift`` reference of its training rows (what live inputs are compared with).
 
         ``meta`` must contain ``REQUIRED_META`` and no ``RESERVED_META`` keys; values must be
         JSON-serialisable (numpy scalars/arrays and datetimes are converted). If another
@@ -87,6 +90,8 @@ class ModelRegistry:
         try:
             model.save(tmp)
             (features or FittedFeatures()).save(tmp)
+            if drift is not None:
+                drift.save(tmp)
             for _ in range(_SAVE_ATTEMPTS):
                 number = max(self._versions_in(model_dir), default=0) + 1
                 full = {
