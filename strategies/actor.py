@@ -278,8 +278,8 @@ class SignalActor(Actor):
             self._publish_close({iid: bar})
             return
         if self._close.ts is None:
-            self.clock.set_time_alert_ns(self._close_alert, self.clock.timestamp_ns() + self.config.close_wait_ms * 1_000_000,
-                                         self._close_wait_over)
+            wait_ns = self.config.close_wait_ms * 1_000_000  # on the engine clock in a backtest
+            self.clock.set_time_alert_ns(self._close_alert, self.clock.timestamp_ns() + wait_ns, self._close_wait_over)
         self._close.add(iid, bar)
         if len(self._close) >= len(self.instrument_ids) - len(self._warming):
             self._flush_close()
