@@ -7,12 +7,15 @@ what inference pays for, is the config's; the weekly universe screen is left out
 not run it). The models are saved to a registry and loaded by the real ``SignalActor``, registered
 in a BacktestEngine (its message bus, cache and clock) but driven by hand: its buffers are filled
 with the history, then, for each measured bar close, the bars of every symbol at that minute are
-handed to ``handle_bar`` one after the other, as the data engine does, and the clock runs from the
-first bar in (a close's bars arrive together, so that is when the last one is in) to the last
-MLSignal out; one close runs unmeasured first (a subscriber on the bus stamps each signal).
-``compute_features``, ``proxy_returns`` and every model's ``predict_proba`` are wrapped with
-timers, so the figure splits into features, market proxy, each model and the rest (meta-learner,
-horizon models, outlook, publishing).
+handed to ``handle_bar`` one after the other, as the data engine does; the last one completes the
+close and the actor predicts all of them in one batch. The clock runs from the first bar in (a
+close's bars arrive together, so that is when the last one is in) to the last MLSignal out; one
+close runs unmeasured first (a subscriber on the bus stamps each signal). The actor's features
+seam (``SignalActor.close_features``), the market proxy inside it, every model's one batched
+``predict_proba``, the meta-learner and the horizon models are wrapped with timers, so each
+close's figure splits into features, proxy, each model and the rest (Panel, outlook,
+publishing); "models + rest" is a close without its features seam, the part this bench's 20 ms
+target can be checked on while the seam still computes each symbol's features from scratch.
 """
 
 import tempfile
@@ -105,7 +108,8 @@ def train_zoo(root: Path, n_symbols: int, config_path: Path = ZOO_CONFIG) -> tup
 def inference_latency(n_symbols: int = 50, closes: int = 30, config_path: Path = ZOO_CONFIG,
                       console: Console | None = None) -> dict:
     """p50/p99 ms from the first bar of a close in to the last MLSignal out over ``closes``
-    bar closes of ``n_symbols`` symbols, and the mean split per symbol (ms)."""
+    bar closes of ``n_symbols`` symbols, the same without the features seam, and the mean
+    split per close (ms)."""
     say = console.print if console else (lambda *_: None)
     with tempfile.TemporaryDirectory(prefix="sextant-inference-bench-") as tmp:
         say(f"inference bench: training one tiny fold of {config_path} on {n_symbols} symbols ...")
@@ -156,9 +160,9 @@ def _measure(actor: SignalActor, clock: _SignalClock, feeds: dict, closes: int, 
                 spent[key] += time.perf_counter_ns() - t0
         return wrapper
 
-    originals = (actor_module.compute_features, actor_module.proxy_returns)
-    actor_module.compute_features = timed("features", originals[0])
-    actor_module.proxy_returns = timed("proxy", originals[1])
+    original_proxy = actor_module.proxy_returns
+    actor_module.proxy_returns = timed("proxy", original_proxy)
+    actor.close_features = timed("seam", actor.close_features)
     for name, model in actor.models.items():
         model.predict_proba = timed(f"model:{name}", model.predict_proba)
     for name, stack in actor.stacks.items():
@@ -166,32 +170,40 @@ def _measure(actor: SignalActor, clock: _SignalClock, feeds: dict, closes: int, 
     if actor._horizon_models is not None:
         actor._horizon_models.predict = timed("horizons", actor._horizon_models.predict)
     say(f"inference bench: {len(symbols)} symbols x {closes} bar closes through SignalActor.handle_bar ...")
-    latencies, signals = [], 0
+    latencies, without_features, signals = [], [], 0
     try:
         for k in range(first, n_bars):
             if k == first + WARMUP_CLOSES:
                 spent.clear()
-                latencies, signals = [], 0
-            before = len(clock.stamps)
+                latencies, without_features, signals = [], [], 0
+            before, seam_before = len(clock.stamps), spent["seam"]
             t0 = time.perf_counter_ns()
             for symbol in symbols:
                 actor.handle_bar(feeds[symbol][k])
             out = len(clock.stamps) - before
             if out:
-                latencies.append((clock.stamps[-1] - t0) / 1e6)
+                latency = (clock.stamps[-1] - t0) / 1e6
+                latencies.append(latency)
+                without_features.append(latency - (spent["seam"] - seam_before) / 1e6)
             signals += out
     finally:
-        actor_module.compute_features, actor_module.proxy_returns = originals
-    total_ms = sum(latencies)
-    per_symbol = {key: ns / 1e6 / max(signals, 1) for key, ns in sorted(spent.items())}
-    accounted = sum(spent.values()) / 1e6
-    per_symbol["other"] = max(total_ms - accounted, 0.0) / max(signals, 1)
-    p50, p99 = (float(np.percentile(latencies, q)) for q in (50, 99)) if latencies else (np.nan, np.nan)
+        actor_module.proxy_returns = original_proxy
+    measured = max(len(latencies), 1)
+    spent["features"] = spent.pop("seam") - spent["proxy"]  # the seam's own work, the proxy apart
+    per_close = {key: ns / 1e6 / measured for key, ns in sorted(spent.items())}
+    per_close["other"] = max(sum(latencies) - sum(spent.values()) / 1e6, 0.0) / measured
+
+    def p(values: list[float], q: float) -> float:
+        return float(np.percentile(values, q)) if values else np.nan
+
+    p99 = p(latencies, 99)
     return {"symbols": len(symbols), "closes": closes, "measured_closes": len(latencies), "signals": signals,
             "models": list(actor.models), "stacks": list(actor.stacks),
             "features": len(actor._feature_names), "buffer_bars": actor.buffers[instrument_id(symbols[0])].capacity,
-            "p50_ms": p50, "p99_ms": p99, "target_p99_ms": TARGET_P99_MS, "p99_over_target": p99 / TARGET_P99_MS,
-            "per_symbol_ms": per_symbol, "train_s": train_s}
+            "p50_ms": p(latencies, 50), "p99_ms": p99, "target_p99_ms": TARGET_P99_MS,
+            "p99_over_target": p99 / TARGET_P99_MS,
+            "without_features_p50_ms": p(without_features, 50), "without_features_p99_ms": p(without_features, 99),
+            "per_close_ms": per_close, "train_s": train_s}
 
 
 def run_inference_bench(console: Console, n_symbols: int = 50, closes: int = 30) -> dict:
@@ -203,8 +215,10 @@ def run_inference_bench(console: Console, n_symbols: int = 50, closes: int = 30)
                   f"{r['p50_ms']:.1f}", "")
     table.add_row("last bar in -> last MLSignal out, p99 ms", f"{r['p99_ms']:.1f}", f"< {TARGET_P99_MS:.0f}")
     table.add_row("  p99 / target", f"{r['p99_over_target']:.1f}x", "<= 1")
-    split = r["per_symbol_ms"]
-    table.add_row(f"per symbol, mean ms ({r['features']} features, {r['buffer_bars']}-bar buffers):",
+    table.add_row("models + rest (the close without its features seam), p50 ms", f"{r['without_features_p50_ms']:.1f}", "")
+    table.add_row("models + rest, p99 ms", f"{r['without_features_p99_ms']:.1f}", f"< {TARGET_P99_MS:.0f}")
+    split = r["per_close_ms"]
+    table.add_row(f"per close, mean ms ({r['features']} features, {r['buffer_bars']}-bar buffers):",
                   f"{sum(split.values()):.2f}", "")
     for key, ms in sorted(split.items(), key=lambda kv: -kv[1]):
         table.add_row(f"  {key}", f"{ms:.2f}", "")

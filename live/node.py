@@ -116,6 +116,7 @@ def build_node(
         model_dirs={name: str(path) for name, path in config.model_dirs().items()},
         warmup_sessions=config.warmup_sessions,
         warmup_as_of=warmup_as_of,
+        close_wait_ms=config.close_wait_ms,
         **config.outlook_fields(),
     )))
     node.trader.add_strategy(EnsembleStrategy(EnsembleStrategyConfig.parse(msgspec.json.encode(config.strategy_settings(ids)))))

@@ -80,6 +80,8 @@ class LiveConfig(_Section, kw_only=True):
     polygon: PolygonSection = PolygonSection()
     alpaca: AlpacaSection = AlpacaSection()
     warmup_sessions: Annotated[int, Meta(ge=0, le=60)] = 3
+    # How long the SignalActor waits for a bar close's missing symbols (no trades, no aggregate).
+    close_wait_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1_000
 
     def __post_init__(self) -> None:
         """The endpoint must fit the mode whatever the flags and keys: checked at load, so

@@ -1,18 +1,22 @@
 """SignalActor: live-mode inference, the streaming twin of the walk-forward batch path.
 
-On every bar it appends to a rolling buffer, computes the SAME feature function over the last
+Every bar is appended to its instrument's rolling buffer and joins the pending bar close
+(``strategies.close_batch``); when the close is complete (or a newer bar or the ``close_wait_ms``
+alert ends it) the actor computes the SAME feature function over each ready buffer's last
 ``lookback_bars`` bars (long enough that the last row equals the full-history row; see
 ``models.pipeline.lookback_bars``: the buffers grow to what the models' feature blocks need),
 with the fold's fitted feature parameters and the market proxy from its own buffers, runs the
-SAME fitted models on that last row and publishes an MLSignal, which the EnsembleStrategy
-consumes exactly as it consumes replayed signals. Parity with the batch path is proven by
+SAME fitted models once over all the close's last rows and publishes one MLSignal per symbol,
+which the EnsembleStrategy consumes exactly as it consumes replayed signals. Parity with the batch path is proven by
 ``tests/strategies/test_actor_parity.py`` (and ``test_actor_parity_blocks.py``, every block on).
 """
 
 from pathlib import Path
+from typing import Annotated
 
 import numpy as np
 import pandas as pd
+from msgspec import Meta
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
 from nautilus_trader.model.data import Bar, BarType, DataType
@@ -40,6 +44,7 @@ from models.pipeline import (
 )
 from models.stacking import StackModel, load_saved_model
 from models.zoo import SignalModel
+from strategies.close_batch import PendingClose
 from strategies.settings import StrategySettings
 from strategies.signals import MLSignal
 
@@ -64,6 +69,9 @@ class SignalActorConfig(ActorConfig, frozen=True, kw_only=True):
     volatility_feature: str = DEFAULT_VOLATILITY_FEATURE
     horizon: int = DEFAULT_HORIZON
     horizons_dir: str | None = None
+    # How long after the first bar of a close the actor waits for the others before it
+    # predicts the ones it has: Polygon sends no minute aggregate for a symbol without trades.
+    close_wait_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1_000
 
 
 class BarBuffer:
@@ -129,7 +137,11 @@ class BarBuffer:
 class SignalActor(Actor):
     def __init__(self, config: SignalActorConfig) -> None:
         super().__init__(config)
+        if not 1 <= config.close_wait_ms <= 60_000:
+            raise ValueError(f"close_wait_ms must be in [1, 60000], got {config.close_wait_ms}")
         self.instrument_ids = [InstrumentId.from_str(i) for i in config.instrument_ids]
+        # Signals of one close go out in symbol order.
+        self._order = {iid: k for k, iid in enumerate(sorted(self.instrument_ids, key=lambda i: i.symbol.value))}
         self.models: dict[str, SignalModel] = {}
         self.stacks: dict[str, StackModel] = {}  # meta-learners over the models' probabilities
         self.buffers = {iid: BarBuffer(config.lookback_bars) for iid in self.instrument_ids}
@@ -142,6 +154,8 @@ class SignalActor(Actor):
         self._history = 1
         self._min_bars = 0
         self._signalled_ts: dict[InstrumentId, int] = {}
+        self._close = PendingClose()
+        self._close_alert = f"{self.id}-close-wait"
         # Instruments whose warm-up history has not arrived yet, and the live bars held until
         # it does (a live bar appended first would make every history bar look late).
         self._warming: set[InstrumentId] = set()
@@ -256,31 +270,63 @@ class SignalActor(Actor):
             # A late bar, or a repeat of one already signalled. A repeat of the newest bar
             # that came in as warm-up history (never signalled) still gets its signal.
             return
-        if len(buffer) < self._min_bars:
+        ts = bar.ts_event
+        if self._close.ts is not None and ts > self._close.ts:
+            self._flush_close()  # the next minute is here: the pending close will not complete
+        if not self._close.accepts(ts):
+            # A straggler: its close went out without it (or is older than the pending one).
+            self._publish_close({iid: bar})
             return
-        predicted = self.predict_last(iid)
-        if predicted is None:
+        if self._close.ts is None:
+            wait_ns = self.config.close_wait_ms * 1_000_000  # on the engine clock in a backtest
+            self.clock.set_time_alert_ns(self._close_alert, self.clock.timestamp_ns() + wait_ns, self._close_wait_over)
+        self._close.add(iid, bar)
+        if len(self._close) >= len(self.instrument_ids) - len(self._warming):
+            self._flush_close()
+
+    def on_stop(self) -> None:
+        self._flush_close()
+
+    def _close_wait_over(self, _event: object) -> None:
+        """A symbol sent no bar for the pending close within ``close_wait_ms``: predict the rest."""
+        self._flush_close()
+
+    def _flush_close(self) -> None:
+        if self._close_alert in self.clock.timer_names:
+            self.clock.cancel_timer(self._close_alert)
+        bars = self._close.take()
+        if bars:
+            self._publish_close(bars)
+
+    def _publish_close(self, bars: dict[InstrumentId, Bar]) -> None:
+        """One MLSignal per symbol of ``bars`` (one bar time) that can be predicted, in symbol order."""
+        ready = sorted((iid for iid in bars if len(self.buffers[iid]) >= self._min_bars), key=self._order.__getitem__)
+        if not ready:
             return
-        probabilities, view = predicted
-        self._signalled_ts[iid] = bar.ts_event
-        self.publish_data(
-            DataType(MLSignal),
-            MLSignal(
-                ts_event=bar.ts_event,
-                ts_init=bar.ts_init,
-                instrument_id=iid,
-                models=self._model_names,
-                probabilities=probabilities,
-                decision=view.decision[0],
-                confidence=float(view.confidence[0]),
-                expected_return=float(view.expected_return[0]),
-                risk_score=int(view.risk_score[0]),
-                volatility=float(view.volatility[0]),
-                horizon=view.horizon,
-                horizons=",".join(map(str, view.horizons)),
-                horizon_returns=view.horizon_returns[0].copy(),
-            ),
-        )
+        predicted, probabilities, view = self.predict_close(ready)
+        if not predicted:
+            return
+        for k, iid in enumerate(predicted):
+            bar = bars[iid]
+            self._signalled_ts[iid] = bar.ts_event
+            self.publish_data(
+                DataType(MLSignal),
+                MLSignal(
+                    ts_event=bar.ts_event,
+                    ts_init=bar.ts_init,
+                    instrument_id=iid,
+                    models=self._model_names,
+                    probabilities=probabilities[k].copy(),
+                    decision=view.decision[k],
+                    confidence=float(view.confidence[k]),
+                    expected_return=float(view.expected_return[k]),
+                    risk_score=int(view.risk_score[k]),
+                    volatility=float(view.volatility[k]),
+                    horizon=view.horizon,
+                    horizons=",".join(map(str, view.horizons)),
+                    horizon_returns=view.horizon_returns[k].copy(),
+                ),
+            )
 
     def _market_proxy(self, bar_ts: int) -> tuple[np.ndarray, np.ndarray]:
         """The proxy from every buffer, once per bar time. The features at bar time t use the
@@ -291,44 +337,54 @@ class SignalActor(Actor):
             self._proxy = (bar_ts, proxy_returns(bars, self.features.spec.risk))
         return self._proxy[1]
 
-    def predict_last(self, iid: InstrumentId) -> tuple[np.ndarray, Outlook] | None:
-        """Every model's probability for the newest bar of ``iid``, then every meta-learner's,
-        and that bar's outlook.
+    def close_features(self, iids: list[InstrumentId]) -> dict[InstrumentId, np.ndarray]:
+        """The last ``history`` feature rows, (history, n_features) float64, of each of ``iids``
+        (buffers of at least ``_min_bars`` bars ending at one bar time): the one seam through
+        which a close's features are computed, all symbols at once."""
+        columns = {iid.symbol.value: self.buffers[iid].columns() for iid in iids}
+        bar_ts = int(columns[iids[0].symbol.value][5][-1])
+        proxy = self._market_proxy(bar_ts) if self.features.spec.risk.beta else None
+        rows = {}
+        for iid in iids:
+            symbol = iid.symbol.value
+            X = compute_features({symbol: columns[symbol]}, self.features.spec, self.features,
+                                 symbols=[symbol], proxy=proxy, last_rows=self._history)[symbol]
+            rows[iid] = X[-self._history :]
+        return rows
 
-        None while the buffer is too short, or when the newest ``history`` feature rows are not
-        all finite (degenerate input, e.g. a zero-volume window): exactly the rows the batch
-        path skips via ``Panel.usable_rows``.
+    def predict_close(self, iids: list[InstrumentId]) -> tuple[list[InstrumentId], np.ndarray, Outlook]:
+        """Every model's probability for the newest bar of each of ``iids`` (one bar close), then
+        every meta-learner's, and those bars' outlook: one call of each model over the batch.
+
+        Returns the instruments predicted (in the order given), their probabilities
+        (len x models) and the outlook's rows in that order. An instrument is left out when its
+        newest ``history`` feature rows are not all finite (degenerate input, e.g. a
+        zero-volume window): exactly the rows the batch path skips via ``Panel.usable_rows``.
         """
-        o, h, low, c, v, ts = self.buffers[iid].columns()
-        n = len(ts)
-        if n < self._min_bars:
-            return None
-        symbol = iid.symbol.value
-        proxy = self._market_proxy(int(ts[-1])) if self.features.spec.risk.beta else None
-        X = compute_features({symbol: (o, h, low, c, v, ts)}, self.features.spec, self.features,
-                             symbols=[symbol], proxy=proxy, last_rows=self._history)[symbol]
+        rows_of = self.close_features(iids)
+        h, n = self._history, len(iids)
         panel = Panel(
-            X=X,
-            y=np.full(n, np.nan),
-            ts_ns=ts,
-            symbol=np.zeros(n, np.int32),
-            segment_start=np.zeros(n, np.int64),
+            X=np.concatenate([rows_of[iid] for iid in iids]),
+            y=np.full(n * h, np.nan),
+            ts_ns=np.concatenate([self.buffers[iid].columns()[5][-h:] for iid in iids]),
+            symbol=np.repeat(np.arange(n, dtype=np.int32), h),
+            segment_start=np.repeat(np.arange(n, dtype=np.int64) * h, h),
             feature_names=self._feature_names,
-            symbols=(symbol,),
+            symbols=tuple(iid.symbol.value for iid in iids),
         )
-        last = n - 1
-        usable = panel.usable_rows(self._history)
-        if usable.size == 0 or usable[-1] != last:
-            return None
-        self.last_features[iid] = X[last].copy()
-        rows = np.array([last])
+        last = np.arange(1, n + 1, dtype=np.int64) * h - 1
+        usable = np.isin(last, panel.usable_rows(h))
+        predicted = [iid for iid, ok in zip(iids, usable, strict=True) if ok]
+        rows = last[usable]
+        for iid in predicted:
+            self.last_features[iid] = rows_of[iid][-1].copy()
         # Each model reads its own columns by name (a fold's feature selection is in its saved
-        # feature_names); the meta-learners then combine the models' probabilities of this bar.
-        # The models of one fold share a selection: copy the buffer's columns once per selection.
+        # feature_names); the meta-learners then combine the models' probabilities of these bars.
+        # The models of one fold share a selection: copy the columns once per selection.
         views = {names: panel.select(names) for names in {m.feature_names for m in self.models.values()}}
         probs = {name: m.predict_proba(views[m.feature_names], rows) for name, m in self.models.items()}
         probs |= {name: stack.combine(probs) for name, stack in self.stacks.items()}
-        # The same outlook function as the train step's batch, on a one-row batch.
+        # The same outlook function as the train step's batch.
         returns = self._horizon_models.predict(panel, rows) if self._horizon_models else None
         view = outlook(self._rule, probs, panel.X[rows, self._volatility_column], self._horizons, returns)
-        return np.array([p[0] for p in probs.values()]), view
+        return predicted, np.column_stack(list(probs.values())), view

@@ -150,6 +150,7 @@ def test_a_missing_registry_or_model_is_named(tmp_path, registry):
         pytest.param({"strategy__weights": {"lightgbm": -1.0, "xgboost": 1.0}}, r"'strategy.weights.lightgbm': must be between 0", id="negative-weight"),
         pytest.param({"warmup_sessions": -3}, r"'warmup_sessions': expected `int` >= 0", id="warmup-negative"),
         pytest.param({"warmup_sessions": True}, r"'warmup_sessions': expected `int`, got `bool`", id="warmup-bool"),
+        pytest.param({"close_wait_ms": 0}, r"'close_wait_ms': expected `int` >= 1", id="close-wait-zero"),
         # names become journal directories under --out (item 16)
         pytest.param({"name": "../../trav"}, r"'name': expected `str` that is 1-100 letters", id="name-climbs"),
         pytest.param({"name": ""}, r"'name': expected `str` that is 1-100 letters", id="name-empty"),
