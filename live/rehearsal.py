@@ -74,6 +74,7 @@ class RehearsalResult:
     fills: list[dict] = field(default_factory=list)
     broker_orders: list[dict] = field(default_factory=list)
     broker_positions: dict = field(default_factory=dict)
+    broker_cash: float = 0.0  # the account's cash afterwards: the next day's starting cash
 
 
 class PacerConfig(ActorConfig, frozen=True, kw_only=True):
@@ -184,6 +185,7 @@ def rehearse(
             )
         result.broker_orders = broker.orders()
         result.broker_positions = broker.positions()
+        result.broker_cash = float(broker.cash())
     result.elapsed_s = time.perf_counter() - began
     return result
 
