@@ -30,7 +30,11 @@ class RehearsedDaySummary:
     fills: int
     start_cash: float
     end_cash: float
-    flat: bool
+    open_positions: dict[str, str]  # symbol -> quantity the broker still holds (empty: flat)
+
+    @property
+    def flat(self) -> bool:
+        return not self.open_positions
 
 
 class RehearsalDayPhases:
@@ -70,15 +74,15 @@ class RehearsalDayPhases:
     def close(self, plan: DayPlan) -> dict:
         traded = self._traded
         if traded is None or traded.day != plan.day:  # the session was missed: nothing traded
-            summary = RehearsedDaySummary(str(plan.day), 0, 0, 0, 0, self.cash, self.cash, True)
+            summary = RehearsedDaySummary(str(plan.day), 0, 0, 0, 0, self.cash, self.cash, {})
         else:
             open_positions = {s: str(qty) for s, (qty, _avg) in traded.broker_positions.items() if qty != 0}
             summary = RehearsedDaySummary(
                 day=str(plan.day), minutes=traded.minutes, signals=len(traded.signals), orders=len(traded.intents),
-                fills=len(traded.fills), start_cash=self.cash, end_cash=traded.broker_cash, flat=not open_positions)
+                fills=len(traded.fills), start_cash=self.cash, end_cash=traded.broker_cash, open_positions=open_positions)
             self.cash = traded.broker_cash
         self.summaries.append(summary)
-        return {"flat": summary.flat, "signals": summary.signals, "orders": summary.orders, "fills": summary.fills,
+        return {"flat": summary.flat, "open_positions": summary.open_positions, "signals": summary.signals, "orders": summary.orders, "fills": summary.fills,
                 "pnl": round(summary.end_cash - summary.start_cash, 2)}
 
     def post_close(self, plan: DayPlan) -> dict:
