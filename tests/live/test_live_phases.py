@@ -7,7 +7,6 @@ from datetime import date
 from pathlib import Path
 
 import pandas as pd
-import pytest
 from alpaca.trading.client import TradingClient
 from alpaca.trading.enums import OrderSide, TimeInForce
 from alpaca.trading.requests import MarketOrderRequest
@@ -24,7 +23,6 @@ from tests.live.conftest import live_config
 DAY = date(2024, 12, 30)
 
 
-@pytest.mark.slow
 def test_a_session_resumed_after_a_restart_reconciles_and_the_close_verifies_flat(market, tmp_path: Path):
     catalog, models = market
     midday = pd.Timestamp(f"{DAY} 12:00", tz=NEW_YORK).tz_convert("UTC")
