@@ -27,7 +27,15 @@ from typing import IO, Protocol, Self
 
 import pandas as pd
 
-from live.schedule import DayPlan, Phase, PhaseSlot, ScheduleSection, day_plan, new_york_date
+from live.schedule import (
+    NEW_YORK,
+    DayPlan,
+    Phase,
+    PhaseSlot,
+    ScheduleSection,
+    day_plan,
+    new_york_date,
+)
 
 _WALL_SLEEP_STEP_SECS = 1.0
 
@@ -201,6 +209,7 @@ class Scheduler:
     def run(self, first: date | None = None, last: date | None = None) -> None:
         """Days ``first`` (default: the clock's New York date) to ``last`` (default: forever)."""
         for day in _days(first or new_york_date(self.clock.now()), last):
+            self.clock.sleep_until(pd.Timestamp(day, tz=NEW_YORK).tz_convert("UTC"))  # a day starts at midnight
             plan = day_plan(day, self.schedule, self.flatten_minutes)
             if plan.is_session:
                 self.run_day(plan)

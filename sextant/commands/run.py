@@ -138,4 +138,4 @@ def _show_event(event) -> None:
 
 
 def _show_idle(day: date) -> None:
-    console.print(f"{day}: no session (weekend or holiday)", highlight=False)
+    console.print(f"{day}: no session ({'weekend' if day.weekday() >= 5 else 'holiday'})", highlight=False)

@@ -60,17 +60,17 @@ class RecordingPhases:
         return {"retrain": "none configured"}
 
 
-def scheduler(phases: RecordingPhases, ledger: FileLedger, events: list | None = None, idle: list | None = None) -> Scheduler:
+def scheduler(phases: RecordingPhases, ledger: FileLedger, events: list | None = None) -> Scheduler:
     return Scheduler(phases, ScheduleSection(), FLATTEN, phases.clock, ledger,
-                     on_event=(events.append if events is not None else lambda _e: None),
-                     on_idle=(idle.append if idle is not None else lambda _d: None))
+                     on_event=(events.append if events is not None else lambda _e: None))
 
 
 def test_thanksgiving_week_runs_each_phase_at_its_new_york_time(tmp_path: Path):
     """2024-11-25..29: Thanksgiving (28th) closed, the 29th closes at 13:00."""
     clock = SimulatedClock(pd.Timestamp("2024-11-25 00:00", tz=NEW_YORK))
     phases, idle = RecordingPhases(clock), []
-    scheduler(phases, FileLedger(tmp_path / "ledger.jsonl"), idle=idle).run(date(2024, 11, 25), date(2024, 11, 29))
+    Scheduler(phases, ScheduleSection(), FLATTEN, clock, FileLedger(tmp_path / "ledger.jsonl"),
+              on_idle=lambda d: idle.append((d, clock.now()))).run(date(2024, 11, 25), date(2024, 11, 29))
 
     sessions = trading_sessions("2024-11-25", "2024-11-29")
     expected = []
@@ -82,7 +82,8 @@ def test_thanksgiving_week_runs_each_phase_at_its_new_york_time(tmp_path: Path):
                      (str(day.date()), "post-close", hhmm(close + pd.Timedelta(minutes=15)))]
     assert phases.log == expected
     assert not any(day == "2024-11-28" for day, _, _ in phases.log)  # nothing on the holiday
-    assert idle == [date(2024, 11, 28)]
+    assert idle == [(date(2024, 11, 28), pd.Timestamp("2024-11-28 00:00", tz=NEW_YORK))]  # idle from its midnight
+    assert clock.now() == pd.Timestamp("2024-11-29 13:15", tz=NEW_YORK)  # the week ends with the half day's post-close
     half_day_close = [t for day, phase, t in phases.log if day == "2024-11-29" and phase == "close"]
     assert half_day_close == ["12:55"]  # the flatten-and-verify before the early 13:00 close
 

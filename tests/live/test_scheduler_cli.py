@@ -33,7 +33,7 @@ def test_a_rehearsed_week_with_a_half_day_and_a_holiday_trades_both_sessions(mar
     result, text = invoke(str(config_file(tmp_path, models)), "--rehearse", "--catalog", str(catalog),
                           "--from", "2024-12-24", "--to", "2024-12-26", "--out", str(out))
     assert result.exit_code == 0, result.output
-    assert "2024-12-25: no session" in text
+    assert "2024-12-25: no session (holiday)" in text
     run_dir = out / "rehearsal-paper-2024-12-24-2024-12-26"
     ledger = [json.loads(line) for line in (run_dir / "phases.jsonl").read_text().splitlines()]
     assert [(e["day"], e["phase"], e["outcome"]) for e in ledger] == [
