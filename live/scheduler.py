@@ -119,9 +119,12 @@ class FileLedger:
         self.path = path
 
     def entries(self) -> list[dict]:
+        """Every complete line; a last line without its newline is a write a kill cut short,
+        and its phase counts as not done."""
         if not self.path.exists():
             return []
-        return [json.loads(line) for line in self.path.read_text().splitlines() if line.strip()]
+        *complete, _torn = self.path.read_text().split("\n")
+        return [json.loads(line) for line in complete if line.strip()]
 
     def completed(self, day: date) -> set[Phase]:
         return {Phase(e["phase"]) for e in self.entries() if e["day"] == day.isoformat()}

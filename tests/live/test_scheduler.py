@@ -165,3 +165,21 @@ def test_the_lock_of_a_killed_scheduler_does_not_block_the_next(tmp_path: Path):
     assert lock.read_text().strip() == str(proc.pid)  # the stale pid is still written
     with SchedulerLock(lock):
         assert lock.read_text().strip() == str(os.getpid())
+
+
+def test_a_ledger_line_cut_short_by_a_kill_counts_as_not_done(tmp_path: Path):
+    ledger = FileLedger(tmp_path / "ledger.jsonl")
+    ledger.record(date(2024, 11, 26), Phase.PRE_OPEN, "done", {"ingested": 1})
+    with ledger.path.open("a") as f:
+        f.write('{"day": "2024-11-26", "phase": "sess')  # the process died mid-write
+    assert ledger.completed(date(2024, 11, 26)) == {Phase.PRE_OPEN}
+
+
+def test_the_wall_clock_wakes_at_or_after_the_time_asked():
+    from live.scheduler import WallClock
+
+    clock = WallClock()
+    wake = clock.now() + pd.Timedelta(milliseconds=30)
+    clock.sleep_until(wake)
+    assert clock.now() >= wake
+    clock.sleep_until(wake - pd.Timedelta(hours=1))  # a time already passed returns at once
