@@ -23,7 +23,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import IO, Protocol, Self
+from typing import IO, Literal, Protocol, Self
 
 import pandas as pd
 
@@ -177,13 +177,16 @@ class SchedulerLock:
         self._file = None
 
 
+Outcome = Literal["done", "missed", "skipped"]
+
+
 @dataclass(frozen=True)
 class PhaseEvent:
     """What the runner did with a slot: "done", "missed" (its time passed without it) or
     "skipped" (done before, by an earlier process); ``detail`` is the phase's record."""
 
     slot: PhaseSlot
-    outcome: str
+    outcome: Outcome
     detail: dict
 
 
@@ -253,7 +256,7 @@ class Scheduler:
             case Phase.POST_CLOSE:
                 return self.phases.post_close(plan)
 
-    def _finish(self, slot: PhaseSlot, outcome: str, detail: dict) -> None:
+    def _finish(self, slot: PhaseSlot, outcome: Outcome, detail: dict) -> None:
         self.ledger.record(slot.day, slot.phase, outcome, detail)
         self.on_event(PhaseEvent(slot, outcome, detail))
 

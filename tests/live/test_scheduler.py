@@ -20,6 +20,7 @@ from live.scheduler import (
     SchedulerLock,
     SchedulerLockedError,
     SimulatedClock,
+    WallClock,
 )
 
 FLATTEN = 5
@@ -176,8 +177,6 @@ def test_a_ledger_line_cut_short_by_a_kill_counts_as_not_done(tmp_path: Path):
 
 
 def test_the_wall_clock_wakes_at_or_after_the_time_asked():
-    from live.scheduler import WallClock
-
     clock = WallClock()
     wake = clock.now() + pd.Timedelta(milliseconds=30)
     clock.sleep_until(wake)
