@@ -276,6 +276,10 @@ class NodeThread:
         """Block until the node stops by itself (its engines end) or Ctrl-C interrupts."""
         self._running.result()
 
+    def stopped(self) -> bool:
+        """The node stopped by itself (its engines ended) while the context is still open."""
+        return self._running is not None and self._running.done()
+
     def call(self, fn: Any, timeout: float = _CALL_TIMEOUT_SECS) -> Any:
         """Run ``fn()`` on the node's loop thread and return its result."""
 

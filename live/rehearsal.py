@@ -74,6 +74,7 @@ class RehearsalResult:
     fills: list[dict] = field(default_factory=list)
     broker_orders: list[dict] = field(default_factory=list)
     broker_positions: dict = field(default_factory=dict)
+    broker_cash: float = 0.0  # the account's cash afterwards: the next day's starting cash
 
 
 class PacerConfig(ActorConfig, frozen=True, kw_only=True):
@@ -126,19 +127,9 @@ def rehearse(
     reports progress. ``until`` ("HH:MM", New York time) stops the node early, the way an
     operator would: the strategy cancels its orders and flattens on the way out. Returns what
     the node's journal recorded and the broker's orders and positions afterwards."""
-    try:
-        sessions = trading_sessions(day, day)
-    except CalendarRangeError as e:  # a date it cannot read, or outside the NYSE calendar
-        raise RehearsalError(f"--day {day!r}: {e} (expected a YYYY-MM-DD session)") from None
-    if sessions.empty:
-        raise RehearsalError(f"{day} is not an NYSE session")
+    catalog, sessions = check_rehearsal_day(config, catalog_path, day)
     session_open = sessions["open"].iloc[0]
     minutes = session_minutes(sessions)
-    catalog = open_catalog(catalog_path)
-    missing = sorted(set(config.universe) - set(catalog.symbols()))
-    if missing:
-        raise RehearsalError(f"the catalog {catalog.path} has no bars for {', '.join(missing)}")
-    _check_day(catalog, config, sessions)
     if until is not None:
         stop = pd.Timestamp(f"{sessions.index[0].date()} {until}", tz="America/New_York")
         minutes = minutes[minutes <= stop]
@@ -184,8 +175,26 @@ def rehearse(
             )
         result.broker_orders = broker.orders()
         result.broker_positions = broker.positions()
+        result.broker_cash = float(broker.cash())
     result.elapsed_s = time.perf_counter() - began
     return result
+
+
+def check_rehearsal_day(config: LiveConfig, catalog_path: str | Path, day: date | str) -> tuple[MarketCatalog, pd.DataFrame]:
+    """The catalog and ``day``'s session, once it is known the catalog can replay the day
+    (``RehearsalError`` says why not): a multi-day rehearsal checks every day before the first."""
+    try:
+        sessions = trading_sessions(day, day)
+    except CalendarRangeError as e:  # a date it cannot read, or outside the NYSE calendar
+        raise RehearsalError(f"--day {day!r}: {e} (expected a YYYY-MM-DD session)") from None
+    if sessions.empty:
+        raise RehearsalError(f"{day} is not an NYSE session")
+    catalog = open_catalog(catalog_path)
+    missing = sorted(set(config.universe) - set(catalog.symbols()))
+    if missing:
+        raise RehearsalError(f"the catalog {catalog.path} has no bars for {', '.join(missing)}")
+    _check_day(catalog, config, sessions)
+    return catalog, sessions
 
 
 def _check_day(catalog: MarketCatalog, config: LiveConfig, sessions: pd.DataFrame) -> None:

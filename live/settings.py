@@ -32,6 +32,7 @@ from adapters.polygon.common import (
 )
 from catalog.errors import InvalidSymbolError
 from catalog.instruments import parse_symbol
+from live.schedule import ScheduleSection
 from models.names import NAME_PATTERN
 from strategies.settings import StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
@@ -82,6 +83,7 @@ class LiveConfig(_Section, kw_only=True):
     warmup_sessions: Annotated[int, Meta(ge=0, le=60)] = 3
     # How long the SignalActor waits for a bar close's missing symbols (no trades, no aggregate).
     close_wait_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1_000
+    schedule: ScheduleSection = ScheduleSection()  # `sextant run`'s phase times (live.schedule)
 
     def __post_init__(self) -> None:
         """The endpoint must fit the mode whatever the flags and keys: checked at load, so

@@ -11,6 +11,7 @@ from sextant.commands.backtest import backtest
 from sextant.commands.bench import bench
 from sextant.commands.catalog import catalog_app
 from sextant.commands.live import live
+from sextant.commands.run import run
 from sextant.commands.sandbox import sandbox_app
 from sextant.commands.tune import tune
 
@@ -20,6 +21,7 @@ app.add_typer(catalog_app, name="catalog")
 app.add_typer(sandbox_app, name="sandbox")
 app.command()(backtest)
 app.command()(live)
+app.command()(run)
 app.command()(bench)
 app.command()(tune)
 

@@ -1,0 +1,109 @@
+"""The phases of a live (or paper) trading day: what `sextant run` does at each time of the
+schedule with the real TradingNode (``live.node.NodeThread``), Polygon and Alpaca.
+
+The node is started at pre-open (it connects, reconciles with Alpaca and warms up) and runs
+in its background thread through the session; the close stops it (the strategy cancels and
+flattens, see ``live.node.SextantNode``) and then asks Alpaca itself whether the account is
+flat. A process restarted during the session starts the node in ``session``: NautilusTrader
+reconciles the orders and positions the broker holds, so none is placed twice. Leaving the
+context (Ctrl-C, SIGTERM) stops a running node the same way.
+"""
+
+import asyncio
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Self
+
+import pandas as pd
+
+from adapters.alpaca.common import credentials_from_env
+from adapters.alpaca.config import AlpacaExecClientConfig
+from adapters.alpaca.http import AlpacaHttpClient
+from adapters.polygon.common import api_key_from_env
+from live.daily_ingest import ingest_recent_sessions
+from live.journal import LiveJournal, LiveJournalConfig
+from live.node import NodeThread, build_node, node_config
+from live.schedule import DayPlan
+from live.scheduler import Clock, RetrainHook, run_retrain
+from live.settings import LiveConfig
+
+_WATCH_SECS = 1.0
+
+
+class NodeStoppedError(RuntimeError):
+    """The node stopped by itself during the session (see its log)."""
+
+
+class LiveDayPhases:
+    """``DayPhases`` of a live node; the journal of each day goes to ``out/NAME-DAY``."""
+
+    def __init__(self, config: LiveConfig, out: Path, clock: Clock, retrain: RetrainHook | None = None) -> None:
+        self.config = config
+        self.out = out
+        self.clock = clock
+        self.retrain = retrain
+        self._stack = ExitStack()
+        self._node: NodeThread | None = None
+        self._journal: LiveJournal | None = None
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop_node()
+
+    def pre_open(self, plan: DayPlan) -> dict:
+        record = {"models": {name: str(path) for name, path in self.config.model_dirs().items()}}
+        schedule = self.config.schedule
+        if schedule.catalog is not None:
+            report = ingest_recent_sessions(
+                schedule.catalog, self.config.universe, plan.day, schedule.ingest_sessions,
+                base_url=self.config.polygon.base_url, api_key=api_key_from_env(), sectors=dict(self.config.sectors))
+            record["ingested_sessions"] = dict(report.sessions_fetched)
+            record["ingest_failures"] = [str(f) for f in report.failures]
+        self._start_node(plan)
+        return record
+
+    def session(self, plan: DayPlan, until: pd.Timestamp) -> dict:
+        resumed = self._node is None
+        if resumed:
+            self._start_node(plan)
+        while (now := self.clock.now()) < until:
+            if self._node.stopped():
+                raise NodeStoppedError(f"the node stopped during the {plan.day} session; see its log")
+            self.clock.sleep_until(min(until, now + pd.Timedelta(seconds=_WATCH_SECS)))
+        return {"resumed": resumed}
+
+    def close(self, plan: DayPlan) -> dict:
+        journal = self._journal
+        self._stop_node()
+        positions = self._broker_positions()
+        summary = {"flat": not positions, "open_positions": positions}
+        if journal is not None:
+            summary |= {"signals": len(journal.signals), "fills": len(journal.fills)}
+        return summary
+
+    def post_close(self, plan: DayPlan) -> dict:
+        return run_retrain(self.retrain, plan)
+
+    def _start_node(self, plan: DayPlan) -> None:
+        journal = LiveJournal(LiveJournalConfig(out_dir=str(self.out / f"{self.config.name}-{plan.day}")))
+        self._node = self._stack.enter_context(NodeThread(
+            build_node, self.config, node_config(self.config), extra_actors=[journal]))
+        self._journal = journal
+
+    def _stop_node(self) -> None:
+        self._stack.close()
+        self._node = None
+        self._journal = None
+
+    def _broker_positions(self) -> dict[str, str]:
+        """The account's open positions (symbol -> quantity), as Alpaca reports them."""
+        alpaca = AlpacaExecClientConfig(base_url=self.config.alpaca.base_url, stream_url=self.config.alpaca.stream_url,
+                                        paper=self.config.mode == "paper")
+        client = AlpacaHttpClient(credentials_from_env(), alpaca)
+        try:
+            positions = asyncio.run(client.get_positions())
+        finally:
+            client.close()
+        return {p["symbol"]: str(p["qty"]) for p in positions if float(p["qty"]) != 0}

@@ -1,0 +1,141 @@
+"""`sextant run`: the market-hours scheduler, live day after day, or rehearsed over catalog days."""
+
+from datetime import date
+from pathlib import Path
+from typing import Annotated
+
+import pandas as pd
+import typer
+from rich.progress import Progress
+
+from catalog.errors import CalendarRangeError, CatalogError
+from sextant.commands.common import ParamsOpt, console, fail, writable_dir
+
+
+def run(
+    config: Annotated[Path, typer.Argument(help="live YAML (configs/paper.yaml); its schedule: section sets the times")],
+    rehearse: Annotated[bool, typer.Option(help="run the schedule offline over catalog days (both sandboxes)")] = False,
+    catalog: Annotated[Path, typer.Option("--catalog", help="with --rehearse: the catalog to replay")] = Path("data/catalog"),
+    first: Annotated[str | None, typer.Option("--from", help="with --rehearse: first day (YYYY-MM-DD)")] = None,
+    last: Annotated[str | None, typer.Option("--to", help="with --rehearse: last day (YYYY-MM-DD)")] = None,
+    out: Annotated[Path, typer.Option("--out", help="journals, the phase ledger and the lock go here")] = Path("runs"),
+    live_money: Annotated[bool, typer.Option("--live", help="real money: also needs --i-understand-real-money")] = False,
+    understood: Annotated[bool, typer.Option("--i-understand-real-money")] = False,
+    params: ParamsOpt = None,
+) -> None:
+    """The NYSE day on a schedule: pre-open, session, close (flatten, verified), post-close.
+
+    Live: until Ctrl-C or SIGTERM, which cancel, flatten and exit like `sextant live`."""
+    from live.settings import LiveConfigError, check_mode, load_live_config
+
+    if rehearse:
+        if live_money:
+            fail("--rehearse trades the sandboxes only; drop --live")
+        days = _rehearsal_days(first, last)
+    elif first is not None or last is not None:
+        fail("--from/--to choose the days of a rehearsal (--rehearse); a live run starts today")
+    try:
+        cfg = load_live_config(config, params)
+        if not rehearse:  # a rehearsal swaps both endpoints and keys for its loopback sandboxes
+            check_mode(cfg, live_flag=live_money, understood=understood)
+    except LiveConfigError as e:
+        fail(str(e))
+    writable_dir(out)
+    if rehearse:
+        _rehearse(cfg, catalog, days, out)
+    else:
+        _run_live(cfg, out)
+
+
+def _rehearsal_days(first: str | None, last: str | None) -> tuple[date, date]:
+    from catalog.sessions import trading_sessions
+
+    if first is None or last is None:
+        fail("--rehearse needs --from YYYY-MM-DD and --to YYYY-MM-DD (days in the catalog)")
+    try:
+        days = date.fromisoformat(first), date.fromisoformat(last)
+    except ValueError:
+        fail(f"--from {first!r} / --to {last!r}: give dates as YYYY-MM-DD")
+    try:
+        sessions = trading_sessions(*days)
+    except CalendarRangeError as e:
+        fail(f"--from {first} --to {last}: {e}")
+    if sessions.empty:
+        fail(f"--from {first} --to {last} holds no NYSE session")
+    return days
+
+
+def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path) -> None:
+    """Every day is checked against the catalog before the first is traded; Ctrl-C stops the
+    day in progress like a live stop (cancel, flatten, journal) and exits 130."""
+    from catalog.sessions import trading_sessions
+    from live.rehearsal import RehearsalError, check_rehearsal_day
+    from live.rehearsal_phases import RehearsalDayPhases
+    from live.schedule import NEW_YORK
+    from live.scheduler import FileLedger, Scheduler, SimulatedClock
+
+    run_dir = out / f"rehearsal-{cfg.name}-{days[0]}-{days[1]}"
+    ledger = FileLedger(run_dir / "phases.jsonl")
+    try:
+        for session in trading_sessions(*days).index:
+            check_rehearsal_day(cfg, catalog, session.date())
+        ledger.path.unlink(missing_ok=True)  # a rehearsal replays its whole range
+        with Progress(console=console, transient=True) as progress:
+            task = progress.add_task("starting", total=None)
+
+            def on_minute(plan, done: int, total: int) -> None:
+                progress.update(task, description=f"{plan.day} session", completed=done, total=total)
+
+            phases = RehearsalDayPhases(cfg, catalog, run_dir, on_minute=on_minute)
+            clock = SimulatedClock(pd.Timestamp(days[0], tz=NEW_YORK))
+            Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock, ledger,
+                      on_event=_show_event, on_idle=_show_idle).run(*days)
+    except (RehearsalError, CatalogError) as e:
+        fail(str(e))
+    except KeyboardInterrupt:
+        console.print(f"rehearsal stopped (Ctrl-C): orders cancelled, positions flattened; journals: {run_dir}")
+        raise typer.Exit(code=130) from None
+    for s in phases.summaries:
+        console.print(f"{s.day}: {s.minutes} minutes, {s.signals:,} signals, {s.orders} orders, {s.fills} fills, "
+                      f"P&L {s.end_cash - s.start_cash:+,.2f}, {'flat' if s.flat else '[red]NOT FLAT[/]'}")
+    console.print(f"phases: {ledger.path}")
+
+
+def _run_live(cfg, out: Path) -> None:
+    """One scheduler per config: a second is refused while the first holds the lock."""
+    import signal
+
+    from live.live_phases import LiveDayPhases, NodeStoppedError
+    from live.node import NodeStartError
+    from live.scheduler import FileLedger, Scheduler, SchedulerLock, SchedulerLockedError, WallClock
+
+    state = out / f"scheduler-{cfg.name}"
+    clock = WallClock()
+    signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C, idle or trading
+    try:
+        with SchedulerLock(state / "scheduler.lock"), LiveDayPhases(cfg, out, clock) as phases:
+            console.print(f"[bold]{cfg.mode.upper()}[/] schedule for {', '.join(cfg.universe)}; "
+                          f"phases: {state / 'phases.jsonl'}; Ctrl-C stops and flattens")
+            Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock,
+                      FileLedger(state / "phases.jsonl"), on_event=_show_event, on_idle=_show_idle).run()
+    except SchedulerLockedError as e:
+        fail(str(e))
+    except (NodeStartError, NodeStoppedError) as e:
+        fail(f"the node did not trade: {e}")
+    except KeyboardInterrupt:
+        console.print("stopped: orders cancelled, positions flattened")
+
+
+def _show_event(event) -> None:
+    from live.schedule import NEW_YORK, Phase
+
+    at = event.slot.start.tz_convert(NEW_YORK).strftime("%H:%M")
+    line = f"{event.slot.day} {at} {event.slot.phase}: {event.outcome}"
+    if event.slot.phase == Phase.CLOSE and event.outcome == "done":
+        detail = event.detail
+        line += "" if detail.get("flat", True) else f" [red]NOT FLAT at the broker: {detail.get('open_positions')}[/]"
+    console.print(line, highlight=False)
+
+
+def _show_idle(day: date) -> None:
+    console.print(f"{day}: no session ({'weekend' if day.weekday() >= 5 else 'holiday'})", highlight=False)
