@@ -188,26 +188,26 @@ def _rolling_min(x: np.ndarray, w: int) -> np.ndarray:
 
 
 def _window_mean_std(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Trailing mean and population std over w rows, two-pass (centred).
+    """Trailing mean and population std over w values along the last axis, two-pass (centred).
 
     Bollinger bands need the std of ~100-dollar prices that move cents per bar;
     the E[x^2] - E[x]^2 shortcut loses ~6 digits there, so the variance is
     summed from centred values, looping over the w window offsets (not rows).
     """
-    n = len(x)
-    mean, std = np.full(n, np.nan), np.full(n, np.nan)
+    n = x.shape[-1]
+    mean, std = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
     if n < w:
         return mean, std
     m = n - w + 1
-    total = x[:m].copy()
+    total = x[..., :m].copy()
     for j in range(1, w):
-        total += x[j : j + m]
+        total += x[..., j : j + m]
     mu = total / w
-    sq = np.square(x[:m] - mu)
+    sq = np.square(x[..., :m] - mu)
     for j in range(1, w):
-        sq += np.square(x[j : j + m] - mu)
-    mean[w - 1 :] = mu
-    std[w - 1 :] = np.sqrt(sq / w)
+        sq += np.square(x[..., j : j + m] - mu)
+    mean[..., w - 1 :] = mu
+    std[..., w - 1 :] = np.sqrt(sq / w)
     return mean, std
 
 
@@ -308,7 +308,8 @@ def macd(
 def bbands(
     close: np.ndarray, period: int = BB_PERIOD, nbdev: float = BB_NBDEV
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(upper, middle, lower) matching talib.BBANDS with an SMA middle band."""
+    """(upper, middle, lower) matching talib.BBANDS with an SMA middle band (along the last
+    axis: the streaming engine passes every symbol's last `period` closes at once)."""
     middle, std = _window_mean_std(close, period)
     return middle + nbdev * std, middle, middle - nbdev * std
 
@@ -454,9 +455,13 @@ def _volume(
     for w in OBV_WINDOWS:
         # OBV change over w bars / total volume of those same bars, in [-1, 1].
         col[f"obv_slope_{w}"][1:] = _rolling_sum(signed, w) / volume_sums[w][1:]
-    typical = (high + low + close) / 3.0
-    pv, v = _session_cumsum(np.stack([typical * volume, volume]), day)
+    pv, v = _session_cumsum(np.stack([typical_price(high, low, close) * volume, volume]), day)
     col["vwap_dev"][:] = close / (pv / v) - 1.0
+
+
+def typical_price(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """(high + low + close) / 3: the price the session VWAP weights by volume."""
+    return (high + low + close) / 3.0
 
 
 def _session_cumsum(x: np.ndarray, day: np.ndarray) -> np.ndarray:

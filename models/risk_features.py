@@ -196,6 +196,12 @@ def garch_volatility(params: GarchParams, returns: np.ndarray, ts_ns: np.ndarray
     restarting each session keeps the recursion's memory inside the session, so a live buffer
     holding the current session reproduces the batch row exactly.
     """
+    return np.sqrt(garch_variance(params, returns, ts_ns)) / GARCH_SCALE
+
+
+def garch_variance(params: GarchParams, returns: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
+    """The recursion's s2 (of GARCH_SCALE-scaled returns) at each row: ``garch_volatility``
+    before the square root, the state a streaming engine carries."""
     n = len(returns)
     out = np.full(n, np.nan)
     if n == 0:
@@ -212,7 +218,7 @@ def garch_volatility(params: GarchParams, returns: np.ndarray, ts_ns: np.ndarray
     if shock.shape[1] > 1:
         zi = np.full((shock.shape[0], 1), params.beta * params.seed_var)
         s2[:, 1:], _ = lfilter([1.0], [1.0, -params.beta], shock[:, 1:], axis=1, zi=zi)
-    out[:] = np.sqrt(s2[session, position]) / GARCH_SCALE
+    out[:] = s2[session, position]
     return out
 
 
