@@ -96,6 +96,9 @@ class StreamingFeatures:
         self._copula = (np.array([fitted.copula[s].lower_tail_dependence for s in self.symbols])
                         if risk.copula and fitted is not None else np.full(n, np.nan))
         self._proxy = _ProxyHistory(2 * lookback_bars(spec)) if risk.beta else None
+        # Times each symbol's state was seeded from its buffer (the batch cost, paid once per
+        # symbol unless its bars had a gap); warm-up closes computed in batch are not counted.
+        self.seeds: dict[str, int] = dict.fromkeys(self.symbols, 0)
 
     @property
     def feature_names(self) -> tuple[str, ...]:
@@ -129,8 +132,9 @@ class StreamingFeatures:
         if streamed.any():
             self._advance(slots[streamed], [bars[names[k]] for k in np.flatnonzero(streamed)],
                           returns[streamed], now)
-        return {name: self._rows[slot, self._newest[slot] + 1 : self._newest[slot] + 1 + self.history].copy()
-                for name, slot in zip(names, slots, strict=True)}
+        window = self._newest[slots, None] + 1 + np.arange(self.history)
+        rows = self._rows[slots[:, None], window]  # one gather: a fresh (k, history, F) array
+        return dict(zip(names, rows, strict=True))
 
     # -------------------------------------------------------------------------- one close
 
@@ -201,6 +205,7 @@ class StreamingFeatures:
         if len(cols[5]) < SUFFIX_ROWS:
             self._last_ts[slot] = _NOT_STREAMED  # still warming up: computed in batch again
             return
+        self.seeds[symbol] += 1
         _, _, _, close, _, ts = cols
         local = ny_local_ns(ts)
         day = local // _NS_PER_DAY
