@@ -49,7 +49,7 @@ from models.streaming_blocks import (
     TimeframeBlock,
     VarBlock,
 )
-from models.timeframes import session_minutes
+from models.timeframes import TF_FEATURES, session_minutes
 
 _NS_PER_MINUTE = 60_000_000_000
 _NS_PER_DAY = 86_400_000_000_000
@@ -174,8 +174,8 @@ class StreamingFeatures:
         j = len(FEATURE_NAMES)
         high, low, close = suffix.high[:, -1], suffix.low[:, -1], suffix.close[:, -1]
         for block in self._timeframes:
-            rows[:, j : j + 5] = block.advance(slots, high, low, close, now)
-            j += 5
+            rows[:, j : j + len(TF_FEATURES)] = block.advance(slots, high, low, close, now)
+            j += len(TF_FEATURES)
         if self._var is not None:
             rows[:, self._column["hist_var"] : self._column["hist_var"] + 2] = self._var.advance(slots, returns)
         if self._beta is not None:

@@ -35,11 +35,11 @@ def _columns(frame) -> P.BarColumns:
 
 @pytest.fixture(scope="module")
 def market() -> dict[str, P.BarColumns]:
-    """Five symbols over eight sessions ending 2024-12-02 (the half day inside): S1 misses 3%
+    """Five symbols over eleven sessions ending 2024-12-02 (the half day inside): S1 misses 3%
     of its minutes, S2 the half day's last minute and every 10:30 bar (a TF bar completes on
     the next row), S3 the whole 2024-11-26 session, S4 starts at 10:00 on 2024-11-26 so it
     reaches the streamable length while streaming."""
-    bars = generate_market(n_symbols=5, n_days=8, seed=5, signal_strength=0.1,
+    bars = generate_market(n_symbols=5, n_days=11, seed=5, signal_strength=0.1,
                            end=date(2024, 12, 2)).bars
     frames = dict(zip(("S0", "S1", "S2", "S3", "S4"), bars.values(), strict=True))
     rng = np.random.default_rng(0)
@@ -59,31 +59,29 @@ def fitted(market) -> P.FittedFeatures:
     return P.fit_features(market, ALL_BLOCKS, {s: np.flatnonzero(c[5] <= end) for s, c in market.items()})
 
 
-def _stream(market, engine: StreamingFeatures, skip: dict[str, range] | None = None):
-    """Feed every close from STREAM_FROM on; yield (symbol, row index, returned rows)."""
+def _stream(market, engine: StreamingFeatures, skip: dict[str, range] | None, buffer: int | None):
+    """Feed every close from STREAM_FROM on, each symbol's buffer its whole history or its last
+    ``buffer`` bars (the actor's rolling buffer); yield (symbol, row index, returned rows)."""
     start = np.datetime64(STREAM_FROM, "ns").astype(np.int64)
     stamps = np.unique(np.concatenate([c[5] for c in market.values()]))
-    first = {s: int(np.searchsorted(c[5], start)) for s, c in market.items()}
     for step, ts in enumerate(stamps[stamps >= start]):
         now = {}
         for s, cols in market.items():
             at = int(np.searchsorted(cols[5], ts))
             if at < len(cols[5]) and cols[5][at] == ts and step not in (skip or {}).get(s, ()):
-                now[s] = tuple(c[: at + 1] for c in cols)
-        # The first close seeds from the whole history before it; the buffers hold all of it.
-        assert step > 0 or all(len(c[5]) - 1 == first[s] for s, c in now.items())
+                now[s] = tuple(c[max(0, at + 1 - (buffer or at + 1)) : at + 1] for c in cols)
         for s, rows in engine.update(now).items():
-            yield s, len(now[s][5]) - 1, rows
+            yield s, int(np.searchsorted(market[s][5], ts)), rows
 
 
-def _assert_streams_like_batch(market, spec, fitted, exact=(), skip=None) -> StreamingFeatures:
+def _assert_streams_like_batch(market, spec, fitted, exact=(), skip=None, buffer=None) -> StreamingFeatures:
     engine = StreamingFeatures(spec, fitted, list(market), history=HISTORY)
     batch = P.compute_features(market, spec, fitted)
     names = P.feature_names(spec)
     assert engine.feature_names == names
     got: dict[str, list] = {s: [] for s in market}
     want: dict[str, list] = {s: [] for s in market}
-    for s, row, rows in _stream(market, engine, skip):
+    for s, row, rows in _stream(market, engine, skip, buffer):
         assert rows.shape == (HISTORY, len(names))
         got[s].append(rows)
         want[s].append(batch[s][row - HISTORY + 1 : row + 1])
@@ -101,6 +99,16 @@ def test_every_block_streams_like_the_full_history(market, fitted) -> None:
     engine = _assert_streams_like_batch(market, ALL_BLOCKS, fitted, exact=EXACT)
     # Seeded once each, S4 once it had a streamable buffer (before that: the batch path).
     assert engine.seeds == dict.fromkeys(market, 1)
+
+
+def test_rolling_buffers_like_the_actors_stream_like_the_full_history(market, fitted) -> None:
+    """Buffers of ``lookback_bars`` (already full at the first close): the smoothers are seeded
+    on a buffer that forgot the history's start, so they agree to rounding; the finite-memory
+    blocks stay exact."""
+    start = np.datetime64(STREAM_FROM, "ns").astype(np.int64)
+    assert np.searchsorted(market["S0"][5], start) > P.lookback_bars(ALL_BLOCKS)  # truncated from the start
+    exact = (*timeframe_names(ALL_BLOCKS.timeframes), "hist_var", "hist_cvar", P.GARCH_VOL)
+    _assert_streams_like_batch(market, ALL_BLOCKS, fitted, exact=exact, buffer=P.lookback_bars(ALL_BLOCKS))
 
 
 def test_the_base_set_alone_streams_like_the_full_history(market) -> None:
