@@ -37,7 +37,7 @@ def _columns(frame) -> P.BarColumns:
 def market() -> dict[str, P.BarColumns]:
     """Five symbols over eleven sessions ending 2024-12-02 (the half day inside): S1 misses 3%
     of its minutes, S2 the half day's last minute and every 10:30 bar (a TF bar completes on
-    the next row), S3 the whole 2024-11-26 session, S4 starts at 10:00 on 2024-11-26 so it
+    the next row), S3 the whole 2024-11-26 session and the half day, S4 starts at 10:00 on 2024-11-26 so it
     reaches the streamable length while streaming."""
     bars = generate_market(n_symbols=5, n_days=11, seed=5, signal_strength=0.1,
                            end=date(2024, 12, 2)).bars
@@ -48,7 +48,7 @@ def market() -> dict[str, P.BarColumns]:
     half_day_close = (local.date == HALF_DAY) & (local.hour == 13) & (local.minute == 0)
     frames["S2"] = frames["S2"][~half_day_close & ~((local.hour == 10) & (local.minute == 30))]
     local = frames["S3"].index.tz_convert("America/New_York")
-    frames["S3"] = frames["S3"][local.date != date(2024, 11, 26)]
+    frames["S3"] = frames["S3"][(local.date != date(2024, 11, 26)) & (local.date != HALF_DAY)]
     frames["S4"] = frames["S4"][frames["S4"].index >= "2024-11-26 15:00"]
     return {s: _columns(f) for s, f in frames.items()}
 
