@@ -96,12 +96,10 @@ def timeframe_features(
 
 
 class TimeframeBars(NamedTuple):
-    """One timeframe's bars built from minute rows: each TF bar's first and last row, the row
-    it completes on (``n`` if it never does within the input), its day and bucket (the TF bar's
-    key within the session) and its high, low, close."""
+    """One timeframe's bars built from minute rows: the row each TF bar completes on (``n`` if
+    it never does within the input), its day and bucket (the TF bar's key within the session)
+    and its high, low, close."""
 
-    start: np.ndarray
-    last: np.ndarray
     done: np.ndarray
     day: np.ndarray
     bucket: np.ndarray
@@ -137,7 +135,7 @@ def timeframe_bars(
     # A TF bar completes on its last row if that row reaches the bar's end, else on the
     # first row of the next TF bar (its end minute was missing); never, if neither exists.
     done = np.where(minute[last] >= bucket_end[last], last, np.r_[start[1:], n])
-    return TimeframeBars(start=start, last=last, done=done, day=day[start], bucket=bucket[start],
+    return TimeframeBars(done=done, day=day[start], bucket=bucket[start],
                          high=np.maximum.reduceat(high, start), low=np.minimum.reduceat(low, start),
                          close=close[last])
 
