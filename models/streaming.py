@@ -265,6 +265,9 @@ class _ProxyHistory:
     def record(self, bars: Mapping[str, BarColumns], spec: FeatureSpec, ts: int, value: float) -> None:
         """Append this close's value; the first close takes the history from the buffers."""
         if self._end == 0:
+            if spec.risk.market_proxy is not None and spec.risk.market_proxy not in bars:
+                raise ValueError(f"the first update must include the market proxy {spec.risk.market_proxy!r}: "
+                                 "its buffer starts the proxy history")
             stamps, values = proxy_returns(bars, spec.risk)
             keep = min(len(stamps), self.capacity)
             self._ts[:keep], self._values[:keep] = stamps[-keep:], values[-keep:]

@@ -124,10 +124,16 @@ def test_an_index_proxy_and_a_gap_reseed_like_the_full_history(market, fitted) -
     assert engine.seeds == {**dict.fromkeys(market, 1), "S1": 2}
 
 
-def test_unfitted_columns_stay_nan_and_a_stale_bar_is_refused(market) -> None:
+def test_unfitted_columns_stay_nan_and_misuse_is_refused_by_name(market) -> None:
     engine = StreamingFeatures(ALL_BLOCKS, None, list(market), history=2)
     cols = market["S0"]
     rows = engine.update({"S0": tuple(c[:1000] for c in cols)})["S0"]
     assert np.isnan(rows[:, -2:]).all() and np.isfinite(rows[:, : len(FEATURE_NAMES)]).all()
     with pytest.raises(ValueError, match="not newer"):
         engine.update({"S0": tuple(c[:1000] for c in cols)})
+    with pytest.raises(ValueError, match="same newest bar time"):
+        engine.update({"S0": tuple(c[:1001] for c in cols), "S1": tuple(c[:1002] for c in market["S1"])})
+    index_proxy = P.FeatureSpec(risk=P.RiskSpec(beta=True, market_proxy="S0"))
+    with pytest.raises(ValueError, match="first update must include the market proxy 'S0'"):
+        StreamingFeatures(index_proxy, None, list(market), history=2).update(
+            {"S1": tuple(c[:1000] for c in market["S1"])})
