@@ -162,6 +162,7 @@ class StreamingFeatures:
                  now: Close) -> None:
         suffix = BarsSuffix(*(np.stack([c[k][-SUFFIX_ROWS:] for c in cols]) for k in range(5)))
         rows = np.empty((len(slots), len(self._names)))
+        new_session = self._base.day[slots] != now.day  # read before the base block moves it on
         with np.errstate(divide="ignore", invalid="ignore"):
             for name, values in self._base.advance(slots, suffix, now).items():
                 rows[:, self._column[name]] = values
@@ -183,7 +184,7 @@ class StreamingFeatures:
                 slots, returns, self._proxy.value_at(now.ts))
         if self.spec.risk.garch:
             rows[:, self._column[GARCH_VOL]] = (np.nan if self._garch is None
-                                               else self._garch.advance(slots, returns, now))
+                                               else self._garch.advance(slots, returns, new_session))
         if self.spec.risk.copula:
             rows[:, self._column[COPULA_TAIL_DEP]] = self._copula[slots]
         self._newest[slots] = newest = (self._newest[slots] + 1) % self.history
@@ -222,7 +223,7 @@ class StreamingFeatures:
         if self._beta is not None:
             self._beta.seed(slot, returns, align(*proxy, ts))
         if self._garch is not None:
-            self._garch.seed(slot, self.fitted.garch[symbol], returns, ts, day)
+            self._garch.seed(slot, self.fitted.garch[symbol], returns, ts)
         self._last_ts[slot] = ts[-1]
 
 

@@ -310,17 +310,13 @@ class GarchBlock:
         self.omega, self.alpha, self.beta, self.seed_var = (
             np.array([getattr(p, f) for p in params]) for f in ("omega", "alpha", "beta", "seed_var"))
         self.s2 = np.full(len(params), np.nan)
-        self.day = np.full(len(params), -1, dtype=np.int64)
 
-    def seed(self, slot: int, params: GarchParams, returns: np.ndarray, ts: np.ndarray,
-             day: np.ndarray) -> None:
+    def seed(self, slot: int, params: GarchParams, returns: np.ndarray, ts: np.ndarray) -> None:
         self.s2[slot] = garch_variance(params, returns, ts)[-1]
-        self.day[slot] = day[-1]
 
-    def advance(self, slots: np.ndarray, r: np.ndarray, now: Close) -> np.ndarray:
+    def advance(self, slots: np.ndarray, r: np.ndarray, new_session: np.ndarray) -> np.ndarray:
         scaled = np.where(np.isfinite(r), r, 0.0) * GARCH_SCALE
         step = garch_variance_step(self.omega[slots], self.alpha[slots], self.beta[slots], scaled,
                                    self.s2[slots])
-        self.s2[slots] = s2 = np.where(self.day[slots] != now.day, self.seed_var[slots], step)
-        self.day[slots] = now.day
+        self.s2[slots] = s2 = np.where(new_session, self.seed_var[slots], step)
         return np.sqrt(s2) / GARCH_SCALE
