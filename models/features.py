@@ -363,7 +363,7 @@ def feature_matrix(
         _trend(col, close)
         _returns_volatility(col, open, high, low, close)
         _volume(col, high, low, close, volume, local_ns // _NS_PER_DAY)
-        _calendar(col, local_ns)
+        calendar_columns(col, local_ns)
     out[:, :WARMUP_BARS] = np.nan
     return out.T
 
@@ -482,8 +482,12 @@ def _session_cumsum(x: np.ndarray, day: np.ndarray) -> np.ndarray:
     return np.cumsum(grid, axis=2)[:, session, position]
 
 
-def _calendar(col: dict[str, np.ndarray], local: np.ndarray) -> None:
-    """Time of day (minutes since the 09:30 New York open, scaled and cyclic) and weekday.
+CALENDAR_NAMES = ("tod", "tod_sin", "tod_cos", "dow")
+
+
+def calendar_columns(col: dict[str, np.ndarray], local: np.ndarray) -> None:
+    """Time of day (minutes since the 09:30 New York open, scaled and cyclic) and weekday,
+    written into ``col[name]`` for CALENDAR_NAMES (the streaming engine passes one close).
 
     `local` is New York wall-clock ns from `ny_local_ns`.
     """

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from models.features import FEATURE_NAMES, ny_local_ns
+from models.features import CALENDAR_NAMES, FEATURE_NAMES, calendar_columns, ny_local_ns
 from models.pipeline import (
     COPULA_TAIL_DEP,
     GARCH_VOL,
@@ -54,7 +54,6 @@ from models.timeframes import TF_FEATURES, session_minutes
 _NS_PER_MINUTE = 60_000_000_000
 _NS_PER_DAY = 86_400_000_000_000
 _OPEN_MINUTE = 9 * 60 + 30
-_SESSION_MINUTES = 390
 _NOT_STREAMED = -1  # a slot's last_ts before its first seed, or while its buffer is too short
 
 
@@ -166,12 +165,10 @@ class StreamingFeatures:
         with np.errstate(divide="ignore", invalid="ignore"):
             for name, values in self._base.advance(slots, suffix, now).items():
                 rows[:, self._column[name]] = values
-        minutes = (now.local_ns % _NS_PER_DAY) / _NS_PER_MINUTE - _OPEN_MINUTE
-        frac = minutes / _SESSION_MINUTES
-        rows[:, self._column["tod"]] = frac
-        rows[:, self._column["tod_sin"]] = np.sin(2.0 * np.pi * frac)
-        rows[:, self._column["tod_cos"]] = np.cos(2.0 * np.pi * frac)
-        rows[:, self._column["dow"]] = (now.local_ns // _NS_PER_DAY + 3) % 7
+        calendar = {name: np.empty(1) for name in CALENDAR_NAMES}
+        calendar_columns(calendar, np.array([now.local_ns]))
+        for name, value in calendar.items():
+            rows[:, self._column[name]] = value
         j = len(FEATURE_NAMES)
         high, low, close = suffix.high[:, -1], suffix.low[:, -1], suffix.close[:, -1]
         for block in self._timeframes:
