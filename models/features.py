@@ -155,20 +155,21 @@ def _rolling_sum(x: np.ndarray, w: int) -> np.ndarray:
 
 
 def window_sum(x: np.ndarray, w: int) -> np.ndarray:
-    """Trailing sum of w values added oldest to newest (NaN for t < w-1, and for any window
-    holding a NaN), O(n*w).
+    """Trailing sum of w values along the last axis, added oldest to newest (NaN for t < w-1,
+    and for any window holding a NaN), O(n*w).
 
     Unlike `_rolling_sum`, whose blocks start at the array's first row, every window here is
     summed in the same order whatever precedes it, so a live buffer starting anywhere gets the
-    batch path's bits. For the short series it serves (higher-timeframe bars, risk windows).
+    batch path's bits. For the short series it serves (higher-timeframe bars, risk windows);
+    a 2-D input sums many series at once (the streaming engine's per-symbol windows).
     """
-    out = np.full(len(x), np.nan)
-    m = len(x) - w + 1
+    out = np.full(x.shape, np.nan)
+    m = x.shape[-1] - w + 1
     if m > 0:
-        total = x[:m].copy()
+        total = x[..., :m].copy()
         for k in range(1, w):
-            total += x[k : k + m]
-        out[w - 1 :] = total
+            total += x[..., k : k + m]
+        out[..., w - 1 :] = total
     return out
 
 
@@ -187,27 +188,43 @@ def _rolling_min(x: np.ndarray, w: int) -> np.ndarray:
 
 
 def _window_mean_std(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray]:
-    """Trailing mean and population std over w rows, two-pass (centred).
+    """Trailing mean and population std over w values along the last axis, two-pass (centred).
 
     Bollinger bands need the std of ~100-dollar prices that move cents per bar;
     the E[x^2] - E[x]^2 shortcut loses ~6 digits there, so the variance is
     summed from centred values, looping over the w window offsets (not rows).
     """
-    n = len(x)
-    mean, std = np.full(n, np.nan), np.full(n, np.nan)
+    n = x.shape[-1]
+    mean, std = np.full(x.shape, np.nan), np.full(x.shape, np.nan)
     if n < w:
         return mean, std
     m = n - w + 1
-    total = x[:m].copy()
+    total = x[..., :m].copy()
     for j in range(1, w):
-        total += x[j : j + m]
+        total += x[..., j : j + m]
     mu = total / w
-    sq = np.square(x[:m] - mu)
+    sq = np.square(x[..., :m] - mu)
     for j in range(1, w):
-        sq += np.square(x[j : j + m] - mu)
-    mean[w - 1 :] = mu
-    std[w - 1 :] = np.sqrt(sq / w)
+        sq += np.square(x[..., j : j + m] - mu)
+    mean[..., w - 1 :] = mu
+    std[..., w - 1 :] = np.sqrt(sq / w)
     return mean, std
+
+
+def ema_alpha(period: int) -> float:
+    """EMA weight of the newest value (TA-Lib's k = 2/(period+1))."""
+    return 2.0 / (period + 1)
+
+
+def wilder_alpha(period: int) -> float:
+    """Wilder's smoothing weight of the newest value (RSI, ATR)."""
+    return 1.0 / period
+
+
+def smooth_step(x: np.ndarray, previous: np.ndarray, alpha: float) -> np.ndarray:
+    """One step of `_smooth`'s recursion, alpha*x + (1-alpha)*previous, in lfilter's order of
+    operations, so carrying the last value forward bar by bar gives the batch path's bits."""
+    return alpha * x + (1.0 - alpha) * previous
 
 
 def _smooth(x: np.ndarray, alpha: float, period: int, seed_idx: int) -> np.ndarray:
@@ -236,43 +253,63 @@ def _smooth(x: np.ndarray, alpha: float, period: int, seed_idx: int) -> np.ndarr
 
 def ema(x: np.ndarray, period: int) -> np.ndarray:
     """EMA with k = 2/(period+1), SMA-seeded at row period-1 exactly like TA-Lib EMA."""
-    return _smooth(x, 2.0 / (period + 1), period, period - 1)
+    return _smooth(x, ema_alpha(period), period, period - 1)
 
 
-def rsi(close: np.ndarray, period: int = RSI_PERIOD) -> np.ndarray:
-    """Wilder RSI on the 0-100 scale, matching talib.RSI (first value at row `period`)."""
+def wilder_gain_loss(close: np.ndarray, period: int = RSI_PERIOD) -> tuple[np.ndarray, np.ndarray]:
+    """Wilder-smoothed average gain and loss per bar: the state RSI is the ratio of (a
+    streaming engine carries them and applies `rsi_from_averages`)."""
     delta = _lag_diff(close, 1)
-    gain = _smooth(np.maximum(delta, 0.0), 1.0 / period, period, period)
-    loss = _smooth(np.maximum(-delta, 0.0), 1.0 / period, period, period)
+    gain = _smooth(np.maximum(delta, 0.0), wilder_alpha(period), period, period)
+    loss = _smooth(np.maximum(-delta, 0.0), wilder_alpha(period), period, period)
+    return gain, loss
+
+
+def rsi_from_averages(gain: np.ndarray, loss: np.ndarray) -> np.ndarray:
+    """RSI on the 0-100 scale from the average gain and loss (0 where both vanish, as TA-Lib)."""
     total = gain + loss
     with np.errstate(divide="ignore", invalid="ignore"):
         return np.where(total < _TA_EPSILON, 0.0, 100.0 * gain / total)
 
 
-def macd(
+def rsi(close: np.ndarray, period: int = RSI_PERIOD) -> np.ndarray:
+    """Wilder RSI on the 0-100 scale, matching talib.RSI (first value at row `period`)."""
+    return rsi_from_averages(*wilder_gain_loss(close, period))
+
+
+def macd_averages(
     close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(line, signal, hist) matching talib.MACD, raw price units.
+    """(fast EMA, slow EMA, signal EMA of their difference): the smoothers MACD is made of,
+    i.e. the state a streaming engine carries.
 
     TA-Lib starts both EMAs at row slow-1: the slow one seeded with the mean of
     rows 0..slow-1, the fast one with the mean of only its last `fast` rows. The
-    signal EMA is seeded on the first `signal` line values; all three outputs
-    begin at row slow + signal - 2.
+    signal EMA is seeded on the first `signal` line values.
     """
     start = slow - 1
-    line = _smooth(close, 2.0 / (fast + 1), fast, start) - _smooth(
-        close, 2.0 / (slow + 1), slow, start
-    )
-    first = start + signal - 1
-    sig = _smooth(line, 2.0 / (signal + 1), signal, first)
-    line[:first] = np.nan
+    fast_ema = _smooth(close, ema_alpha(fast), fast, start)
+    slow_ema = _smooth(close, ema_alpha(slow), slow, start)
+    sig = _smooth(fast_ema - slow_ema, ema_alpha(signal), signal, start + signal - 1)
+    return fast_ema, slow_ema, sig
+
+
+def macd(
+    close: np.ndarray, fast: int = 12, slow: int = 26, signal: int = 9
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(line, signal, hist) matching talib.MACD, raw price units; all three outputs begin at
+    row slow + signal - 2."""
+    fast_ema, slow_ema, sig = macd_averages(close, fast, slow, signal)
+    line = fast_ema - slow_ema
+    line[: slow + signal - 2] = np.nan
     return line, sig, line - sig
 
 
 def bbands(
     close: np.ndarray, period: int = BB_PERIOD, nbdev: float = BB_NBDEV
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(upper, middle, lower) matching talib.BBANDS with an SMA middle band."""
+    """(upper, middle, lower) matching talib.BBANDS with an SMA middle band (along the last
+    axis: the streaming engine passes every symbol's last `period` closes at once)."""
     middle, std = _window_mean_std(close, period)
     return middle + nbdev * std, middle, middle - nbdev * std
 
@@ -284,7 +321,7 @@ def atr(
     true_range = np.full(len(close), np.nan)
     prev_close = close[:-1]
     true_range[1:] = np.maximum(high[1:], prev_close) - np.minimum(low[1:], prev_close)
-    return _smooth(true_range, 1.0 / period, period, period)
+    return _smooth(true_range, wilder_alpha(period), period, period)
 
 
 def obv(close: np.ndarray, volume: np.ndarray) -> np.ndarray:
@@ -326,7 +363,7 @@ def feature_matrix(
         _trend(col, close)
         _returns_volatility(col, open, high, low, close)
         _volume(col, high, low, close, volume, local_ns // _NS_PER_DAY)
-        _calendar(col, local_ns)
+        calendar_columns(col, local_ns)
     out[:, :WARMUP_BARS] = np.nan
     return out.T
 
@@ -418,9 +455,13 @@ def _volume(
     for w in OBV_WINDOWS:
         # OBV change over w bars / total volume of those same bars, in [-1, 1].
         col[f"obv_slope_{w}"][1:] = _rolling_sum(signed, w) / volume_sums[w][1:]
-    typical = (high + low + close) / 3.0
-    pv, v = _session_cumsum(np.stack([typical * volume, volume]), day)
+    pv, v = _session_cumsum(np.stack([typical_price(high, low, close) * volume, volume]), day)
     col["vwap_dev"][:] = close / (pv / v) - 1.0
+
+
+def typical_price(high: np.ndarray, low: np.ndarray, close: np.ndarray) -> np.ndarray:
+    """(high + low + close) / 3: the price the session VWAP weights by volume."""
+    return (high + low + close) / 3.0
 
 
 def _session_cumsum(x: np.ndarray, day: np.ndarray) -> np.ndarray:
@@ -441,8 +482,12 @@ def _session_cumsum(x: np.ndarray, day: np.ndarray) -> np.ndarray:
     return np.cumsum(grid, axis=2)[:, session, position]
 
 
-def _calendar(col: dict[str, np.ndarray], local: np.ndarray) -> None:
-    """Time of day (minutes since the 09:30 New York open, scaled and cyclic) and weekday.
+CALENDAR_NAMES = ("tod", "tod_sin", "tod_cos", "dow")
+
+
+def calendar_columns(col: dict[str, np.ndarray], local: np.ndarray) -> None:
+    """Time of day (minutes since the 09:30 New York open, scaled and cyclic) and weekday,
+    written into ``col[name]`` for CALENDAR_NAMES (the streaming engine passes one close).
 
     `local` is New York wall-clock ns from `ny_local_ns`.
     """

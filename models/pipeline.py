@@ -169,8 +169,13 @@ def compute_features(
         if spec.risk.var:
             blocks.extend(_pad(b, start) for b in var_cvar(tail, spec.risk.window, spec.risk.var_level))
         if spec.risk.beta:
-            pairs = beta_corr(tail, align(*proxy, ts[start:]), spec.risk.window)
-            blocks.extend(_pad(b, start) for b in pairs)
+            market = align(*proxy, ts)
+            # Beta's window counts pairs, which an index proxy's missing minutes make fewer
+            # than the symbol's returns: its suffix starts at the pairs' own window start.
+            paired = 0 if last_rows is None else _window_start(
+                np.where(np.isfinite(market), returns, np.nan), spec.risk.window, last_rows)
+            pairs = beta_corr(returns[paired:], market[paired:], spec.risk.window)
+            blocks.extend(_pad(b, paired) for b in pairs)
         if fitted_names(spec):
             blocks.append(_fitted_columns(spec, fitted, symbol, returns, ts))
         out[symbol] = np.column_stack(blocks)

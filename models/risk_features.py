@@ -112,15 +112,22 @@ def var_cvar(returns: np.ndarray, window: int, level: float) -> tuple[np.ndarray
     var, cvar = np.full(len(returns), np.nan), np.full(len(returns), np.nan)
     if len(valid) < window:
         return var, cvar
-    tail = max(1, int(np.ceil((1.0 - level) * window - 1e-9)))  # 0.05 * 200 is 10.000000000000002
-    windows = np.lib.stride_tricks.sliding_window_view(returns[valid], window)
-    worst = np.sort(np.partition(windows, tail - 1, axis=1)[:, :tail], axis=1)
+    window_var, window_cvar = tail_losses(
+        np.lib.stride_tricks.sliding_window_view(returns[valid], window), level)
     # A row takes the statistic of the last valid return at or before it.
     k = np.cumsum(np.isfinite(returns)) - 1 - (window - 1)
     ok = k >= 0
-    var[ok] = -worst[k[ok], tail - 1]
-    cvar[ok] = -worst.sum(axis=1)[k[ok]] / tail
+    var[ok], cvar[ok] = window_var[k[ok]], window_cvar[k[ok]]
     return var, cvar
+
+
+def tail_losses(windows: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """(VaR, CVaR) at ``level`` of each row of ``windows`` (m, window) of returns. Only the
+    set of returns matters, not their order: the streaming engine passes ring buffers."""
+    window = windows.shape[1]
+    tail = max(1, int(np.ceil((1.0 - level) * window - 1e-9)))  # 0.05 * 200 is 10.000000000000002
+    worst = np.sort(np.partition(windows, tail - 1, axis=1)[:, :tail], axis=1)
+    return -worst[:, tail - 1], -worst.sum(axis=1) / tail
 
 
 def beta_corr(returns: np.ndarray, proxy: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
@@ -131,18 +138,24 @@ def beta_corr(returns: np.ndarray, proxy: np.ndarray, window: int) -> tuple[np.n
     if valid.sum() < window:
         return beta, corr
     x, y = proxy[valid], returns[valid]
-    sx, sy = window_sum(x, window), window_sum(y, window)
-    sxx, syy, sxy = window_sum(x * x, window), window_sum(y * y, window), window_sum(x * y, window)
-    cov = sxy / window - (sx / window) * (sy / window)
-    var_x = sxx / window - np.square(sx / window)
-    var_y = syy / window - np.square(sy / window)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        b, c = cov / var_x, cov / np.sqrt(var_x * var_y)
+    b, c = pair_statistics(window_sum(x, window), window_sum(y, window), window_sum(x * x, window),
+                           window_sum(y * y, window), window_sum(x * y, window), window)
     # The last valid pair strictly before row t, as an index into the valid pairs.
     before = np.cumsum(valid) - valid - 1
     ok = before >= window - 1
     beta[ok], corr[ok] = b[before[ok]], c[before[ok]]
     return beta, corr
+
+
+def pair_statistics(sx: np.ndarray, sy: np.ndarray, sxx: np.ndarray, syy: np.ndarray,
+                    sxy: np.ndarray, window: int) -> tuple[np.ndarray, np.ndarray]:
+    """(beta, correlation) of y on x from the sums over ``window`` pairs: one formula for the
+    batch windows and the streaming engine's rings."""
+    cov = sxy / window - (sx / window) * (sy / window)
+    var_x = sxx / window - np.square(sx / window)
+    var_y = syy / window - np.square(sy / window)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return cov / var_x, cov / np.sqrt(var_x * var_y)
 
 
 # ------------------------------------------------------------------------------------ GARCH
@@ -168,6 +181,13 @@ def fit_garch(returns: np.ndarray) -> GarchParams:
                        beta=float(p["beta[1]"]), seed_var=seed_var)
 
 
+def garch_variance_step(omega: np.ndarray, alpha: np.ndarray, beta: np.ndarray,
+                        scaled_return: np.ndarray, previous: np.ndarray) -> np.ndarray:
+    """s2 = (omega + alpha r^2) + beta s2_prev, in the order ``garch_volatility``'s lfilter adds
+    them, so a streaming recursion carries the batch path's bits."""
+    return (omega + alpha * np.square(scaled_return)) + beta * previous
+
+
 def garch_volatility(params: GarchParams, returns: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
     """One-step-ahead forecast of the next 1-minute return's volatility (a return fraction) at
     each row, from fixed ``params`` and the returns up to and including that row.
@@ -176,6 +196,12 @@ def garch_volatility(params: GarchParams, returns: np.ndarray, ts_ns: np.ndarray
     restarting each session keeps the recursion's memory inside the session, so a live buffer
     holding the current session reproduces the batch row exactly.
     """
+    return np.sqrt(garch_variance(params, returns, ts_ns)) / GARCH_SCALE
+
+
+def garch_variance(params: GarchParams, returns: np.ndarray, ts_ns: np.ndarray) -> np.ndarray:
+    """The recursion's s2 (of GARCH_SCALE-scaled returns) at each row: ``garch_volatility``
+    before the square root, the state a streaming engine carries."""
     n = len(returns)
     out = np.full(n, np.nan)
     if n == 0:
@@ -192,7 +218,7 @@ def garch_volatility(params: GarchParams, returns: np.ndarray, ts_ns: np.ndarray
     if shock.shape[1] > 1:
         zi = np.full((shock.shape[0], 1), params.beta * params.seed_var)
         s2[:, 1:], _ = lfilter([1.0], [1.0, -params.beta], shock[:, 1:], axis=1, zi=zi)
-    out[:] = np.sqrt(s2[session, position]) / GARCH_SCALE
+    out[:] = s2[session, position]
     return out
 
 

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from functools import cache
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import pandas as pd
@@ -83,29 +83,64 @@ def timeframe_features(
     local = ny_local_ns(ts_ns)
     day = local // _NS_PER_DAY
     minute = (local % _NS_PER_DAY) // _NS_PER_MINUTE - _OPEN_MINUTE  # 1..390 on a full day
-    length = _session_minutes(day)
+    length = session_minutes(day)
     for j, tf in enumerate(timeframes):
         block = out[:, j * len(TF_FEATURES) : (j + 1) * len(TF_FEATURES)]
-        size = TIMEFRAME_MINUTES[tf] or _REGULAR_SESSION_MINUTES
-        bucket = np.maximum(minute - 1, 0) // size
-        bucket_end = np.minimum((bucket + 1) * size, length)
-        start = np.flatnonzero(np.r_[True, (day[1:] != day[:-1]) | (bucket[1:] != bucket[:-1])])
-        last = np.r_[start[1:] - 1, n - 1]
-        # A TF bar completes on its last row if that row reaches the bar's end, else on the
-        # first row of the next TF bar (its end minute was missing); never, if neither exists.
-        done = np.where(minute[last] >= bucket_end[last], last, np.r_[start[1:], n])
-        visible = np.searchsorted(done, np.arange(n), side="right") - 1
-        tf_high = np.maximum.reduceat(high, start)
-        tf_low = np.minimum.reduceat(low, start)
-        tf_close = close[last]
+        bars = timeframe_bars(high, low, close, day, minute, length, tf)
+        visible = np.searchsorted(bars.done, np.arange(n), side="right") - 1
         seen = visible >= 0
         with np.errstate(divide="ignore", invalid="ignore"):
-            values = _bar_features(tf_high, tf_low, tf_close, WINDOWS[tf])
+            values = bar_features(bars.high, bars.low, bars.close, WINDOWS[tf])
         block[seen] = values[visible[seen]]
     return out
 
 
-def _session_minutes(day: np.ndarray) -> np.ndarray:
+class TimeframeBars(NamedTuple):
+    """One timeframe's bars built from minute rows: the row each TF bar completes on (``n`` if
+    it never does within the input), its day and bucket (the TF bar's key within the session)
+    and its high, low, close."""
+
+    done: np.ndarray
+    day: np.ndarray
+    bucket: np.ndarray
+    high: np.ndarray
+    low: np.ndarray
+    close: np.ndarray
+
+
+def bucket_of(minute: np.ndarray, length: np.ndarray, tf: str) -> tuple[np.ndarray, np.ndarray]:
+    """(bucket, bucket's end minute) of rows at ``minute`` of sessions ``length`` minutes long:
+    the TF bar a row belongs to, and the minute that completes it (never past the close)."""
+    size = TIMEFRAME_MINUTES[tf] or _REGULAR_SESSION_MINUTES
+    bucket = np.maximum(minute - 1, 0) // size
+    return bucket, np.minimum((bucket + 1) * size, length)
+
+
+def timeframe_bars(
+    high: np.ndarray,
+    low: np.ndarray,
+    close: np.ndarray,
+    day: np.ndarray,
+    minute: np.ndarray,
+    length: np.ndarray,
+    tf: str,
+) -> TimeframeBars:
+    """The ``tf`` bars of minute rows (New York ``day``, ``minute`` of the session, session
+    ``length``): the completion rule in one place, for the batch features and for seeding the
+    streaming engine."""
+    n = len(close)
+    bucket, bucket_end = bucket_of(minute, length, tf)
+    start = np.flatnonzero(np.r_[True, (day[1:] != day[:-1]) | (bucket[1:] != bucket[:-1])])
+    last = np.r_[start[1:] - 1, n - 1]
+    # A TF bar completes on its last row if that row reaches the bar's end, else on the
+    # first row of the next TF bar (its end minute was missing); never, if neither exists.
+    done = np.where(minute[last] >= bucket_end[last], last, np.r_[start[1:], n])
+    return TimeframeBars(done=done, day=day[start], bucket=bucket[start],
+                         high=np.maximum.reduceat(high, start), low=np.minimum.reduceat(low, start),
+                         close=close[last])
+
+
+def session_minutes(day: np.ndarray) -> np.ndarray:
     """Each row's session length in minutes from the NYSE calendar (210 on half days); a day
     the calendar has no session for counts as a regular 390-minute day."""
     keys, minutes = _calendar_session_minutes()
@@ -122,32 +157,32 @@ def _calendar_session_minutes() -> tuple[np.ndarray, np.ndarray]:
     return keys, minutes.astype(np.int64)
 
 
-def _bar_features(high: np.ndarray, low: np.ndarray, close: np.ndarray, w: int) -> np.ndarray:
-    """(G, 5) features of a TF bar series over windows of ``w`` TF bars."""
-    g = len(close)
-    out = np.full((g, len(TF_FEATURES)), np.nan)
+def bar_features(high: np.ndarray, low: np.ndarray, close: np.ndarray, w: int) -> np.ndarray:
+    """(..., G, 5) features of TF bar series (along the last axis) over windows of ``w`` TF
+    bars; the streaming engine passes (symbols, w + 1) windows and reads the last row."""
+    out = np.full((*close.shape, len(TF_FEATURES)), np.nan)
     log_close = np.log(close)
-    ret = np.full(g, np.nan)
-    ret[1:] = np.diff(log_close)
-    delta = np.full(g, np.nan)
-    delta[1:] = np.diff(close)
-    out[:, 0] = ret
-    out[:, 1] = window_sum(np.maximum(delta, 0.0), w) / window_sum(np.abs(delta), w)
+    ret = np.full(close.shape, np.nan)
+    ret[..., 1:] = np.diff(log_close, axis=-1)
+    delta = np.full(close.shape, np.nan)
+    delta[..., 1:] = np.diff(close, axis=-1)
+    out[..., 0] = ret
+    out[..., 1] = window_sum(np.maximum(delta, 0.0), w) / window_sum(np.abs(delta), w)
     top, bottom = _window_reduce(high, w, np.maximum), _window_reduce(low, w, np.minimum)
-    out[:, 2] = (close - bottom) / (top - bottom)
-    out[:, 3] = np.sqrt(window_sum(np.square(ret), w) / w)
-    out[:, 4] = close / (window_sum(close, w) / w) - 1.0
+    out[..., 2] = (close - bottom) / (top - bottom)
+    out[..., 3] = np.sqrt(window_sum(np.square(ret), w) / w)
+    out[..., 4] = close / (window_sum(close, w) / w) - 1.0
     return out
 
 
 def _window_reduce(x: np.ndarray, w: int, op: np.ufunc) -> np.ndarray:
-    """Trailing max/min of ``w`` values (exact, so order does not matter)."""
-    out = np.full(len(x), np.nan)
-    m = len(x) - w + 1
+    """Trailing max/min of ``w`` values along the last axis (exact, so order does not matter)."""
+    out = np.full(x.shape, np.nan)
+    m = x.shape[-1] - w + 1
     if m <= 0:
         return out
-    total = x[:m].copy()
+    total = x[..., :m].copy()
     for k in range(1, w):
-        op(total, x[k : k + m], out=total)
-    out[w - 1 :] = total
+        op(total, x[..., k : k + m], out=total)
+    out[..., w - 1 :] = total
     return out

@@ -193,6 +193,18 @@ def test_a_live_window_gives_the_full_history_row(universe, fitted) -> None:
     assert np.isnan(last[0, names.index("hist_var")]) and np.isfinite(live["S1"][0]).any()
 
 
+def test_the_last_rows_of_an_index_proxy_missing_minutes_keep_the_full_beta(universe) -> None:
+    """Beta's window counts jointly valid pairs: where the index misses minutes the symbol
+    traded, those pairs reach further back than the symbol's own last returns."""
+    thin = np.random.default_rng(3).random(len(universe["S0"][5])) > 0.2
+    bars = {**universe, "S0": tuple(c[thin] for c in universe["S0"])}
+    spec = P.FeatureSpec(risk=P.RiskSpec(beta=True, market_proxy="S0"))
+    full = P.compute_features(bars, spec, symbols=["S1"])["S1"]
+    last = P.compute_features(bars, spec, symbols=["S1"], last_rows=60)["S1"]
+    assert np.isfinite(full[-60:, -2:]).all()
+    np.testing.assert_array_equal(last[-60:], full[-60:])
+
+
 def test_unfitted_columns_are_nan_and_the_default_spec_is_the_base_set(universe) -> None:
     values = P.compute_features(universe, ALL_BLOCKS)["S0"]
     names = P.feature_names(ALL_BLOCKS)
