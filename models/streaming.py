@@ -271,6 +271,8 @@ class _ProxyHistory:
             self._ts[:keep], self._values[:keep] = stamps[-keep:], values[-keep:]
             self._end = keep
             return
+        if ts <= self._ts[self._end - 1]:
+            return  # a straggler's bar: the close at that time already set the proxy there
         if self._end == len(self._ts):
             keep = self.capacity - 1
             self._ts[:keep] = self._ts[self._end - keep : self._end]

@@ -2,10 +2,11 @@
 
 Every bar is appended to its instrument's rolling buffer and joins the pending bar close
 (``strategies.close_batch``); when the close is complete (or a newer bar or the ``close_wait_ms``
-alert ends it) the actor computes the SAME feature function over each ready buffer's last
-``lookback_bars`` bars (long enough that the last row equals the full-history row; see
-``models.pipeline.lookback_bars``: the buffers grow to what the models' feature blocks need),
-with the fold's fitted feature parameters and the market proxy from its own buffers, runs the
+alert ends it) the actor advances the streaming feature engine (``models.streaming``: the batch feature
+function's rows, one close at a time; it seeds each symbol from its buffer's last
+``lookback_bars`` bars, long enough that the last row equals the full-history row, see
+``models.pipeline.lookback_bars``) with the fold's fitted feature parameters and the market
+proxy from its own buffers, runs the
 SAME fitted models once over all the close's last rows and publishes one MLSignal per symbol,
 which the EnsembleStrategy consumes exactly as it consumes replayed signals. Parity with the batch path is proven by
 ``tests/strategies/test_actor_parity.py`` (and ``test_actor_parity_blocks.py``, every block on).
@@ -34,15 +35,9 @@ from models.outlook import (
     OutlookRule,
     outlook,
 )
-from models.pipeline import (
-    FittedFeatures,
-    compute_features,
-    feature_names,
-    load_fitted,
-    lookback_bars,
-    proxy_returns,
-)
+from models.pipeline import FittedFeatures, feature_names, load_fitted, lookback_bars
 from models.stacking import StackModel, load_saved_model
+from models.streaming import StreamingFeatures
 from models.zoo import SignalModel
 from strategies.close_batch import PendingClose
 from strategies.settings import StrategySettings
@@ -148,8 +143,7 @@ class SignalActor(Actor):
         self.last_features: dict[InstrumentId, np.ndarray] = {}
         self.features = FittedFeatures()
         self._feature_names: tuple[str, ...] = ()
-        # The market proxy computed for the newest bar time: (bar time, (ts, returns)).
-        self._proxy: tuple[int, tuple[np.ndarray, np.ndarray]] | None = None
+        self._streaming: StreamingFeatures | None = None  # built at start, from the saved fits
         self._model_names = ""
         self._history = 1
         self._min_bars = 0
@@ -196,6 +190,8 @@ class SignalActor(Actor):
                 f"the features (warm-up {WARMUP_BARS}) and models (history {self._history}) "
                 "need; no signal could ever be published"
             )
+        self._streaming = StreamingFeatures(self.features.spec, self.features,
+                                            [iid.symbol.value for iid in self.instrument_ids], self._history)
         for iid in self.instrument_ids:
             self.subscribe_bars(BarType.from_str(f"{iid}-{BAR_SPEC}"))
         if self.config.warmup_sessions > 0:
@@ -263,6 +259,11 @@ class SignalActor(Actor):
         if iid in self._warming:
             self._held[iid].append(bar)
             return
+        ts = bar.ts_event
+        if self._close.ts is not None and ts > self._close.ts:
+            # The next minute is here: the pending close will not complete. Predicted before
+            # this bar joins its buffer, so no row of the pending close sees a later bar.
+            self._flush_close()
         buffer = self.buffers[iid]
         if not buffer.append(bar) and (
             bar.ts_event != buffer.last_ts or self._signalled_ts.get(iid) == bar.ts_event
@@ -270,9 +271,6 @@ class SignalActor(Actor):
             # A late bar, or a repeat of one already signalled. A repeat of the newest bar
             # that came in as warm-up history (never signalled) still gets its signal.
             return
-        ts = bar.ts_event
-        if self._close.ts is not None and ts > self._close.ts:
-            self._flush_close()  # the next minute is here: the pending close will not complete
         if not self._close.accepts(ts):
             # A straggler: its close went out without it (or is older than the pending one).
             self._publish_close({iid: bar})
@@ -328,29 +326,14 @@ class SignalActor(Actor):
                 ),
             )
 
-    def _market_proxy(self, bar_ts: int) -> tuple[np.ndarray, np.ndarray]:
-        """The proxy from every buffer, once per bar time. The features at bar time t use the
-        proxy strictly before t, which is complete when the first bar at t arrives (bars come
-        in time order), so the value computed then serves every symbol's bar at t."""
-        if self._proxy is None or self._proxy[0] != bar_ts:
-            bars = {i.symbol.value: self.buffers[i].columns() for i in self.instrument_ids}
-            self._proxy = (bar_ts, proxy_returns(bars, self.features.spec.risk))
-        return self._proxy[1]
-
     def close_features(self, iids: list[InstrumentId]) -> dict[InstrumentId, np.ndarray]:
         """The last ``history`` feature rows, (history, n_features) float64, of each of ``iids``
         (buffers of at least ``_min_bars`` bars ending at one bar time): the one seam through
-        which a close's features are computed, all symbols at once."""
-        columns = {iid.symbol.value: self.buffers[iid].columns() for iid in iids}
-        bar_ts = int(columns[iids[0].symbol.value][5][-1])
-        proxy = self._market_proxy(bar_ts) if self.features.spec.risk.beta else None
-        rows = {}
-        for iid in iids:
-            symbol = iid.symbol.value
-            X = compute_features({symbol: columns[symbol]}, self.features.spec, self.features,
-                                 symbols=[symbol], proxy=proxy, last_rows=self._history)[symbol]
-            rows[iid] = X[-self._history :]
-        return rows
+        which a close's features are computed, all symbols at once, by the streaming engine
+        (``models.streaming``: the batch function's rows, advanced one close at a time; a
+        symbol is seeded from its buffer when first seen or after a gap)."""
+        rows = self._streaming.update({iid.symbol.value: self.buffers[iid].columns() for iid in iids})
+        return {iid: rows[iid.symbol.value] for iid in iids}
 
     def predict_close(self, iids: list[InstrumentId]) -> tuple[list[InstrumentId], np.ndarray, Outlook]:
         """Every model's probability for the newest bar of each of ``iids`` (one bar close), then

@@ -23,7 +23,7 @@ from nautilus_trader.persistence.wranglers import BarDataWrangler
 from catalog.instruments import VENUE, bar_type, equity, instrument_id
 from catalog.synthetic import generate_market
 from models.dataset import Panel
-from models.pipeline import FeatureSpec, FittedFeatures, feature_names
+from models.pipeline import FeatureSpec, FittedFeatures, compute_features, feature_names
 from models.zoo.forest import RandomForestModel
 from strategies.actor import SignalActor, SignalActorConfig
 from strategies.signals import MLSignal
@@ -154,6 +154,12 @@ def test_a_newer_bar_flushes_the_pending_close_and_stop_flushes_what_is_pending(
         rig.actor.handle_bar(feeds["AAA"][k + 1])  # the next minute: close k will not complete
         ts = feeds["AAA"][k].ts_event
         assert [(s, t) for _, s, t in rig.signals()] == [("AAA", ts), ("CCC", ts)]
+        # Close k was predicted from the bars up to k: AAA's bar of k + 1 had not joined its buffer.
+        aaa = instrument_id("AAA")
+        upto_k = tuple(column[:-1] for column in rig.actor.buffers[aaa].columns())
+        assert upto_k[5][-1] == ts
+        expected = compute_features({"AAA": upto_k}, FeatureSpec())["AAA"][-1]
+        np.testing.assert_allclose(rig.actor.last_features[aaa], expected, rtol=1e-9, atol=1e-12)
         rig.actor.handle_bar(feeds["BBB"][k])  # a straggler of close k: still its own signal
         assert [(s, t) for _, s, t in rig.signals()][2:] == [("BBB", ts)]
         rig.actor.handle_bar(feeds["BBB"][k + 1])
