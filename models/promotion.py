@@ -216,7 +216,7 @@ class PromotionStore:
                 raise PromotionError(f"no previous champion to roll back to in {self.root} "
                                      f"({len(state.lineage)} champion(s) so far)")
             current = state.lineage.pop()
-            decision = Decision(action="rollback", reason=f"rolled back from fold {current.fold}", at=_now(),
+            decision = Decision(action="rollback", reason=f"rolled back from fold {current.fold}", at=utc_now(),
                                 champion=state.lineage[-1], previous=current, challenger=current)
             state.history.append(decision)
             return decision
@@ -232,7 +232,7 @@ class PromotionStore:
     def _take_over(self, state: _State, action: Action, ensemble: Ensemble, reason: str, **fields) -> Decision:
         previous = state.lineage[-1] if state.lineage else None
         state.lineage.append(ensemble)
-        decision = Decision(action=action, reason=reason, at=_now(), champion=ensemble, previous=previous,
+        decision = Decision(action=action, reason=reason, at=utc_now(), champion=ensemble, previous=previous,
                             challenger=ensemble, **fields)
         state.history.append(decision)
         return decision
@@ -276,7 +276,8 @@ def finite_or_none(metrics: Mapping[str, float]) -> dict[str, float | None]:
     return {k: float(v) if math.isfinite(v) else None for k, v in metrics.items()}
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """When a decision was taken (UTC ISO); ``as_of`` says for which session."""
     return dt.datetime.now(dt.UTC).isoformat()
 
 
