@@ -48,6 +48,7 @@ from models.dataset import Panel
 from models.features import ny_day
 from models.pipeline import BarColumns
 from models.promotion import (
+    METRIC_KEYS,
     Decision,
     Ensemble,
     Evidence,
@@ -60,8 +61,6 @@ from models.promotion import (
 )
 from models.registry import ModelRegistry
 from models.splits import Fold, ny_midnights_ns
-
-METRIC_KEYS = {"sharpe": "sharpe", "return": "total_return", "auc": "auc"}  # promotion.metric -> evidence key
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,8 @@ from models.registry import ModelNotFoundError, ModelRegistry
 
 PROMOTION_FILE = "promotion.json"
 Metric = Literal["sharpe", "return", "auc"]
+# promotion.metric -> the evidence's metric key (the backtest's names, plus the AUC)
+METRIC_KEYS: dict[str, str] = {"sharpe": "sharpe", "return": "total_return", "auc": "auc"}
 
 
 class PromotionError(Exception):
@@ -268,6 +270,25 @@ def champion_or_pin_newest(registry: ModelRegistry, names: list[str]) -> tuple[E
     decision = store.pin(complete[-1], "automatic: the registry had no champion, its newest ensemble was pinned",
                          only_if_unpinned=True)
     return store.champion(), decision
+
+
+def promote_by_hand(store: PromotionStore, ensemble: Ensemble, *, force: bool) -> Decision:
+    """``sextant models promote``: promote ``ensemble`` on its latest evaluation's evidence.
+    A guard that says no (or no evaluation at all) refuses unless ``force``; a forced
+    promotion is marked so in the history."""
+    if store.has_champion() and store.champion().fold == ensemble.fold:
+        raise PromotionError(f"{ensemble.label()} is already the champion")
+    evaluation = store.latest_evaluation(ensemble.fold)
+    if evaluation is None or evaluation.evidence is None:
+        if not force:
+            raise PromotionError(f"{ensemble.label()} was never evaluated against a champion; --force promotes it "
+                                 "without evidence")
+        return store.promote(ensemble, "forced by hand without an evaluation", None, forced=True)
+    passed, why = evaluation.evidence.passes()
+    if not passed and not force:
+        raise PromotionError(f"the guard refuses {ensemble.label()}: {why}; --force promotes it anyway")
+    return store.promote(ensemble, f"{'by hand' if passed else 'forced by hand'}: {why}", evaluation.evidence,
+                         forced=not passed)
 
 
 def finite_or_none(metrics: Mapping[str, float]) -> dict[str, float | None]:
