@@ -6,6 +6,7 @@ pinned, promoted and rolled back together (``models.promotion``)."""
 from pathlib import Path
 from typing import Annotated
 
+import pandas as pd
 import typer
 from rich import box
 from rich.markup import escape
@@ -23,7 +24,7 @@ from models.promotion import (
     promote_by_hand,
 )
 from models.registry import ModelNotFoundError, ModelRegistry
-from sextant.commands.common import console, fail
+from sextant.commands.common import console, fail, ny
 
 models_app = typer.Typer(help="Model registry: champion/challenger list, promote, pin, rollback.",
                          no_args_is_help=True)
@@ -40,14 +41,14 @@ def models_list(registry: RegistryOpt = DEFAULT_REGISTRY) -> None:
     store = PromotionStore(reg.root)
     champion = store.champion().fold if store.has_champion() else None
     table = Table(title=f"models in {reg.root}", box=box.SIMPLE_HEAD, pad_edge=False)
-    for column in ("fold", "role", "models", "trained", "latest evaluation"):
+    for column in ("fold", "role", "models", "trained on (NY sessions)", "latest evaluation"):
         table.add_column(column)
     for ensemble in find_ensembles(reg):
         role = ("* champion" if ensemble.fold == champion else
                 "challenger" if champion is not None and ensemble.fold > champion else "")
         evaluation = store.latest_evaluation(ensemble.fold)
         table.add_row(str(ensemble.fold), role, _versions(ensemble),
-                      f"{ensemble.train_start[:10]}..{ensemble.train_end[:10]} (end excl.)",
+                      f"{ny(_ns(ensemble.train_start), '%Y-%m-%d')}..{ny(ensemble.train_end_ns - 1, '%Y-%m-%d')}",
                       _evaluation_line(evaluation) if evaluation else "-")
     console.print(table)
     if champion is None:
@@ -143,6 +144,10 @@ def _decision_line(decision: Decision) -> str:
     forced = " (forced)" if decision.forced else ""
     champion = f"; champion: fold {decision.champion.fold}" if decision.champion else ""
     return f"{decision.at[:19]} {decision.action}{forced} {subject}: {decision.reason}{champion}"
+
+
+def _ns(iso: str) -> int:
+    return int(pd.Timestamp(iso).value)
 
 
 def _num(value: float | None) -> str:
