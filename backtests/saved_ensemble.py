@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from backtests.config import ConfigError
 from backtests.signal_outlook import SignalOutlook
 from backtests.train import write_signals
 from catalog.store import MarketCatalog
@@ -25,8 +26,9 @@ from models.registry import ModelRegistry
 from models.stacking import StackModel, load_saved_model
 
 
-class FeatureFitMismatchError(Exception):
-    """The ensemble's models were saved with another feature spec than the config computes."""
+class FeatureFitMismatchError(ConfigError):
+    """The ensemble's models were saved with another feature spec than the config computes
+    (the nightly config is not the one the registry was trained with)."""
 
 
 @dataclass(frozen=True)

@@ -57,7 +57,7 @@ class PromotionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
 
     metric: Metric = "sharpe"
     margin: Annotated[float, Meta(ge=0.0)] = 0.0
-    evaluation_sessions: Annotated[int, Meta(ge=1, le=250)] = 5
+    evaluation_sessions: Annotated[int, Meta(ge=1, le=250)] = 10
 
 
 class Ensemble(msgspec.Struct, frozen=True, kw_only=True):

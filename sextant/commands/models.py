@@ -1,8 +1,10 @@
-"""`sextant models ...`: the registry's champion and challengers (list, promote, pin, rollback).
+"""`sextant models ...`: the registry's champion and challengers (list, retrain, promote, pin,
+rollback).
 
 An ensemble is named by any of its model versions (NAME VERSION): the models of one fold are
 pinned, promoted and rolled back together (``models.promotion``)."""
 
+import datetime as dt
 from pathlib import Path
 from typing import Annotated
 
@@ -24,9 +26,9 @@ from models.promotion import (
     promote_by_hand,
 )
 from models.registry import ModelNotFoundError, ModelRegistry
-from sextant.commands.common import console, fail, ny
+from sextant.commands.common import console, fail, ny, writable_dir
 
-models_app = typer.Typer(help="Model registry: champion/challenger list, promote, pin, rollback.",
+models_app = typer.Typer(help="Model registry: champion/challenger list, nightly retrain, promote, pin, rollback.",
                          no_args_is_help=True)
 RegistryOpt = Annotated[Path, typer.Option("--registry", help="a model registry (a run's models/)")]
 NameArg = Annotated[str, typer.Argument(help="a model name in the registry")]
@@ -59,6 +61,38 @@ def models_list(registry: RegistryOpt = DEFAULT_REGISTRY) -> None:
         console.print(escape(_decision_line(decision)))
     if len(history) > 5:
         console.print(f"({len(history) - 5} earlier decisions in {store.path})")
+
+
+@models_app.command("retrain")
+def models_retrain(
+    config: Annotated[Path, typer.Argument(help="the walk-forward YAML the registry was trained with")],
+    registry: RegistryOpt = DEFAULT_REGISTRY,
+    catalog: Annotated[Path | None, typer.Option("--catalog", help="override the config's catalog path")] = None,
+    as_of: Annotated[str | None, typer.Option("--as-of", help="the last completed session (YYYY-MM-DD); "
+                                              "default: today in New York, so run it after the close")] = None,
+    out: Annotated[Path, typer.Option("--out", help="where the evaluation backtests go")] = Path("runs/nightly"),
+) -> None:
+    """One night by hand (what the scheduler runs after the close): train a challenger on the
+    latest window, judge the newest waiting one against the champion, promote it if it passes."""
+    from backtests.config import ConfigError, load_config
+    from backtests.nightly import retrain_and_evaluate
+    from backtests.window import WindowCrashedError
+    from catalog.errors import CatalogError
+    from catalog.store import open_catalog
+
+    day = _session_date(as_of)
+    reg = _registry(registry)
+    try:
+        cfg = load_config(config, overrides={"catalog.path": str(catalog)} if catalog else None)
+        decision = retrain_and_evaluate(cfg, open_catalog(cfg.catalog.path), reg, day,
+                                        writable_dir(out) / f"{cfg.name}-{day}")
+    except (ConfigError, CatalogError, PromotionError, WindowCrashedError) as e:
+        fail(str(e))
+    if decision.evidence is not None:
+        _print_evidence(decision)
+    console.print(escape(_decision_line(decision)))
+    if decision.trained is not None:
+        console.print(f"trained tonight: {escape(decision.trained.label())}")
 
 
 @models_app.command("promote")
@@ -98,6 +132,15 @@ def models_rollback(registry: RegistryOpt = DEFAULT_REGISTRY) -> None:
     console.print(escape(_decision_line(decision)))
 
 
+def _session_date(text: str | None) -> dt.date:
+    if text is None:
+        return pd.Timestamp.now(tz="America/New_York").date()
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        fail(f"--as-of {text!r} is not a date; give YYYY-MM-DD")
+
+
 def _registry(path: Path) -> ModelRegistry:
     registry = ModelRegistry(path)
     if not registry.names():
@@ -122,7 +165,7 @@ def _versions(ensemble: Ensemble) -> str:
 
 def _evaluation_line(decision: Decision) -> str:
     evidence: Evidence = decision.evidence
-    return (f"{decision.action} vs fold {decision.previous.fold if decision.previous else '-'}: {evidence.metric} "
+    return (f"{decision.action}{' (forced)' if decision.forced else ''} vs fold {decision.previous.fold if decision.previous else '-'}: {evidence.metric} "
             f"{_num(evidence.challenger_value)} vs {_num(evidence.champion_value)} (margin {evidence.margin:g}, "
             f"{evidence.sessions[0]}..{evidence.sessions[-1]})")
 

@@ -2,11 +2,16 @@
 a challenger's evidence is shown, the guard refuses a promotion unless --force, pin and
 rollback move the champion, and an unknown name or version is one line with exit code 2."""
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
+from backtests.config import parse_config
+from backtests.nightly import NightlyInputs, train_challenger
+from catalog.jobs import generate_catalog
 from models.promotion import Decision, PromotionStore, find_ensembles, utc_now
 from models.registry import ModelRegistry
 from sextant.cli import app
@@ -88,3 +93,24 @@ def test_an_unknown_name_or_version_is_one_line_and_exit_2(registry, args, messa
 def test_a_directory_without_models_is_refused(tmp_path):
     result = sextant("models", "list", "--registry", str(tmp_path / "nowhere"))
     assert result.exit_code == 2 and "no saved models there" in result.output
+
+
+def test_retrain_pins_an_unpinned_registry_trains_tonights_challenger_and_says_why_it_waits(tmp_path):
+    catalog = generate_catalog(tmp_path / "catalog", n_symbols=2, n_days=7, seed=3, signal_strength=0.3)
+    raw = {"name": "nightly", "catalog": {"path": str(catalog.path)},
+           "walk_forward": {"folds": 1, "train_days": 3, "test_days": 1, "embargo_days": 1},
+           "models": {"lightgbm": {"params": {"n_estimators": 10}}}, "promotion": {"evaluation_sessions": 2}}
+    (tmp_path / "nightly.yaml").write_text(yaml.safe_dump(raw))
+    registry = ModelRegistry(tmp_path / "models")  # sessions 12-20, 23, 24, 26, 27, 30, 31
+    train_challenger(NightlyInputs.prepare(parse_config(raw), catalog, dt.date(2024, 12, 26)), registry, tmp_path)
+    result = sextant("models", "retrain", str(tmp_path / "nightly.yaml"), "--registry", str(registry.root),
+                     "--as-of", "2024-12-30", "--out", str(tmp_path / "nightly"))
+    assert result.exit_code == 0, result.output
+    text = squash(result.output)
+    assert "waitfold1(lightgbmv0002)" in text and "has0ofthe2sessions" in text
+    assert "trainedtonight:fold1(lightgbmv0002)" in text
+    assert [d.action for d in PromotionStore(registry.root).history()] == ["pin", "wait"]
+    assert PromotionStore(registry.root).champion().fold == 0
+    bad = sextant("models", "retrain", str(tmp_path / "nightly.yaml"), "--registry", str(registry.root),
+                  "--as-of", "30/12/2024")
+    assert bad.exit_code == 2 and "--as-of '30/12/2024' is not a date" in bad.output
