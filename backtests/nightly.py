@@ -114,16 +114,21 @@ def retrain_and_evaluate(config: BacktestConfig, catalog: MarketCatalog, registr
 
 
 def train_challenger(inputs: NightlyInputs, registry: ModelRegistry, work_dir: Path) -> Ensemble:
-    """Fit and save the next fold's ensemble on the train window ending at ``as_of``."""
+    """Fit and save the next fold's ensemble on the train window ending at ``as_of``. A night
+    run again (a restarted scheduler) finds the ensemble already trained on that window and
+    returns it instead of adding a twin."""
     wf = inputs.config.walk_forward
     days = inputs.sessions
     if len(days) < wf.train_days:
         raise EmptyCatalogError(f"catalog {inputs.catalog.path}: a challenger trains on {wf.train_days} sessions "
                                 f"(walk_forward.train_days) but only {len(days)} exist through {inputs.as_of}")
     first = days[0] if wf.anchored else days[-wf.train_days]
-    end = inputs.cutoff_ns
-    fold = Fold(index=next_fold(registry), train_start_ns=int(ny_midnights_ns(np.array([first]))[0]),
-                train_end_ns=end, test_start_ns=end, test_end_ns=end)
+    start, end = int(ny_midnights_ns(np.array([first]))[0]), inputs.cutoff_ns
+    columns = set(inputs.config.signal_columns())
+    for ensemble in find_ensembles(registry):
+        if (ensemble.train_start_ns, ensemble.train_end_ns) == (start, end) and columns <= set(ensemble.versions):
+            return ensemble
+    fold = Fold(index=next_fold(registry), train_start_ns=start, train_end_ns=end, test_start_ns=end, test_end_ns=end)
     train_fold(fold, inputs.panel, inputs.label_end, inputs.config, registry,
                MarketCatalog(Path(work_dir) / "challenger-signals"), inputs.bars, inputs.outlook)
     return next(e for e in find_ensembles(registry) if e.fold == fold.index)
@@ -166,8 +171,7 @@ def judge_challenger(inputs: NightlyInputs, registry: ModelRegistry, work_dir: P
     evidence = compare(inputs, registry, champion, challenger, sessions[-needed:], Path(work_dir))
     passed, reason = evidence.passes()
     if passed:
-        decision = store.promote(challenger, reason, evidence, as_of=inputs.as_of)
-        return msgspec.structs.replace(decision, trained=trained)
+        return store.promote(challenger, reason, evidence, as_of=inputs.as_of, trained=trained)
     return store.record(Decision(action="refuse", reason=reason, challenger=challenger, evidence=evidence, **common))
 
 

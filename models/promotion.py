@@ -70,6 +70,10 @@ class Ensemble(msgspec.Struct, frozen=True, kw_only=True):
     horizons_dir: str | None = None  # relative to the registry root
 
     @property
+    def train_start_ns(self) -> int:
+        return _ns(self.train_start)
+
+    @property
     def train_end_ns(self) -> int:
         return _ns(self.train_end)
 
@@ -206,10 +210,10 @@ class PromotionStore:
             return self._take_over(state, "pin", ensemble, reason)
 
     def promote(self, ensemble: Ensemble, reason: str, evidence: Evidence | None, *, forced: bool = False,
-                as_of: str | None = None) -> Decision:
+                as_of: str | None = None, trained: Ensemble | None = None) -> Decision:
         with self._changing() as state:
             return self._take_over(state, "promote", ensemble, reason, evidence=evidence, forced=forced,
-                                   as_of=as_of)
+                                   as_of=as_of, trained=trained)
 
     def rollback(self) -> Decision:
         """Restore the champion before the current one; the history keeps the rolled-back one."""

@@ -170,6 +170,8 @@ def test_right_after_a_retrain_there_is_no_window_yet(registries, markets, tmp_p
     history = PromotionStore(registry.root).history()
     assert [d.action for d in history] == ["pin", "wait"]
     assert history[-1] == decision
+    rerun = retrain_and_evaluate(config(), markets["planted"], registry, as_of, tmp_path / "work")
+    assert rerun.trained == trained and len(find_ensembles(registry)) == 3  # a restarted night trains no twin
 
 
 def test_a_night_before_enough_sessions_refuses_to_train(registries, markets, tmp_path):
