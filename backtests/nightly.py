@@ -106,28 +106,34 @@ class NightlyInputs:
 def retrain_and_evaluate(config: BacktestConfig, catalog: MarketCatalog, registry: ModelRegistry, as_of: dt.date,
                          work_dir: Path) -> Decision:
     """One night (module docstring): the decision, with the challenger trained tonight as
-    ``trained``. ``work_dir``: the evaluation backtests' signals and engine reports."""
+    ``trained``. ``work_dir``: the evaluation backtests' signals and engine reports. A night
+    run again (a restarted scheduler) finds its ensemble already trained on the window and
+    trains no twin."""
     champion_or_pin_newest(registry, list(config.signal_columns()))
     inputs = NightlyInputs.prepare(config, catalog, as_of)
-    trained = train_challenger(inputs, registry, work_dir)
+    start, end = train_window(inputs)
+    columns = set(config.signal_columns())
+    done = [e for e in find_ensembles(registry)
+            if (e.train_start_ns, e.train_end_ns) == (start, end) and columns <= set(e.versions)]
+    trained = done[-1] if done else train_challenger(inputs, registry, work_dir)
     return judge_challenger(inputs, registry, work_dir, trained=trained)
 
 
-def train_challenger(inputs: NightlyInputs, registry: ModelRegistry, work_dir: Path) -> Ensemble:
-    """Fit and save the next fold's ensemble on the train window ending at ``as_of``. A night
-    run again (a restarted scheduler) finds the ensemble already trained on that window and
-    returns it instead of adding a twin."""
+def train_window(inputs: NightlyInputs) -> tuple[int, int]:
+    """[start, end) UTC ns of the challenger's train window: the ``walk_forward.train_days``
+    sessions ending at ``as_of`` (from the first session when anchored)."""
     wf = inputs.config.walk_forward
     days = inputs.sessions
     if len(days) < wf.train_days:
         raise EmptyCatalogError(f"catalog {inputs.catalog.path}: a challenger trains on {wf.train_days} sessions "
                                 f"(walk_forward.train_days) but only {len(days)} exist through {inputs.as_of}")
     first = days[0] if wf.anchored else days[-wf.train_days]
-    start, end = int(ny_midnights_ns(np.array([first]))[0]), inputs.cutoff_ns
-    columns = set(inputs.config.signal_columns())
-    for ensemble in find_ensembles(registry):
-        if (ensemble.train_start_ns, ensemble.train_end_ns) == (start, end) and columns <= set(ensemble.versions):
-            return ensemble
+    return int(ny_midnights_ns(np.array([first]))[0]), inputs.cutoff_ns
+
+
+def train_challenger(inputs: NightlyInputs, registry: ModelRegistry, work_dir: Path) -> Ensemble:
+    """Fit and save the next fold's ensemble on ``train_window``, by the train step."""
+    start, end = train_window(inputs)
     fold = Fold(index=next_fold(registry), train_start_ns=start, train_end_ns=end, test_start_ns=end, test_end_ns=end)
     train_fold(fold, inputs.panel, inputs.label_end, inputs.config, registry,
                MarketCatalog(Path(work_dir) / "challenger-signals"), inputs.bars, inputs.outlook)
