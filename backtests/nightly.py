@@ -177,7 +177,8 @@ def judge_challenger(inputs: NightlyInputs, registry: ModelRegistry, work_dir: P
     evidence = compare(inputs, registry, champion, challenger, sessions[-needed:], Path(work_dir))
     passed, reason = evidence.passes()
     if passed:
-        return store.promote(challenger, reason, evidence, as_of=inputs.as_of, trained=trained)
+        return store.promote(challenger, reason, evidence, as_of=inputs.as_of, trained=trained,
+                             judged_against=champion)
     return store.record(Decision(action="refuse", reason=reason, challenger=challenger, evidence=evidence, **common))
 
 

@@ -210,8 +210,20 @@ class PromotionStore:
             return self._take_over(state, "pin", ensemble, reason)
 
     def promote(self, ensemble: Ensemble, reason: str, evidence: Evidence | None, *, forced: bool = False,
-                as_of: str | None = None, trained: Ensemble | None = None) -> Decision:
+                as_of: str | None = None, trained: Ensemble | None = None,
+                judged_against: Ensemble | None = None) -> Decision:
+        """Make ``ensemble`` the champion. ``judged_against``: the champion the evidence was
+        measured against; if another one was pinned meanwhile (the judgement takes minutes),
+        the promotion is refused instead, in the same locked step."""
         with self._changing() as state:
+            current = state.lineage[-1] if state.lineage else None
+            if judged_against is not None and current != judged_against:
+                refusal = Decision(action="refuse", at=utc_now(), as_of=as_of, champion=current, previous=current,
+                                   challenger=ensemble, evidence=evidence, trained=trained,
+                                   reason=f"the champion changed to fold {current.fold if current else '-'} while "
+                                          f"fold {ensemble.fold} was judged against fold {judged_against.fold}")
+                state.history.append(refusal)
+                return refusal
             return self._take_over(state, "promote", ensemble, reason, evidence=evidence, forced=forced,
                                    as_of=as_of, trained=trained)
 

@@ -119,6 +119,16 @@ def test_rollback_restores_the_previous_champion_and_the_history_keeps_every_dec
         f".{PROMOTION_FILE}.lock"]
 
 
+def test_a_promotion_judged_against_a_replaced_champion_is_refused(registry):
+    store = PromotionStore(registry.root)
+    first, second = find_ensembles(registry)
+    store.pin(first, "by hand")
+    store.pin(second, "by hand, while the night was judging")
+    late = store.promote(first, "it won", evidence(0.5, 1.5), judged_against=first)
+    assert late.action == "refuse" and "champion changed to fold 1" in late.reason
+    assert store.champion() == second and store.history()[-1] == late
+
+
 @pytest.mark.parametrize(("champion", "challenger", "margin", "passes"), [
     (0.5, 1.5, 0.0, True),
     (0.5, 1.5, 0.99, True),
