@@ -109,10 +109,17 @@ class LiveConfig(_Section, kw_only=True):
         return {name: registry.path(name, champion.versions[name]) for name in self.strategy.weights}
 
     def champion(self) -> "Ensemble":
-        """The registry's pinned ensemble (NoChampionError if none: ``load_live_config`` pins one)."""
-        from models.promotion import PromotionStore
+        """The registry's pinned ensemble; a registry without one gets its newest ensemble
+        holding every weighted model pinned, once, with a warning (module docstring)."""
+        from models.promotion import champion_or_pin_newest
+        from models.registry import ModelRegistry
 
-        return PromotionStore(Path(self.models.registry)).champion()
+        registry = ModelRegistry(Path(self.models.registry))
+        champion, pinned = champion_or_pin_newest(registry, list(self.strategy.weights))
+        if pinned is not None:
+            _log.warning("%s had no champion: pinned %s (see `sextant models list --registry %s`)",
+                         registry.root, champion.label(), registry.root)
+        return champion
 
     def outlook_fields(self) -> dict:
         """SignalActorConfig fields for the signals' outlook: this config's ensemble and entry
@@ -153,7 +160,7 @@ def load_live_config(path: str | Path, params: str | Path | None = None) -> Live
 
 def _with_models(config: LiveConfig, source: str, weights_source: str) -> LiveConfig:
     """``weights_source``: the file the weights came from, the config or its overlay."""
-    from models.promotion import PromotionError, champion_or_pin_newest
+    from models.promotion import PromotionError
     from models.registry import ModelNotFoundError, ModelRegistry, UniverseError
 
     registry = ModelRegistry(Path(config.models.registry))
@@ -164,15 +171,12 @@ def _with_models(config: LiveConfig, source: str, weights_source: str) -> LiveCo
     try:
         for name in names:
             registry.latest(name)
-        champion, pinned = champion_or_pin_newest(registry, names)
+        champion = config.champion()
     except ModelNotFoundError as e:
         raise LiveConfigError(f"{weights_source}: 'strategy.weights' names a model the registry lacks: {e}; "
                               f"saved models: {registry.names() or 'none'}") from e
     except PromotionError as e:
         raise LiveConfigError(f"{source}: 'models.registry': {e}") from e
-    if pinned is not None:
-        _log.warning("%s had no champion: pinned %s (see `sextant models list --registry %s`)",
-                     registry.root, champion.label(), registry.root)
     missing = sorted(set(names) - set(champion.versions))
     if missing:
         raise LiveConfigError(f"{weights_source}: 'strategy.weights' names {missing}, which the champion "
