@@ -77,9 +77,11 @@ class Ensemble(msgspec.Struct, frozen=True, kw_only=True):
     def train_end_ns(self) -> int:
         return _ns(self.train_end)
 
+    def members(self) -> str:
+        return ", ".join(f"{n} v{v:04d}" for n, v in sorted(self.versions.items()))
+
     def label(self) -> str:
-        listed = ", ".join(f"{n} v{v:04d}" for n, v in sorted(self.versions.items()))
-        return f"fold {self.fold} ({listed})"
+        return f"fold {self.fold} ({self.members()})"
 
 
 class Evidence(msgspec.Struct, frozen=True, kw_only=True):

@@ -49,8 +49,8 @@ def models_list(registry: RegistryOpt = DEFAULT_REGISTRY) -> None:
         role = ("* champion" if ensemble.fold == champion else
                 "challenger" if champion is not None and ensemble.fold > champion else "")
         evaluation = store.latest_evaluation(ensemble.fold)
-        table.add_row(str(ensemble.fold), role, _versions(ensemble),
-                      f"{ny(_ns(ensemble.train_start), '%Y-%m-%d')}..{ny(ensemble.train_end_ns - 1, '%Y-%m-%d')}",
+        table.add_row(str(ensemble.fold), role, ensemble.members(),
+                      f"{ny(ensemble.train_start_ns, '%Y-%m-%d')}..{ny(ensemble.train_end_ns - 1, '%Y-%m-%d')}",
                       _evaluation_line(evaluation) if evaluation else "-")
     console.print(table)
     if champion is None:
@@ -159,10 +159,6 @@ def _ensemble(registry: ModelRegistry, name: str, version: int) -> Ensemble:
         fail(str(e))
 
 
-def _versions(ensemble: Ensemble) -> str:
-    return ", ".join(f"{n} v{v:04d}" for n, v in sorted(ensemble.versions.items()))
-
-
 def _evaluation_line(decision: Decision) -> str:
     evidence: Evidence = decision.evidence
     return (f"{decision.action}{' (forced)' if decision.forced else ''} vs fold {decision.previous.fold if decision.previous else '-'}: {evidence.metric} "
@@ -187,10 +183,6 @@ def _decision_line(decision: Decision) -> str:
     forced = " (forced)" if decision.forced else ""
     champion = f"; champion: fold {decision.champion.fold}" if decision.champion else ""
     return f"{decision.at[:19]} {decision.action}{forced} {subject}: {decision.reason}{champion}"
-
-
-def _ns(iso: str) -> int:
-    return int(pd.Timestamp(iso).value)
 
 
 def _num(value: float | None) -> str:
