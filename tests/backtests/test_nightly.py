@@ -179,3 +179,18 @@ def test_a_night_before_enough_sessions_refuses_to_train(registries, markets, tm
     with pytest.raises(EmptyCatalogError, match=r"trains on 4 sessions .* only 2 exist through 2024-12-16"):
         retrain_and_evaluate(config(), markets["planted"], registry, dt.date(2024, 12, 16), tmp_path / "work")
     assert len(find_ensembles(registry)) == 2
+
+
+@pytest.mark.slow
+def test_night_after_night_a_challenger_waits_for_its_window_then_is_judged(registries, markets, tmp_path):
+    """Fold 1 (planted, trained through 12-20) waits while 12-23 (the embargo), 12-24 and 12-26
+    pass, and is judged on the night of 12-27; each night also trains its own challenger."""
+    registry = copied(registries, "random-then-planted", tmp_path)
+    nights = [dt.date(2024, 12, d) for d in (23, 24, 26, 27)]
+    decisions = [retrain_and_evaluate(config(), markets["planted"], registry, night, tmp_path / str(night))
+                 for night in nights]
+    assert [d.action for d in decisions] == ["wait", "wait", "wait", "promote"]
+    assert [d.trained.fold for d in decisions] == [2, 3, 4, 5]
+    assert all(f"challenger fold 1 has {n} of the 3" in d.reason for n, d in zip(range(3), decisions))
+    assert decisions[-1].challenger.fold == 1 and decisions[-1].evidence.sessions == EVALUATED
+    assert PromotionStore(registry.root).champion().fold == 1
