@@ -15,6 +15,7 @@ from models.ensemble import STACK_NAME, EnsembleConfig
 from models.names import NAME_PATTERN
 from models.outlook import DEFAULT_HORIZON, DEFAULT_VOLATILITY_FEATURE
 from models.pipeline import FeatureSpec
+from models.promotion import PromotionConfig
 from models.selection import SelectionConfig
 from models.universe import ScreenRule
 from strategies.settings import Name, StrategySettings, read_settings_overlay
@@ -135,6 +136,7 @@ class BacktestConfig(_Section):
     signal: SignalConfig = SignalConfig()
     universe_screen: ScreenRule | None = None  # None: trade every symbol of the universe
     workers: PositiveInt = 1  # parallel backtest windows
+    promotion: PromotionConfig = PromotionConfig()  # the nightly retrain's guard (backtests.nightly)
 
     def __post_init__(self) -> None:
         """Model kinds, presets and hyperparameter names/types/choices fail at load, not after

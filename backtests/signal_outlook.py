@@ -22,12 +22,10 @@ from backtests.config import BacktestConfig, ConfigError
 from catalog.store import MarketCatalog
 from models.dataset import Panel
 from models.features import ny_day
-from models.horizons import HorizonModels, forward_returns
+from models.horizons import HORIZONS_DIR, HorizonModels, forward_returns
 from models.outlook import Outlook, OutlookRule, outlook, write_outlook_spec
 from models.splits import Fold, train_rows
 from models.universe import daily_bars, screen, week_start
-
-HORIZONS_DIR = "horizons"  # in the run's model registry: one fold-<k> directory per fold
 
 
 @dataclass(frozen=True)

@@ -158,7 +158,9 @@ def train_fold(
     ``signal_outlook``: horizon models, outlook and screen (default: the config's outlook
     without horizon models or screen). With ``config.selection`` the models see only the
     features selected inside the train window; with ``ensemble.method: stack`` the
-    meta-learner is fitted there too and its probability joins the signals."""
+    meta-learner is fitted there too and its probability joins the signals. A fold whose test
+    window is empty (``test_start_ns == test_end_ns``) only fits and stores: the nightly
+    retrain's challenger, whose test sessions have not happened yet."""
     signal_outlook = signal_outlook or SignalOutlook(config)
     fitted, panel = fit_fold(panel, bars, config.features, train_rows(panel.ts_ns, label_end, fold))
     test = test_rows(panel.ts_ns, fold)
@@ -169,7 +171,7 @@ def train_fold(
     train = train_rows(panel.ts_ns, label_end, fold)
     train = train[usable[train] & np.isfinite(panel.y[train])]
     test = test[usable[test]]
-    if len(train) == 0 or len(test) == 0:
+    if len(train) == 0 or (len(test) == 0 and fold.test_end_ns > fold.test_start_ns):
         raise EmptyCatalogError(
             f"fold {fold.index}: {len(train)} train rows and {len(test)} test rows with complete "
             "features; the window has no usable bars"
@@ -217,7 +219,7 @@ def train_fold(
     matrix = np.column_stack([probs[n] for n in columns])
     view = signal_outlook.of(panel, test, probs, signal_outlook.fit_horizons(fold, panel, usable, registry.root))
     traded = signal_outlook.traded(panel, test)
-    _write_signals(signal_catalog, panel, test[traded], columns, matrix[traded], view.take(traded))
+    write_signals(signal_catalog, panel, test[traded], columns, matrix[traded], view.take(traded))
     evaluated = dict(probs)
     if config.ensemble.stacking:  # what the meta-learner must beat: the untuned equal-weight vote
         evaluated["vote"] = ensemble_probability(probs, dict.fromkeys(names, 1.0))
@@ -254,8 +256,9 @@ def _fitted_span(ts_ns: np.ndarray, label_end_ns: np.ndarray) -> dict:
             "last_label_end": _iso(int(label_end_ns.max()))}
 
 
-def _write_signals(catalog: MarketCatalog, panel: Panel, rows: np.ndarray, names: tuple[str, ...], matrix: np.ndarray,
-                   view: Outlook) -> None:
+def write_signals(catalog: MarketCatalog, panel: Panel, rows: np.ndarray, names: tuple[str, ...], matrix: np.ndarray,
+                  view: Outlook) -> None:
+    """``rows``' probabilities (``matrix``, one column per name) and outlook as MLSignal rows."""
     codes = panel.symbol[rows]
     for code in np.unique(codes):
         mask = codes == code

@@ -2,16 +2,20 @@
 
 Read through ``strategies.settings_file`` like every Sextant config. The ``strategy`` section
 is the ``StrategySettings`` a walk-forward config holds, and becomes the same
-``EnsembleStrategyConfig``; the models are the newest versions in a model registry, and the
-universe defaults to the one they were trained on. Real money is refused unless the file says
+``EnsembleStrategyConfig``; the models are the registry's pinned champion ensemble
+(``models.promotion``), never merely its newest versions, and the universe defaults to the one
+they were trained on. A registry nobody pinned yet (a fresh walk-forward run) gets its newest
+ensemble pinned once, explicitly: recorded in its promotion history and logged, so what a node
+trades is always a decision someone (or the guarded nightly promotion) can point to. Real money is refused unless the file says
 ``mode: live``, both CLI flags are given, the Alpaca host is the live one and the key is a
 live key; paper trading never reaches the live host nor uses a live key.
 """
 
+import logging
 import os
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -37,6 +41,12 @@ from models.names import NAME_PATTERN
 from strategies.settings import StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
 
+if TYPE_CHECKING:
+    from models.promotion import Ensemble
+
+
+_log = logging.getLogger(__name__)
+
 
 class LiveConfigError(Exception):
     """A live config or environment that must not start a node; the message says why."""
@@ -47,7 +57,7 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
 
 
 class ModelsSection(_Section, kw_only=True):
-    """The models are ``strategy.weights``' names, at their newest version in ``registry``."""
+    """The models are ``strategy.weights``' names, at the versions of ``registry``'s champion."""
 
     registry: str  # a model registry directory, e.g. a walk-forward run's models/
 
@@ -95,19 +105,38 @@ class LiveConfig(_Section, kw_only=True):
             raise ValueError(f"'alpaca.base_url' {e}") from e
 
     def model_dirs(self) -> dict[str, Path]:
-        """The newest saved version of every weighted model."""
+        """The champion's saved version of every weighted model."""
         from models.registry import ModelRegistry  # imported here: the model zoo loads torch
 
         registry = ModelRegistry(Path(self.models.registry))
-        return {name: registry.path(name) for name in self.strategy.weights}
+        champion = self.champion()
+        return {name: registry.path(name, champion.versions[name]) for name in self.strategy.weights}
+
+    def champion(self) -> "Ensemble":
+        """The registry's pinned ensemble; a registry without one gets its newest ensemble
+        holding every weighted model pinned, once, with a warning (module docstring)."""
+        from models.promotion import champion_or_pin_newest
+        from models.registry import ModelRegistry
+
+        registry = ModelRegistry(Path(self.models.registry))
+        champion, pinned = champion_or_pin_newest(registry, list(self.strategy.weights))
+        if pinned is not None:
+            _log.warning("%s had no champion: pinned %s (see `sextant models list --registry %s`)",
+                         registry.root, champion.label(), registry.root)
+        return champion
 
     def outlook_fields(self) -> dict:
         """SignalActorConfig fields for the signals' outlook: this config's ensemble and entry
-        rule, and the volatility feature, horizon and horizon models the registry's run used."""
+        rule, the volatility feature and horizon the registry's run used, and the champion's
+        horizon models (the spec names the newest fold's, which may be a challenger's)."""
         from models.outlook import read_outlook_spec
 
+        root = Path(self.models.registry)
+        spec = read_outlook_spec(root)
+        horizons = self.champion().horizons_dir
         return {"weights": dict(self.strategy.weights), "entry_threshold": self.strategy.entry_threshold,
-                "allow_short": self.strategy.allow_short, **read_outlook_spec(Path(self.models.registry))}
+                "allow_short": self.strategy.allow_short,
+                **spec, "horizons_dir": str(root / horizons) if spec["horizons_dir"] and horizons else None}
 
     def strategy_settings(self, instrument_ids: list[str]) -> dict:
         """EnsembleStrategyConfig fields, as a backtest window builds them, plus the claim on
@@ -135,6 +164,7 @@ def load_live_config(path: str | Path, params: str | Path | None = None) -> Live
 
 def _with_models(config: LiveConfig, source: str, weights_source: str) -> LiveConfig:
     """``weights_source``: the file the weights came from, the config or its overlay."""
+    from models.promotion import PromotionError
     from models.registry import ModelNotFoundError, ModelRegistry, UniverseError
 
     registry = ModelRegistry(Path(config.models.registry))
@@ -143,10 +173,18 @@ def _with_models(config: LiveConfig, source: str, weights_source: str) -> LiveCo
                               "directory); run `sextant backtest` first, or point it at a run's models/")
     names = list(config.strategy.weights)
     try:
-        config.model_dirs()
+        for name in names:
+            registry.latest(name)
+        champion = config.champion()
     except ModelNotFoundError as e:
         raise LiveConfigError(f"{weights_source}: 'strategy.weights' names a model the registry lacks: {e}; "
                               f"saved models: {registry.names() or 'none'}") from e
+    except PromotionError as e:
+        raise LiveConfigError(f"{source}: 'models.registry': {e}") from e
+    missing = sorted(set(names) - set(champion.versions))
+    if missing:
+        raise LiveConfigError(f"{weights_source}: 'strategy.weights' names {missing}, which the champion "
+                              f"{champion.label()} of {registry.root} lacks; pin an ensemble that has them")
     if config.universe is not None:
         try:
             universe = list(dict.fromkeys(parse_symbol(s) for s in config.universe))
@@ -154,7 +192,7 @@ def _with_models(config: LiveConfig, source: str, weights_source: str) -> LiveCo
             raise LiveConfigError(f"{source}: 'universe': {e}") from e
         return msgspec.structs.replace(config, universe=universe)
     try:
-        universe = registry.trained_universe(names)
+        universe = registry.trained_universe(names, champion.versions)
     except UniverseError as e:
         raise LiveConfigError(f"{source}: 'universe' is not given and {e}; list the symbols to trade "
                               "under 'universe'") from e

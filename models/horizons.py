@@ -22,6 +22,7 @@ import numpy as np
 from models.dataset import Panel
 
 STATE_FILE = "horizons.json"
+HORIZONS_DIR = "horizons"  # in a model registry: one fold-<k> directory per fold (models.promotion)
 DEFAULT_HORIZONS = (1, 5, 30, 60, 390)
 
 

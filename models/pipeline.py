@@ -222,19 +222,27 @@ def fit_fold(
     rows = {panel.symbols[k]: train[codes == k] - panel.segment_start[train[codes == k]]
             for k in np.unique(codes)}
     fitted = fit_features(bars, spec, rows)
+    return fitted, with_fitted(panel, bars, fitted)
+
+
+def with_fitted(panel: Panel, bars: Mapping[str, BarColumns], fitted: FittedFeatures) -> Panel:
+    """``panel`` with the fitted columns computed from ``fitted`` for every row: a fold's own
+    fit (``fit_fold``), or a saved model's when it predicts later sessions (the nightly
+    evaluation of a champion)."""
+    spec = fitted.spec
     names = fitted_names(spec)
     if not names:
-        return fitted, panel
+        return panel
     X = panel.X.copy()
     columns = [panel.feature_names.index(n) for n in names]
     for k, symbol in enumerate(panel.symbols):
-        if symbol not in rows:
+        if symbol not in fitted.garch and symbol not in fitted.copula:
             continue  # no training rows: its fitted columns stay NaN, its rows unusable
         where = np.flatnonzero(panel.symbol == k)
         _, _, _, close, _, ts = bars[symbol]
         values = _fitted_columns(spec, fitted, symbol, intraday_returns(close, ts), ts)
         X[np.ix_(where, columns)] = values[where - panel.segment_start[where]]
-    return fitted, dataclasses.replace(panel, X=X)  # every other field kept (labels' ends too)
+    return dataclasses.replace(panel, X=X)  # every other field kept (labels' ends too)
 
 
 def proxy_returns(bars: Mapping[str, BarColumns], risk: RiskSpec) -> tuple[np.ndarray, np.ndarray]:

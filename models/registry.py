@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
@@ -134,14 +135,14 @@ class ModelRegistry:
         """What was recorded about a saved version, without loading the model."""
         return json.loads((self._version_dir(name, version) / META_FILE).read_text())
 
-    def trained_universe(self, names: list[str]) -> list[str]:
-        """The symbols the newest versions of ``names`` were all trained on. Models fitted
-        on different universes have no universe in common to default to: refused."""
+    def trained_universe(self, names: list[str], versions: Mapping[str, int] | None = None) -> list[str]:
+        """The symbols ``names`` were all trained on, at ``versions`` (default: the newest).
+        Models fitted on different universes have no universe in common to default to: refused."""
         if not names:
             raise UniverseError("no models named")
         universes: dict[str, tuple[str, ...]] = {}
         for name in names:
-            meta = self.meta(name)
+            meta = self.meta(name, versions[name] if versions else "latest")
             if not meta.get("universe"):
                 raise UniverseError(f"model {name!r} v{meta['version']:04d} under {self.root} records no training "
                                     "universe (saved by an older Sextant)")

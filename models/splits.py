@@ -84,7 +84,7 @@ def walk_forward_folds(
             f"embargo + {n_folds} x {test_days} test) but only {len(days)} are available"
         )
     # New York midnight starting each session, and the one ending it.
-    starts, ends = _ny_midnights_ns(days), _ny_midnights_ns(days + 1)
+    starts, ends = ny_midnights_ns(days), ny_midnights_ns(days + 1)
     folds = []
     for k in range(n_folds):
         test_lo = len(days) - (n_folds - k) * test_days
@@ -120,7 +120,7 @@ def test_rows(ts_ns: np.ndarray, fold: Fold) -> np.ndarray:
     return np.flatnonzero((ts_ns >= fold.test_start_ns) & (ts_ns < fold.test_end_ns))
 
 
-def _ny_midnights_ns(days: np.ndarray) -> np.ndarray:
+def ny_midnights_ns(days: np.ndarray) -> np.ndarray:
     """UTC ns of New York midnight at the start of each day (midnight is never a DST gap)."""
     naive = pd.DatetimeIndex(days.astype("M8[D]")).as_unit("ns")
     return naive.tz_localize(NY_TZ).asi8
