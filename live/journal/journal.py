@@ -1,0 +1,113 @@
+"""The journal as one object: where it writes (the sinks the settings pick), the collector
+a node runs, and the reading of a day back (``sextant journal``).
+
+    with open_journal(config.journal, out_dir=run_dir) as journal:
+        collector = journal.collector(RunInfo(...))   # an actor for the node
+        ...run the node...
+    # leaving flushes every sink (the database, the Parquet files) and stops the embedded server
+"""
+
+import uuid
+from collections.abc import Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Self
+
+from catalog.database import embedded_postgres_dsn
+from live.journal.collector import JournalCollector, JournalCollectorConfig
+from live.journal.day import DayReport, read_day
+from live.journal.postgres import PostgresSink, connect
+from live.journal.schema import migrate
+from live.journal.settings import JournalSettings, configured_dsn
+from live.journal.sinks import ParquetSink, Sink
+
+
+class JournalConfigError(Exception):
+    """Journal settings that cannot work as given; the message names the setting."""
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """What a run is: its NYSE session (New York date), name, mode and the model versions
+    it trades (name -> saved model directory)."""
+
+    trading_day: date
+    name: str
+    mode: str
+    model_dirs: dict[str, str] = field(default_factory=dict)
+
+
+class Journal:
+    def __init__(self, settings: JournalSettings, dsn: str | None, out_dir: Path | None,
+                 also: Sequence[Sink], stack: ExitStack) -> None:
+        self.settings = settings
+        self.dsn = dsn
+        self._out_dir = out_dir
+        self._also = tuple(also)
+        self._stack = stack
+        self._sinks: list[Sink] = []
+
+    def collector(self, run: RunInfo) -> JournalCollector:
+        """The actor for one run of a node, writing to this journal's sinks."""
+        run_id = uuid.uuid4().hex
+        sinks: list[Sink] = list(self._also)
+        if "postgres" in self.settings.sinks:
+            assert self.dsn is not None
+            sink = PostgresSink(self.dsn, Path(self.settings.spool_dir) / f"{run_id}.jsonl",
+                                flush_interval_secs=self.settings.flush_interval_ms / 1000,
+                                max_batch=self.settings.max_batch)
+            sink.open()
+            sinks.append(sink)
+        if "parquet" in self.settings.sinks:
+            sinks.append(ParquetSink(self._out_dir))
+        self._sinks.extend(s for s in sinks if s not in self._also)
+        return JournalCollector(JournalCollectorConfig(
+            run_id=run_id, trading_day=run.trading_day.isoformat(), name=run.name, mode=run.mode,
+            model_dirs=dict(run.model_dirs)), sinks)
+
+    def read_day(self, day: date) -> DayReport:
+        """Everything the database holds about the runs of ``day``."""
+        if self.dsn is None:
+            raise JournalConfigError("the journal has no database to read ('journal.sinks' lacks postgres)")
+        with connect(self.dsn) as conn:
+            return read_day(conn, day)
+
+    def close(self) -> None:
+        """Flush and close every sink (in order; each sink's own failure surfaces), then stop
+        the embedded server if this journal started it."""
+        with self._stack:
+            for sink in self._sinks:
+                sink.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def open_journal(settings: JournalSettings, *, dsn: str | None = None, out_dir: Path | None = None,
+                 also: Sequence[Sink] = (), must_exist: bool = False) -> Journal:
+    """The journal ``settings`` describe. The database (``dsn``, else the environment's
+    SEXTANT_JOURNAL_DSN, else ``settings.dsn``, else the embedded server in
+    ``settings.data_dir``) is reached and migrated here, so a wrong DSN or a newer schema
+    stops a start before any node runs. ``also``: sinks of the caller's (a rehearsal keeps
+    its record in memory). ``must_exist``: refuse to create an embedded database (reading)."""
+    if "parquet" in settings.sinks and out_dir is None:
+        raise JournalConfigError("'journal.sinks' has parquet but this run has no output directory")
+    if "postgres" not in settings.sinks and not must_exist:
+        return Journal(settings, None, out_dir, also, ExitStack())
+    with ExitStack() as stack:
+        dsn = dsn or configured_dsn(settings)
+        if dsn is None:
+            data_dir = Path(settings.data_dir)
+            if must_exist and not (data_dir / "PG_VERSION").is_file():
+                raise JournalConfigError(
+                    f"no journal database in {data_dir} ('journal.data_dir'); pass --dsn, or "
+                    "run `sextant live` with the postgres journal first")
+            dsn = stack.enter_context(embedded_postgres_dsn(data_dir))
+        with connect(dsn) as conn:
+            migrate(conn)
+        return Journal(settings, dsn, out_dir, also, stack.pop_all())
