@@ -32,6 +32,7 @@ from adapters.polygon.common import (
 )
 from catalog.errors import InvalidSymbolError
 from catalog.instruments import parse_symbol
+from live.journal.settings import JournalSettings
 from models.names import NAME_PATTERN
 from strategies.settings import StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
@@ -80,6 +81,7 @@ class LiveConfig(_Section, kw_only=True):
     polygon: PolygonSection = PolygonSection()
     alpaca: AlpacaSection = AlpacaSection()
     warmup_sessions: Annotated[int, Meta(ge=0, le=60)] = 3
+    journal: JournalSettings = JournalSettings()  # where the record of each run goes (live.journal)
 
     def __post_init__(self) -> None:
         """The endpoint must fit the mode whatever the flags and keys: checked at load, so

@@ -68,14 +68,22 @@ class JournalCollector(Actor):
         for sink in self._sinks:
             sink.put(row)
 
+    def register_base(self, portfolio, msgbus, cache, clock) -> None:
+        """Subscribes to the events as the node is built, before anything publishes: the
+        orders reconciliation restores at start-up are published before actors start, and
+        NautilusTrader 1.221 never routes a topic already published to a wildcard subscribed
+        after it (``MessageBus.subscribe`` matches the new pattern against topics the wrong
+        way round)."""
+        super().register_base(portfolio, msgbus, cache, clock)
+        msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+        msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
+        msgbus.subscribe(topic="events.account.*", handler=self._on_account_state)
+
     def on_start(self) -> None:
         self._emit_run("started")
         for name, path in sorted(self.config.model_dirs.items()):
             self._emit(ModelVersion, name=name, version=_version_of(Path(path)), path=path)
         self.subscribe_data(DataType(MLSignal))
-        self.msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
-        self.msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
-        self.msgbus.subscribe(topic="events.account.*", handler=self._on_account_state)
 
     def on_stop(self) -> None:
         self._emit(DailySummary, trading_day=date.fromisoformat(self.config.trading_day),

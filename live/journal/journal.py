@@ -13,15 +13,17 @@ from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from catalog.database import embedded_postgres_dsn
-from live.journal.collector import JournalCollector, JournalCollectorConfig
 from live.journal.day import DayReport, read_day
 from live.journal.postgres import PostgresSink, connect
 from live.journal.schema import migrate
 from live.journal.settings import JournalSettings, configured_dsn
 from live.journal.sinks import ParquetSink, Sink
+
+if TYPE_CHECKING:  # the collector imports NautilusTrader: only runs that have a node pay for it
+    from live.journal.collector import JournalCollector
 
 
 class JournalConfigError(Exception):
@@ -49,8 +51,10 @@ class Journal:
         self._stack = stack
         self._sinks: list[Sink] = []
 
-    def collector(self, run: RunInfo) -> JournalCollector:
+    def collector(self, run: RunInfo) -> "JournalCollector":
         """The actor for one run of a node, writing to this journal's sinks."""
+        from live.journal.collector import JournalCollector, JournalCollectorConfig
+
         run_id = uuid.uuid4().hex
         sinks: list[Sink] = list(self._also)
         if "postgres" in self.settings.sinks:

@@ -23,7 +23,7 @@ class JournalSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     memory only. ``flush_interval_ms`` bounds what a crash can lose; ``max_batch`` flushes
     early when events come faster."""
 
-    sinks: tuple[SinkName, ...] = ("postgres",)
+    sinks: tuple[SinkName, ...] = ("postgres", "parquet")
     dsn: str | None = None
     data_dir: str = "data/postgres"
     spool_dir: str = "data/journal-spool"

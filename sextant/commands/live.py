@@ -10,6 +10,7 @@ from rich.progress import Progress
 
 from catalog.errors import CatalogError
 from sextant.commands.common import ParamsOpt, console, fail, writable_dir
+from sextant.commands.journal import JOURNAL_ERRORS, with_journal_sinks
 
 
 def live(
@@ -17,7 +18,9 @@ def live(
     rehearse: Annotated[bool, typer.Option(help="trade one catalog day offline against both sandboxes")] = False,
     catalog: Annotated[Path, typer.Option("--catalog", help="with --rehearse: the catalog to replay")] = Path("data/catalog"),
     day: Annotated[str | None, typer.Option(help="with --rehearse: the session to trade (YYYY-MM-DD)")] = None,
-    out: Annotated[Path, typer.Option("--out", help="where the journal (signals, orders, fills) goes")] = Path("runs"),
+    out: Annotated[Path, typer.Option("--out", help="where the journal's Parquet files go (a directory per run)")] = Path("runs"),
+    journal: Annotated[str | None, typer.Option(
+        "--journal", help="journal sinks, comma-separated: postgres, parquet (default: the config's journal.sinks)")] = None,
     live_money: Annotated[bool, typer.Option("--live", help="real money: also needs --i-understand-real-money")] = False,
     understood: Annotated[bool, typer.Option("--i-understand-real-money")] = False,
     params: ParamsOpt = None,
@@ -36,6 +39,8 @@ def live(
             fail(f"--day {day!r} is not a date; give YYYY-MM-DD")
     try:
         cfg = load_live_config(config, params)
+        if journal is not None:
+            cfg = with_journal_sinks(cfg, journal)
         if not rehearse:  # a rehearsal swaps both endpoints and keys for its loopback sandboxes
             check_mode(cfg, live_flag=live_money, understood=understood)
     except LiveConfigError as e:
@@ -57,7 +62,7 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
             task = progress.add_task(f"rehearsing {day}", total=None)
             result = rehearse(cfg, catalog, day, out_dir=journal,
                               on_minute=lambda done, total: progress.update(task, completed=done, total=total))
-    except (RehearsalError, CatalogError) as e:
+    except (RehearsalError, CatalogError, *JOURNAL_ERRORS) as e:
         fail(str(e))
     except KeyboardInterrupt:
         console.print(f"rehearsal stopped (Ctrl-C): orders cancelled, positions flattened; journal: {journal}")
@@ -70,17 +75,22 @@ def _run_node(cfg, out: Path) -> None:
     """Until Ctrl-C (or SIGTERM): then the strategy cancels its orders and flattens, the journal
     is written and the node disconnects, the same stop as a rehearsal's. Exits 2 with the
     reason when a client cannot connect (a rejected key, no network)."""
-    from live.journal import LiveJournal, LiveJournalConfig
+    from live.journal import RunInfo, open_journal
     from live.node import NodeStartError, NodeThread, build_node, node_config
 
-    stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
-    journal = out / f"{cfg.name}-{stamp}"
+    now = pd.Timestamp.now(tz="UTC")
+    journal = out / f"{cfg.name}-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    run = RunInfo(trading_day=now.tz_convert("America/New_York").date(), name=cfg.name, mode=cfg.mode,
+                  model_dirs={name: str(path) for name, path in cfg.model_dirs().items()})
     try:
-        with NodeThread(build_node, cfg, node_config(cfg),
-                        extra_actors=[LiveJournal(LiveJournalConfig(out_dir=str(journal)))]) as node:
-            console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
-            node.wait()
+        with open_journal(cfg.journal, out_dir=journal) as opened:
+            collector = opened.collector(run)
+            with NodeThread(build_node, cfg, node_config(cfg), extra_actors=[collector]) as node:
+                console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
+                node.wait()
     except NodeStartError as e:
         fail(f"the node did not start: {e}")
+    except JOURNAL_ERRORS as e:
+        fail(str(e))
     except KeyboardInterrupt:
         console.print(f"stopped: orders cancelled, positions flattened; journal: {journal}")
