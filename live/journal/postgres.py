@@ -52,14 +52,16 @@ def _stage_name(row_type: type[Row]) -> sql.Identifier:
     return sql.Identifier(f"stage_{table_of(row_type)}")
 
 
-def _prepare_staging(conn: psycopg.Connection) -> None:
+def prepare_staging(conn: psycopg.Connection) -> None:
+    """The session's staging tables ``write_rows`` copies into (once per connection)."""
     for row_type in ROW_TYPES:
         conn.execute(sql.SQL("CREATE TEMP TABLE IF NOT EXISTS {} (LIKE {}) ON COMMIT DELETE ROWS").format(
             _stage_name(row_type), sql.Identifier("journal", table_of(row_type))))
 
 
 def write_rows(conn: psycopg.Connection, rows: list[Row]) -> None:
-    """``rows`` into the journal in one transaction, each at most once."""
+    """``rows`` into the journal in one transaction, each at most once (``conn`` has its
+    staging tables: ``prepare_staging``)."""
     by_type: dict[type[Row], list[Row]] = collections.defaultdict(list)
     for row in rows:
         by_type[type(row)].append(row)
@@ -97,7 +99,7 @@ class PostgresSink:
     def open(self) -> None:
         self._conn = connect(self.dsn)
         migrate(self._conn)
-        _prepare_staging(self._conn)
+        prepare_staging(self._conn)
         self._spool = Spool(self._spool_path)
         for leftover in Spool.leftovers(self._spool_path.parent, keep=self._spool_path):
             self._replay(leftover)
@@ -189,5 +191,5 @@ class PostgresSink:
             self._conn = connect(self.dsn)
         except JournalUnavailableError:
             return False
-        _prepare_staging(self._conn)
+        prepare_staging(self._conn)
         return True
