@@ -199,7 +199,7 @@ def rehearse(
 def _order_events(cache) -> list[dict]:
     """Every event of every order in the node's cache: what the journal must hold."""
     return [{"client_order_id": e.client_order_id.value, "kind": type(e).__name__, "event_id": str(e.id),
-             "ts_event": e.ts_event} for o in cache.orders() for e in o.events]
+             "ts_event": e.ts_event, "details": type(e).to_dict(e)} for o in cache.orders() for e in o.events]
 
 
 def _check_day(catalog: MarketCatalog, config: LiveConfig, sessions: pd.DataFrame) -> None:

@@ -59,6 +59,7 @@ class JournalCollector(Actor):
         self._sinks = tuple(sinks)
         self._seq = itertools.count(1)
         self._known_orders: set[str] = set()
+        self._known_events: set[str] = set()
         self._counts = {"signals": 0, "orders": 0, "fills": 0}
         self._equity: tuple[str, str] | None = None  # the first currency's first and last total
         self._realized = Decimal(0)
@@ -86,6 +87,10 @@ class JournalCollector(Actor):
         self.subscribe_data(DataType(MLSignal))
 
     def on_stop(self) -> None:
+        """The node stops its strategies (cancel, flatten, settled) before its actors: every
+        order is final here. Its unpublished events are swept in, then the day's summary."""
+        for order in self.cache.orders():
+            self._on_order_event(order.last_event)
         self._emit(DailySummary, trading_day=date.fromisoformat(self.config.trading_day),
                    start_equity=self._equity[0] if self._equity else None,
                    end_equity=self._equity[1] if self._equity else None,
@@ -103,15 +108,28 @@ class JournalCollector(Actor):
             self._emit(SignalRow, **signal_record(data))
 
     def _on_order_event(self, event: OrderEvent) -> None:
+        """The event, and any event of its order NautilusTrader applied without publishing
+        it (the pending-cancel of a cancel the strategy sends), in the order's own order."""
+        order = self.cache.order(event.client_order_id)
+        if order is None:
+            self._record_event(event)
+            return
+        if order.client_order_id.value not in self._known_orders:  # its first event: as created
+            self._known_orders.add(order.client_order_id.value)
+            self._counts["orders"] += 1
+            self._emit(OrderRow, strategy_id=order.strategy_id.value, **order_intent(order))
+        for applied in order.events:
+            self._record_event(applied)
+        self._record_event(event)
+
+    def _record_event(self, event: OrderEvent) -> None:
+        event_id = str(event.id)
+        if event_id in self._known_events:
+            return
+        self._known_events.add(event_id)
         cid = event.client_order_id.value
-        if cid not in self._known_orders:  # the first event of an order: record it as created
-            order = self.cache.order(event.client_order_id)
-            if order is not None:
-                self._known_orders.add(cid)
-                self._counts["orders"] += 1
-                self._emit(OrderRow, strategy_id=order.strategy_id.value, **order_intent(order))
         venue_order_id = event.venue_order_id
-        self._emit(OrderEventRow, ts_event=event.ts_event, ts_init=event.ts_init, event_id=str(event.id),
+        self._emit(OrderEventRow, ts_event=event.ts_event, ts_init=event.ts_init, event_id=event_id,
                    kind=type(event).__name__, client_order_id=cid,
                    venue_order_id=venue_order_id.value if venue_order_id is not None else None,
                    strategy_id=event.strategy_id.value, instrument_id=event.instrument_id.value,

@@ -59,7 +59,7 @@ class Journal:
         sinks: list[Sink] = list(self._also)
         if "postgres" in self.settings.sinks:
             assert self.dsn is not None
-            sink = PostgresSink(self.dsn, Path(self.settings.spool_dir) / f"{run_id}.jsonl",
+            sink = PostgresSink(self.dsn, Path(self.settings.spool_dir) / f"{run_id}.spool",
                                 flush_interval_secs=self.settings.flush_interval_ms / 1000,
                                 max_batch=self.settings.max_batch)
             sink.open()

@@ -1,7 +1,7 @@
 """The journal's rows: one typed struct per table, field order = column order.
 
 Plain msgspec structs (no NautilusTrader inside), so a sink can write, spool and replay them
-without the engine, and the spool's JSON lines decode back to the very same rows. Every row
+without the engine, and the spool's frames decode back to the very same rows. Every row
 carries ``(run_id, seq)``: the run and the place of the event in it (one counter across all
 tables), the key that makes a replay insert each row exactly once.
 """

@@ -1,13 +1,15 @@
 """The local append-only file rows go to while the database is away.
 
-One JSON line per row (msgspec, tagged by table, so a line decodes back to the same row),
-fsynced per batch: what a batch handed over survives a crash of the process. The file is
+One length-prefixed msgpack frame per row (msgspec, tagged by table, so a frame decodes back
+to the same row; msgpack, not JSON lines, because JSON has no NaN and a signal's outlook can
+be NaN), fsynced per batch: what a batch handed over survives a crash of the process. The file is
 locked while its sink has it open, so a later process replays only files no one is writing
 (a crashed run's leftovers), never a running sink's.
 """
 
 import fcntl
 import os
+import struct
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -15,8 +17,9 @@ import msgspec
 
 from live.journal.rows import AnyRow, Row
 
-_encoder = msgspec.json.Encoder()
-_decoder = msgspec.json.Decoder(AnyRow)
+_encoder = msgspec.msgpack.Encoder()
+_decoder = msgspec.msgpack.Decoder(AnyRow)
+_LENGTH = struct.Struct("<I")
 
 
 class Spool:
@@ -36,7 +39,7 @@ class Spool:
     def leftovers(cls, directory: Path, keep: Path) -> Iterator["Spool"]:
         """Spool files in ``directory`` that no running sink holds (a crashed run's), other
         than ``keep``, each locked for the caller to replay and close."""
-        for path in sorted(directory.glob("*.jsonl")):
+        for path in sorted(directory.glob("*.spool")):
             if path == keep:
                 continue
             try:
@@ -47,24 +50,29 @@ class Spool:
     def append(self, rows: list[Row]) -> None:
         buf = bytearray()
         for row in rows:
-            _encoder.encode_into(row, buf, len(buf))
-            buf += b"\n"
+            frame = _encoder.encode(row)
+            buf += _LENGTH.pack(len(frame))
+            buf += frame
         os.write(self._fd, buf)
         os.fsync(self._fd)
         self.pending = True
 
     def batches(self, size: int) -> Iterator[list[Row]]:
         """The spooled rows in the order they were appended, ``size`` at a time. A torn last
-        line (the process died inside a write) is skipped: its batch was never fsynced whole."""
+        frame (the process died inside a write) is skipped: its batch was never fsynced whole."""
+        data = memoryview(self.path.read_bytes())
         batch: list[Row] = []
-        with open(self.path, "rb") as f:
-            for line in f:
-                if not line.endswith(b"\n"):
-                    break
-                batch.append(_decoder.decode(line))
-                if len(batch) == size:
-                    yield batch
-                    batch = []
+        at = 0
+        while at + _LENGTH.size <= len(data):
+            (length,) = _LENGTH.unpack_from(data, at)
+            end = at + _LENGTH.size + length
+            if end > len(data):
+                break
+            batch.append(_decoder.decode(data[at + _LENGTH.size:end]))
+            at = end
+            if len(batch) == size:
+                yield batch
+                batch = []
         if batch:
             yield batch
 

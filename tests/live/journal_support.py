@@ -58,7 +58,9 @@ def start_server(handle) -> None:
 def signal_row(run_id: str, seq: int) -> SignalRow:
     return SignalRow(run_id=run_id, seq=seq, ts_event=1_735_000_000_000_000_000 + seq * 60_000_000_000,
                      instrument_id="S000.ALPACA", models="lightgbm", probabilities=[seq / 1e6],
-                     decision="BUY", confidence=0.5, expected_return=0.001, risk_score=2, volatility=0.01,
+                     decision="BUY", confidence=0.5,
+                     expected_return=float("nan") if seq % 7 == 0 else 0.001,  # NaN: no outlook yet
+                     risk_score=2, volatility=0.01,
                      horizon=30, horizons="1,5,30", horizon_returns=[0.1, 0.2, 0.3])
 
 
@@ -74,4 +76,4 @@ def seqs(dsn: str, table: str, run_id: str) -> list[int]:
 
 
 def spool_files(directory: Path) -> list[Path]:
-    return sorted(directory.glob("*.jsonl")) if directory.exists() else []
+    return sorted(directory.glob("*.spool")) if directory.exists() else []
