@@ -58,7 +58,8 @@ def read_day(conn: psycopg.Connection, day: date) -> DayReport:
                         (ids,)).fetchone()["n"]
     top = cur.execute(
         "SELECT ts_event, instrument_id, decision, confidence, expected_return, risk_score "
-        "FROM journal.signals WHERE run_id = ANY(%s) ORDER BY confidence DESC, seq LIMIT %s",
+        "FROM journal.signals WHERE run_id = ANY(%s) AND confidence <> 'NaN' "
+        "ORDER BY confidence DESC, seq LIMIT %s",
         (ids, TOP_SIGNALS)).fetchall()
     return DayReport(day=day, runs=runs, model_versions=versions, orders=orders, fills=fills,
                      summaries=summaries, signal_count=count, top_signals=top)

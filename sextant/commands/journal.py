@@ -1,5 +1,6 @@
 """`sextant journal today|day YYYY-MM-DD`: what the journal database holds about a day."""
 
+import math
 from datetime import date
 from pathlib import Path
 from typing import Annotated, get_args
@@ -63,7 +64,7 @@ def day(
 
 
 def _show(when: date, dsn: str | None, data_dir: Path) -> None:
-    settings = JournalSettings(data_dir=str(data_dir))
+    settings = JournalSettings(sinks=(), data_dir=str(data_dir))  # reading: no sink
     try:
         with open_journal(settings, dsn=dsn, must_exist=True) as journal:
             report = journal.read_day(when)
@@ -102,5 +103,10 @@ def print_day(report: DayReport) -> None:
          f["last_px"], f["commission"]] for f in report.fills]))
     console.print(_table(f"signals: {report.signal_count:,}; the most confident",
                          ["bar", "instrument", "decision", "confidence", "expected return", "risk"], [
-        [ny(s["ts_event"], "%H:%M"), s["instrument_id"], s["decision"], f"{s['confidence']:.3f}",
-         f"{s['expected_return']:+.5f}", s["risk_score"]] for s in report.top_signals]))
+        [ny(s["ts_event"], "%H:%M"), s["instrument_id"], s["decision"], _number(s["confidence"], ".3f"),
+         _number(s["expected_return"], "+.5f"), s["risk_score"]] for s in report.top_signals]))
+
+
+def _number(value: float, spec: str) -> str:
+    """``value`` formatted; "-" for NaN (a signal whose outlook had no forecast yet)."""
+    return "-" if math.isnan(value) else format(value, spec)
