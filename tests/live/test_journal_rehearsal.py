@@ -3,6 +3,7 @@ node's own record (its cache's orders and every event of each, their fills) and 
 the actor published, in counts and in values; `sextant journal day` reads it back."""
 
 import json
+import logging
 import math
 from decimal import Decimal
 
@@ -15,7 +16,7 @@ from live.journal import JournalSettings, open_journal
 from live.rehearsal import rehearse
 from sextant.cli import app
 from tests.live.conftest import live_config
-from tests.live.journal_support import dsn, server  # noqa: F401 - fixtures
+from tests.live.journal_support import dsn, server, start_server, stop_server  # noqa: F401 - fixtures
 
 DAY = "2024-12-30"
 
@@ -115,3 +116,38 @@ def test_sextant_journal_day_shows_the_rehearsed_day(journaled):
     assert shown.exit_code == 0, shown.output
     assert f"signals: {len(result.signals):,}" in shown.output
     assert "lightgbm" in shown.output and "rehearsal" in shown.output
+
+
+@pytest.mark.slow
+def test_a_database_outage_mid_session_loses_and_duplicates_nothing(market, server, tmp_path, caplog):  # noqa: F811
+    """The server process is stopped at 10:00 of the rehearsed day and started again at 10:20:
+    the rows of those minutes wait in the spool and reach the database once."""
+    catalog, models = market
+    base, handle = server
+    with psycopg.connect(base, autocommit=True) as conn:
+        conn.execute("CREATE DATABASE outage")
+    db = psycopg.conninfo.make_conninfo(base, dbname="outage")
+    settings = JournalSettings(sinks=("postgres",), dsn=db, spool_dir=str(tmp_path / "spool"),
+                               flush_interval_ms=20)
+
+    def on_minute(done: int, _total: int) -> None:
+        if done == 30:
+            stop_server(handle)
+        elif done == 50:
+            start_server(handle)
+
+    caplog.set_level(logging.INFO, logger="live.journal.postgres")
+    try:
+        result = rehearse(live_config(models, journal=settings), catalog, DAY, until="11:00", on_minute=on_minute)
+    finally:
+        start_server(handle)  # a no-op when it runs
+    assert "lost the database" in caplog.text and "was replayed" in caplog.text  # it did spool
+    signals = rows(db, "SELECT ts_event, instrument_id FROM journal.signals")
+    assert sorted((r["ts_event"], r["instrument_id"]) for r in signals) == sorted(
+        (s["ts_event"], s["instrument_id"]) for s in result.signals)
+    events = [r["event_id"] for r in rows(db, "SELECT event_id FROM journal.order_events")]
+    assert sorted(events) == sorted(e["event_id"] for e in result.order_events)
+    seq = [r["seq"] for r in rows(db, "SELECT seq FROM (SELECT seq FROM journal.signals UNION ALL "
+                                      "SELECT seq FROM journal.order_events) s ORDER BY seq")]
+    assert len(seq) == len(set(seq))
+    assert list((tmp_path / "spool").glob("*.spool")) == []  # replayed and removed
