@@ -56,11 +56,12 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
     """Ctrl-C stops the rehearsal like a live stop (cancel, flatten, journal) and exits 130."""
     from live.rehearsal import RehearsalError, rehearse
 
-    journal = out / f"rehearsal-{cfg.name}-{day}"
+    run_dir = out / f"rehearsal-{cfg.name}-{day}"
+    journal = _where(cfg, run_dir, day)
     try:
         with Progress(console=console) as progress:
             task = progress.add_task(f"rehearsing {day}", total=None)
-            result = rehearse(cfg, catalog, day, out_dir=journal,
+            result = rehearse(cfg, catalog, day, out_dir=run_dir,
                               on_minute=lambda done, total: progress.update(task, completed=done, total=total))
     except (RehearsalError, CatalogError, *JOURNAL_ERRORS) as e:
         fail(str(e))
@@ -71,6 +72,14 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
                   f"signals, {len(result.intents)} orders, {len(result.fills)} fills; journal: {journal}")
 
 
+def _where(cfg, run_dir: Path, day: str) -> str:
+    """Where the journal of a run goes, as the user reads it back."""
+    sinks = cfg.journal.sinks
+    places = ([f"`sextant journal day {day}`"] if "postgres" in sinks else []) + (
+        [str(run_dir)] if "parquet" in sinks else [])
+    return " and ".join(places) or "in memory only (journal.sinks is empty)"
+
+
 def _run_node(cfg, out: Path) -> None:
     """Until Ctrl-C (or SIGTERM): then the strategy cancels its orders and flattens, the journal
     is written and the node disconnects, the same stop as a rehearsal's. Exits 2 with the
@@ -79,11 +88,12 @@ def _run_node(cfg, out: Path) -> None:
     from live.node import NodeStartError, NodeThread, build_node, node_config
 
     now = pd.Timestamp.now(tz="UTC")
-    journal = out / f"{cfg.name}-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    run_dir = out / f"{cfg.name}-{now.strftime('%Y%m%dT%H%M%SZ')}"
     run = RunInfo(trading_day=now.tz_convert("America/New_York").date(), name=cfg.name, mode=cfg.mode,
                   model_dirs={name: str(path) for name, path in cfg.model_dirs().items()})
+    journal = _where(cfg, run_dir, run.trading_day.isoformat())
     try:
-        with open_journal(cfg.journal, out_dir=journal) as opened:
+        with open_journal(cfg.journal, out_dir=run_dir) as opened:
             collector = opened.collector(run)
             with NodeThread(build_node, cfg, node_config(cfg), extra_actors=[collector]) as node:
                 console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
