@@ -88,7 +88,8 @@ class JournalCollector(Actor):
 
     def on_stop(self) -> None:
         """The node stops its strategies (cancel, flatten, settled) before its actors: every
-        order is final here. Its unpublished events are swept in, then the day's summary."""
+        order has settled here (or the bounded wait gave up). Its unpublished events are swept
+        in, then the day's summary."""
         for order in self.cache.orders():
             self._on_order_event(order.last_event)
         self._emit(DailySummary, trading_day=date.fromisoformat(self.config.trading_day),

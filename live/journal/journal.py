@@ -79,11 +79,11 @@ class Journal:
             return read_day(conn, day)
 
     def close(self) -> None:
-        """Flush and close every sink (in order; each sink's own failure surfaces), then stop
-        the embedded server if this journal started it."""
-        with self._stack:
-            for sink in self._sinks:
-                sink.close()
+        """Flush and close every sink, in order, each even if one before it fails (the
+        failure surfaces afterwards), then stop the embedded server if this journal started it."""
+        with self._stack, ExitStack() as closing:
+            for sink in reversed(self._sinks):  # callbacks run last-in first-out: in order
+                closing.callback(sink.close)
 
     def __enter__(self) -> Self:
         return self

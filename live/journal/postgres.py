@@ -44,7 +44,7 @@ def connect(dsn: str) -> psycopg.Connection:
     try:
         return psycopg.connect(dsn, autocommit=True, connect_timeout=_CONNECT_TIMEOUT_SECS)
     except psycopg.OperationalError as e:
-        reason = str(e).strip().splitlines()[-1] if str(e).strip() else type(e).__name__
+        reason = " ".join(str(e).split()) or type(e).__name__  # libpq's lines, as one
         raise JournalUnavailableError(f"cannot reach the journal database {mask_dsn(dsn)}: {reason}") from None
 
 
@@ -174,8 +174,7 @@ class PostgresSink:
             write_rows(self._conn, batch)
         except psycopg.OperationalError as e:
             log.warning("journal: lost the database %s (%s); spooling to %s", mask_dsn(self.dsn),
-                        str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__,
-                        self._spool_path)
+                        " ".join(str(e).split()) or type(e).__name__, self._spool_path)
             self._conn.close()
             self._conn = None
             self._retry_at = time.monotonic() + RECONNECT_SECS

@@ -81,8 +81,8 @@ class Spool:
         os.fsync(self._fd)
         self.pending = False
 
-    def close(self, *, remove_if_empty: bool = True) -> None:
-        empty = not self.pending
-        if empty and remove_if_empty:
+    def close(self) -> None:
+        """Releases the file; an empty one (all replayed) is removed."""
+        if not self.pending:
             self.path.unlink(missing_ok=True)
         os.close(self._fd)  # releases the lock
