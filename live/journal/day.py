@@ -23,6 +23,7 @@ class DayReport:
     summaries: list[dict]       # per run: counts, start/end equity, pnl, realized_pnl
     signal_count: int
     top_signals: list[dict]     # the most confident signals
+    decisions: list[dict]       # ts, kind, subject, details: promotions and the like
 
 
 def read_day(conn: psycopg.Connection, day: date) -> DayReport:
@@ -32,11 +33,14 @@ def read_day(conn: psycopg.Connection, day: date) -> DayReport:
         "min(ts) FILTER (WHERE kind = 'started') AS started, "
         "max(ts) FILTER (WHERE kind = 'stopped') AS stopped "
         "FROM journal.run_events WHERE trading_day = %s GROUP BY run_id ORDER BY started", (day,)).fetchall()
-    if not runs:
+    decisions = cur.execute("SELECT ts, kind, subject, details FROM journal.decisions "
+                            "WHERE trading_day = %s ORDER BY ts", (day,)).fetchall()
+    if not runs and not decisions:
         days = [r["trading_day"] for r in cur.execute(
-            "SELECT DISTINCT trading_day FROM journal.run_events ORDER BY trading_day DESC LIMIT 5")]
+            "SELECT trading_day FROM journal.run_events UNION SELECT trading_day FROM journal.decisions "
+            "ORDER BY trading_day DESC LIMIT 5")]
         held = ", ".join(d.isoformat() for d in days) if days else "none yet"
-        raise EmptyDayError(f"the journal holds no run on {day.isoformat()} (latest days: {held})")
+        raise EmptyDayError(f"the journal holds nothing on {day.isoformat()} (latest days: {held})")
     ids = [r["run_id"] for r in runs]
 
     def rows(query: str) -> list[dict]:
@@ -62,4 +66,4 @@ def read_day(conn: psycopg.Connection, day: date) -> DayReport:
         "ORDER BY confidence DESC, seq LIMIT %s",
         (ids, TOP_SIGNALS)).fetchall()
     return DayReport(day=day, runs=runs, model_versions=versions, orders=orders, fills=fills,
-                     summaries=summaries, signal_count=count, top_signals=top)
+                     summaries=summaries, signal_count=count, top_signals=top, decisions=decisions)

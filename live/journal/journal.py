@@ -7,6 +7,7 @@ a node runs, and the reading of a day back (``sextant journal``).
     # leaving flushes every sink (the database, the Parquet files) and stops the embedded server
 """
 
+import time
 import uuid
 from collections.abc import Sequence
 from contextlib import ExitStack
@@ -14,6 +15,8 @@ from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import TYPE_CHECKING, Self
+
+from psycopg.types.json import Jsonb
 
 from catalog.database import embedded_postgres_dsn
 from live.journal.day import DayReport, read_day
@@ -70,6 +73,21 @@ class Journal:
         return JournalCollector(JournalCollectorConfig(
             run_id=run_id, trading_day=run.trading_day.isoformat(), name=run.name, mode=run.mode,
             model_dirs=dict(run.model_dirs)), sinks)
+
+    def record_decision(self, kind: str, subject: str, details: dict, trading_day: date,
+                        decision_id: str | None = None) -> str:
+        """Store a decision and its evidence (``details``: JSON-able), e.g. kind "promotion",
+        subject "lightgbm v3 over v2", the metrics of both. Written at once, not batched: a
+        decision is rare and must not wait on a run. Returns its id; the same ``decision_id``
+        twice is stored once."""
+        if self.dsn is None:
+            raise JournalConfigError("the journal has no database to record in ('journal.sinks' lacks postgres)")
+        decision_id = decision_id or uuid.uuid4().hex
+        with connect(self.dsn) as conn:
+            conn.execute("INSERT INTO journal.decisions VALUES (%s, %s, %s, %s, %s, %s) "
+                         "ON CONFLICT (decision_id) DO NOTHING",
+                         (decision_id, time.time_ns(), trading_day, kind, subject, Jsonb(details)))
+        return decision_id
 
     def read_day(self, day: date) -> DayReport:
         """Everything the database holds about the runs of ``day``."""

@@ -1,5 +1,6 @@
 """`sextant journal today|day YYYY-MM-DD`: what the journal database holds about a day."""
 
+import json
 import math
 from datetime import date
 from pathlib import Path
@@ -84,6 +85,9 @@ def _table(title: str, columns: list[str], rows: list[list]) -> Table:
 
 def print_day(report: DayReport) -> None:
     console.print(f"[bold]journal of {report.day.isoformat()}[/]")
+    _print_decisions(report.decisions)
+    if not report.runs:
+        return
     summaries = {s["run_id"]: s for s in report.summaries}
     console.print(_table("runs", ["run", "name", "mode", "started", "stopped", "orders", "fills", "P&L",
                                   "realized"], [
@@ -105,6 +109,17 @@ def print_day(report: DayReport) -> None:
                          ["bar", "instrument", "decision", "confidence", "expected return", "risk"], [
         [ny(s["ts_event"], "%H:%M"), s["instrument_id"], s["decision"], _number(s["confidence"], ".3f"),
          _number(s["expected_return"], "+.5f"), s["risk_score"]] for s in report.top_signals]))
+
+
+def _print_decisions(decisions: list[dict]) -> None:
+    if decisions:
+        console.print(_table("decisions", ["time", "kind", "subject", "evidence"], [
+            [ny(d["ts"], "%H:%M:%S"), d["kind"], d["subject"], _brief(d["details"])] for d in decisions]))
+
+
+def _brief(details: dict, width: int = 100) -> str:
+    text = json.dumps(details, separators=(", ", ": "), default=str)
+    return text if len(text) <= width else text[: width - 3] + "..."
 
 
 def _number(value: float, spec: str) -> str:

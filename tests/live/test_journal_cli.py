@@ -43,7 +43,7 @@ def test_no_embedded_database_yet_says_where_it_looked(tmp_path: Path):
 
 def test_an_empty_day_is_one_line(dsn):  # noqa: F811
     result, said = run("journal", "day", "2024-12-24", "--dsn", dsn)
-    assert_refused(result, "the journal holds no run on 2024-12-24 (latest days: none yet)", said)
+    assert_refused(result, "the journal holds nothing on 2024-12-24 (latest days: none yet)", said)
 
 
 def test_passwords_are_masked_in_both_dsn_forms():
