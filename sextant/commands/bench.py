@@ -84,6 +84,8 @@ def _bench_journal() -> None:
         table.add_column(col, justify=justify)
     table.add_row("handed over on the event loop, events/s", f"{r['put_per_sec']:,.0f}", "")
     table.add_row("  per event, us", f"{r['put_us']:.2f}", "")
+    table.add_row("MLSignal -> collector row -> sink, us per signal (event loop)",
+                  f"{r['collector_signal_us']:.2f}", "")
     table.add_row(f"committed to PostgreSQL, events/s ({r['rows']:,} in {r['seconds']:.2f} s)",
                   f"{r['committed_per_sec']:,.0f}", f">= {TARGET_EVENTS_PER_SEC:,}")
     table.add_row(f"  flush every {r['flush_interval_ms']:.0f} ms or {r['max_batch']:,} rows", "", "")

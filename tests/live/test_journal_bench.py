@@ -16,3 +16,4 @@ def test_journal_throughput_commits_every_row_it_times():
     r = journal_throughput(n=2_000, flush_interval_secs=0.01, max_batch=500)
     assert r["flushed"] == r["rows"] == 2_000
     assert r["committed_per_sec"] > 0 and r["put_per_sec"] >= r["committed_per_sec"]
+    assert r["collector_signal_us"] > 0
