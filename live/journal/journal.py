@@ -22,7 +22,7 @@ from catalog.database import embedded_postgres_dsn
 from live.journal.day import DayReport, read_day
 from live.journal.postgres import PostgresSink, connect
 from live.journal.schema import migrate
-from live.journal.settings import JournalSettings, configured_dsn
+from live.journal.settings import JournalSettings, configured_dsn, database_key
 from live.journal.sinks import ParquetSink, Sink
 
 if TYPE_CHECKING:  # the collector imports NautilusTrader: only runs that have a node pay for it
@@ -62,7 +62,8 @@ class Journal:
         sinks: list[Sink] = list(self._also)
         if "postgres" in self.settings.sinks:
             assert self.dsn is not None
-            sink = PostgresSink(self.dsn, Path(self.settings.spool_dir) / f"{run_id}.spool",
+            spool_dir = Path(self.settings.spool_dir) / database_key(self.dsn)
+            sink = PostgresSink(self.dsn, spool_dir / f"{run_id}.spool",
                                 flush_interval_secs=self.settings.flush_interval_ms / 1000,
                                 max_batch=self.settings.max_batch)
             sink.open()

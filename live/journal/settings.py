@@ -5,6 +5,7 @@ else ``dsn`` here, else the embedded PostgreSQL in ``data_dir``. A DSN can carry
 so every message shows it through ``mask_dsn``.
 """
 
+import hashlib
 import os
 from collections.abc import Mapping
 from typing import Annotated, Literal
@@ -34,6 +35,13 @@ class JournalSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
 def configured_dsn(settings: JournalSettings, environ: Mapping[str, str] = os.environ) -> str | None:
     """The DSN a user gave (environment first), or None for the embedded server."""
     return environ.get(DSN_ENV) or settings.dsn
+
+
+def database_key(dsn: str) -> str:
+    """A short name for the database ``dsn`` points at (its masked form, hashed): spools live
+    in a directory per database, so a spool is only ever replayed into the database its rows
+    were meant for."""
+    return hashlib.sha256(mask_dsn(dsn).encode()).hexdigest()[:16]
 
 
 def mask_dsn(dsn: str) -> str:

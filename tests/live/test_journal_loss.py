@@ -3,6 +3,7 @@ crashed run's spool replayed by the next, a writer killed with SIGKILL mid-strea
 real PostgreSQL server (its process stopped, not a mock)."""
 
 import math
+from datetime import date
 import os
 import signal
 import subprocess
@@ -12,7 +13,9 @@ from pathlib import Path
 
 import psycopg
 
+from live.journal import JournalSettings, RunInfo, open_journal
 from live.journal.postgres import PostgresSink, prepare_staging, write_rows
+from live.journal.settings import database_key
 from live.journal.spool import Spool
 from tests.live.journal_support import (  # noqa: F401 - fixtures
     dsn,
@@ -93,6 +96,7 @@ def test_a_spool_held_by_a_running_sink_is_not_replayed_by_another(dsn, tmp_path
 
 WRITER = """
 import sys, time
+from live.journal import JournalSettings, RunInfo, open_journal
 from live.journal.postgres import PostgresSink
 from tests.live.journal_support import signal_row
 sink = PostgresSink(sys.argv[1], __import__('pathlib').Path(sys.argv[2]), flush_interval_secs=0.02, max_batch=200)
@@ -128,3 +132,25 @@ def test_a_writer_killed_with_sigkill_keeps_everything_up_to_its_last_flush(dsn,
     # a prefix of what was put, with no gap, at least as long as the last flush it reported
     assert written == list(range(1, len(written) + 1))
     assert len(written) >= flushed >= 3000
+
+
+def test_spools_are_kept_per_database_so_one_is_never_replayed_into_another(server, tmp_path):  # noqa: F811
+    """A run against database A that ends with a spool must not be replayed into B."""
+    base, _ = server
+    names = ("spool_a", "spool_b")
+    with psycopg.connect(base, autocommit=True) as conn:
+        for name in names:
+            conn.execute(f"CREATE DATABASE {name}")
+    a, b = (psycopg.conninfo.make_conninfo(base, dbname=name) for name in names)
+    assert database_key(a) != database_key(b)
+    leftover = Spool(tmp_path / "spool" / database_key(a) / "crashed.spool")
+    leftover.append([signal_row("crashed", 1)])
+    leftover.close()
+    settings = JournalSettings(sinks=("postgres",), spool_dir=str(tmp_path / "spool"))
+    run = RunInfo(trading_day=date(2024, 12, 30), name="t", mode="paper")
+    with open_journal(settings, dsn=b) as journal:
+        journal.collector(run)
+    assert seqs(b, "signals", "crashed") == []
+    with open_journal(settings, dsn=a) as journal:
+        journal.collector(run)
+    assert seqs(a, "signals", "crashed") == [1]

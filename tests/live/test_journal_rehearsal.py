@@ -5,6 +5,7 @@ the actor published, in counts and in values; `sextant journal day` reads it bac
 import json
 import logging
 import math
+from datetime import date
 from decimal import Decimal
 
 import psycopg
@@ -109,7 +110,7 @@ def test_the_run_its_models_equity_and_summary_are_journaled(journaled, market):
 def test_sextant_journal_day_shows_the_rehearsed_day(journaled):
     db, result = journaled
     with open_journal(JournalSettings(sinks=()), dsn=db, must_exist=True) as journal:
-        report = journal.read_day(__import__("datetime").date.fromisoformat(DAY))
+        report = journal.read_day(date.fromisoformat(DAY))
     created = sum(e["kind"] == "OrderInitialized" for e in result.order_events)
     assert len(report.orders) == created and report.signal_count == len(result.signals)
     shown = CliRunner().invoke(app, ["journal", "day", DAY, "--dsn", db], env={"COLUMNS": "250"})
@@ -150,4 +151,4 @@ def test_a_database_outage_mid_session_loses_and_duplicates_nothing(market, serv
     seq = [r["seq"] for r in rows(db, "SELECT seq FROM (SELECT seq FROM journal.signals UNION ALL "
                                       "SELECT seq FROM journal.order_events) s ORDER BY seq")]
     assert len(seq) == len(set(seq))
-    assert list((tmp_path / "spool").glob("*.spool")) == []  # replayed and removed
+    assert list((tmp_path / "spool").rglob("*.spool")) == []  # replayed and removed
