@@ -3,12 +3,12 @@ crashed run's spool replayed by the next, a writer killed with SIGKILL mid-strea
 real PostgreSQL server (its process stopped, not a mock)."""
 
 import math
-from datetime import date
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import psycopg
