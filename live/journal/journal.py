@@ -52,12 +52,17 @@ class Journal:
         self._out_dir = out_dir
         self._also = tuple(also)
         self._stack = stack
-        self._sinks: list[Sink] = []
+        self._runs: dict[str, list[Sink]] = {}  # run id -> the sinks opened for it
 
-    def collector(self, run: RunInfo) -> "JournalCollector":
-        """The actor for one run of a node, writing to this journal's sinks."""
+    def collector(self, run: RunInfo, out_dir: Path | None = None) -> "JournalCollector":
+        """The actor for one run of a node, writing to this journal's sinks; ``out_dir``: the
+        Parquet sink's directory for this run (default: the journal's). A process running
+        several runs (a scheduler, day after day) ends each with ``finish``."""
         from live.journal.collector import JournalCollector, JournalCollectorConfig
 
+        out_dir = out_dir or self._out_dir
+        if "parquet" in self.settings.sinks and out_dir is None:
+            raise JournalConfigError("'journal.sinks' has parquet but this run has no output directory")
         run_id = uuid.uuid4().hex
         sinks: list[Sink] = list(self._also)
         if "postgres" in self.settings.sinks:
@@ -69,8 +74,8 @@ class Journal:
             sink.open()
             sinks.append(sink)
         if "parquet" in self.settings.sinks:
-            sinks.append(ParquetSink(self._out_dir))
-        self._sinks.extend(s for s in sinks if s not in self._also)
+            sinks.append(ParquetSink(out_dir))
+        self._runs[run_id] = [s for s in sinks if s not in self._also]
         return JournalCollector(JournalCollectorConfig(
             run_id=run_id, trading_day=run.trading_day.isoformat(), name=run.name, mode=run.mode,
             model_dirs=dict(run.model_dirs)), sinks)
@@ -97,18 +102,29 @@ class Journal:
         with connect(self.dsn) as conn:
             return read_day(conn, day)
 
+    def finish(self, collector: "JournalCollector") -> None:
+        """Flush and close the sinks of ``collector``'s run (its node has stopped)."""
+        _close_all(self._runs.pop(collector.config.run_id))
+
     def close(self) -> None:
-        """Flush and close every sink, in order, each even if one before it fails (the
-        failure surfaces afterwards), then stop the embedded server if this journal started it."""
-        with self._stack, ExitStack() as closing:
-            for sink in reversed(self._sinks):  # callbacks run last-in first-out: in order
-                closing.callback(sink.close)
+        """Finish every run not finished yet, then stop the embedded server if this journal
+        started it."""
+        with self._stack:
+            _close_all([sink for sinks in self._runs.values() for sink in sinks])
+            self._runs.clear()
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close_all(sinks: list[Sink]) -> None:
+    """Close ``sinks`` in order, each even if one before it fails (the failure surfaces after)."""
+    with ExitStack() as closing:
+        for sink in reversed(sinks):  # callbacks run last-in first-out: in order
+            closing.callback(sink.close)
 
 
 def open_journal(settings: JournalSettings, *, dsn: str | None = None, out_dir: Path | None = None,
@@ -118,8 +134,6 @@ def open_journal(settings: JournalSettings, *, dsn: str | None = None, out_dir: 
     ``settings.data_dir``) is reached and migrated here, so a wrong DSN or a newer schema
     stops a start before any node runs. ``also``: sinks of the caller's (a rehearsal keeps
     its record in memory). ``must_exist``: refuse to create an embedded database (reading)."""
-    if "parquet" in settings.sinks and out_dir is None:
-        raise JournalConfigError("'journal.sinks' has parquet but this run has no output directory")
     if "postgres" not in settings.sinks and not must_exist:
         return Journal(settings, None, out_dir, also, ExitStack())
     with ExitStack() as stack:

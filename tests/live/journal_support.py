@@ -6,14 +6,13 @@ import shutil
 import tempfile
 import warnings
 from collections.abc import Iterator
-from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
 
 from catalog.database import embedded_postgres_dsn
-from live.journal.rows import RunEvent, SignalRow
+from live.journal.rows import SignalRow
 
 _names = itertools.count()
 
@@ -62,11 +61,6 @@ def signal_row(run_id: str, seq: int) -> SignalRow:
                      expected_return=float("nan") if seq % 7 == 0 else 0.001,  # NaN: no outlook yet
                      risk_score=2, volatility=0.01,
                      horizon=30, horizons="1,5,30", horizon_returns=[0.1, 0.2, 0.3])
-
-
-def run_row(run_id: str, seq: int, kind: str = "started", day: date = date(2024, 12, 30)) -> RunEvent:
-    return RunEvent(run_id=run_id, seq=seq, ts=1_735_570_000_000_000_000, kind=kind, trading_day=day,
-                    trader_id="SEXTANT-001", name="test", mode="rehearsal")
 
 
 def seqs(dsn: str, table: str, run_id: str) -> list[int]:

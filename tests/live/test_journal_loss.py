@@ -11,12 +11,16 @@ import time
 from datetime import date
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import psycopg
+from nautilus_trader.model.identifiers import InstrumentId
 
 from live.journal import JournalSettings, RunInfo, open_journal
 from live.journal.postgres import PostgresSink, prepare_staging, write_rows
 from live.journal.settings import database_key
 from live.journal.spool import Spool
+from strategies.signals import MLSignal
 from tests.live.journal_support import (  # noqa: F401 - fixtures
     dsn,
     seqs,
@@ -28,6 +32,12 @@ from tests.live.journal_support import (  # noqa: F401 - fixtures
 )
 
 ROOT = Path(__file__).resolve().parents[2]
+
+
+def ml_signal() -> MLSignal:
+    return MLSignal(ts_event=1, ts_init=1, instrument_id=InstrumentId.from_str("S000.ALPACA"), models="lightgbm",
+                    probabilities=np.array([0.6]), decision="BUY", confidence=0.6, expected_return=0.001,
+                    risk_score=2, volatility=0.01, horizon=30, horizons="30", horizon_returns=np.array([0.001]))
 
 
 def wait_for(condition, what: str, timeout: float = 30.0) -> None:
@@ -154,3 +164,17 @@ def test_spools_are_kept_per_database_so_one_is_never_replayed_into_another(serv
     with open_journal(settings, dsn=a) as journal:
         journal.collector(run)
     assert seqs(a, "signals", "crashed") == [1]
+
+
+def test_a_journal_runs_day_after_day_each_run_finished_on_its_own(dsn, tmp_path):  # noqa: F811
+    """A scheduler keeps one journal open for the week: finishing a day's run writes all of
+    it (database and files) while the journal stays open for the next."""
+    settings = JournalSettings(sinks=("postgres", "parquet"), spool_dir=str(tmp_path / "spool"))
+    with open_journal(settings, dsn=dsn) as journal:
+        for day in (date(2024, 12, 30), date(2024, 12, 31)):
+            collector = journal.collector(RunInfo(trading_day=day, name="week", mode="paper"),
+                                          out_dir=tmp_path / day.isoformat())
+            collector.on_data(ml_signal())  # as the node's data engine hands it a signal
+            journal.finish(collector)
+            assert seqs(dsn, "signals", collector.config.run_id) == [1]
+            assert len(pd.read_parquet(tmp_path / day.isoformat() / "signals.parquet")) == 1
