@@ -4,7 +4,9 @@ a node runs, and the reading of a day back (``sextant journal``).
     with open_journal(config.journal, out_dir=run_dir) as journal:
         collector = journal.collector(RunInfo(...))   # an actor for the node
         ...run the node...
-    # leaving flushes every sink (the database, the Parquet files) and stops the embedded server
+        journal.finish(collector)                     # optional: a scheduler's day is over
+    # leaving finishes every run (the database flushed, the Parquet files written) and stops
+    # the embedded server if the journal started it
 """
 
 import time
