@@ -19,6 +19,13 @@ DEFAULT_DATA_DIR = Path("data/postgres")
 def embedded_postgres(data_dir: Path = DEFAULT_DATA_DIR) -> Iterator[str]:
     """The SQLAlchemy URL (psycopg 3 over the server's unix socket) of the embedded server in
     ``data_dir``, created there the first time; the server runs until the block ends."""
+    with embedded_postgres_dsn(data_dir) as dsn:
+        yield sqlalchemy_url(dsn)
+
+
+@contextmanager
+def embedded_postgres_dsn(data_dir: Path = DEFAULT_DATA_DIR) -> Iterator[str]:
+    """``embedded_postgres`` for libpq clients (psycopg itself): the ``postgresql://`` URI."""
     with warnings.catch_warnings():
         # pgserver keeps a lock in the user's runtime directory; without a login session (a
         # container, CI, a service) platformdirs falls back to /tmp/runtime-<uid> and warns
@@ -29,7 +36,7 @@ def embedded_postgres(data_dir: Path = DEFAULT_DATA_DIR) -> Iterator[str]:
     data_dir = Path(data_dir).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
     with pgserver.get_server(data_dir, cleanup_mode="stop") as server:
-        yield sqlalchemy_url(server.get_uri())
+        yield server.get_uri()
 
 
 def sqlalchemy_url(libpq_uri: str) -> str:

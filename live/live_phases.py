@@ -21,7 +21,8 @@ from adapters.alpaca.config import AlpacaExecClientConfig
 from adapters.alpaca.http import AlpacaHttpClient
 from adapters.polygon.common import api_key_from_env
 from live.daily_ingest import ingest_recent_sessions
-from live.journal import LiveJournal, LiveJournalConfig
+from live.journal import Journal, RunInfo, open_journal
+from live.journal.collector import JournalCollector
 from live.node import NodeThread, build_node, node_config
 from live.schedule import DayPlan
 from live.scheduler import Clock, RetrainHook, run_retrain
@@ -35,7 +36,9 @@ class NodeStoppedError(RuntimeError):
 
 
 class LiveDayPhases:
-    """``DayPhases`` of a live node; the journal of each day goes to ``out/NAME-DAY``."""
+    """``DayPhases`` of a live node. One journal (``config.journal``: PostgreSQL as events
+    happen, and/or Parquet files under ``out/NAME-DAY``) is open for the whole process; each
+    day's node is one run of it, finished at that day's close."""
 
     def __init__(self, config: LiveConfig, out: Path, clock: Clock, retrain: RetrainHook | None = None) -> None:
         self.config = config
@@ -44,13 +47,19 @@ class LiveDayPhases:
         self.retrain = retrain
         self._stack = ExitStack()
         self._node: NodeThread | None = None
-        self._journal: LiveJournal | None = None
+        self._journal: Journal | None = None
+        self._collector: JournalCollector | None = None
 
     def __enter__(self) -> Self:
+        self._journal = open_journal(self.config.journal, out_dir=self.out)
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._stop_node()
+        try:
+            self._stop_node()
+        finally:
+            if self._journal is not None:
+                self._journal.close()
 
     def pre_open(self, plan: DayPlan) -> dict:
         record = {"models": {name: str(path) for name, path in self.config.model_dirs().items()}}
@@ -75,27 +84,26 @@ class LiveDayPhases:
         return {"resumed": resumed}
 
     def close(self, plan: DayPlan) -> dict:
-        journal = self._journal
         self._stop_node()
         positions = self._broker_positions()
-        summary = {"flat": not positions, "open_positions": positions}
-        if journal is not None:
-            summary |= {"signals": len(journal.signals), "fills": len(journal.fills)}
-        return summary
+        return {"flat": not positions, "open_positions": positions}
 
     def post_close(self, plan: DayPlan) -> dict:
         return run_retrain(self.retrain, plan)
 
     def _start_node(self, plan: DayPlan) -> None:
-        journal = LiveJournal(LiveJournalConfig(out_dir=str(self.out / f"{self.config.name}-{plan.day}")))
+        run = RunInfo(trading_day=plan.day, name=self.config.name, mode=self.config.mode,
+                      model_dirs={name: str(path) for name, path in self.config.model_dirs().items()})
+        self._collector = self._journal.collector(run, out_dir=self.out / f"{self.config.name}-{plan.day}")
         self._node = self._stack.enter_context(NodeThread(
-            build_node, self.config, node_config(self.config), extra_actors=[journal]))
-        self._journal = journal
+            build_node, self.config, node_config(self.config), extra_actors=[self._collector]))
 
     def _stop_node(self) -> None:
-        self._stack.close()
+        self._stack.close()  # the node stops: cancel, flatten, the collector's last rows
         self._node = None
-        self._journal = None
+        if self._collector is not None:
+            self._journal.finish(self._collector)
+            self._collector = None
 
     def _broker_positions(self) -> dict[str, str]:
         """The account's open positions (symbol -> quantity), as Alpaca reports them."""

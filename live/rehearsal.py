@@ -43,7 +43,8 @@ from catalog.errors import CalendarRangeError
 from catalog.instruments import bar_type, instrument_id
 from catalog.sessions import session_minutes, sessions_ending, trading_sessions
 from catalog.store import MarketCatalog, open_catalog
-from live.journal import LiveJournal, LiveJournalConfig
+from live.journal import RunInfo, open_journal
+from live.journal.sinks import MemorySink
 from live.node import NodeThread, build_node, node_config
 from live.settings import LiveConfig
 
@@ -72,6 +73,7 @@ class RehearsalResult:
     signals: list[dict] = field(default_factory=list)
     intents: list[dict] = field(default_factory=list)
     fills: list[dict] = field(default_factory=list)
+    order_events: list[dict] = field(default_factory=list)  # the node cache's, per order in order
     broker_orders: list[dict] = field(default_factory=list)
     broker_positions: dict = field(default_factory=dict)
     broker_cash: float = 0.0  # the account's cash afterwards: the next day's starting cash
@@ -125,8 +127,10 @@ def rehearse(
 ) -> RehearsalResult:
     """Trade ``day`` of the catalog through both sandboxes; ``on_minute(done, total)``
     reports progress. ``until`` ("HH:MM", New York time) stops the node early, the way an
-    operator would: the strategy cancels its orders and flattens on the way out. Returns what
-    the node's journal recorded and the broker's orders and positions afterwards."""
+    operator would: the strategy cancels its orders and flattens on the way out. The journal
+    goes where ``config.journal`` says (``out_dir``: the Parquet sink's directory). Returns
+    what the journal recorded, the node's own order events and the broker's orders and
+    positions afterwards."""
     catalog, sessions = check_rehearsal_day(config, catalog_path, day)
     session_open = sessions["open"].iloc[0]
     minutes = session_minutes(sessions)
@@ -142,9 +146,12 @@ def rehearse(
                            starting_cash=starting_cash)
     ids = frozenset(str(instrument_id(s)) for s in config.universe)
     pacer = Pacer(PacerConfig(bar_types=[str(bar_type(s)) for s in config.universe]))
-    journal = LiveJournal(LiveJournalConfig(out_dir=str(out_dir) if out_dir else None))
+    record = MemorySink()
     began = time.perf_counter()
-    with sandbox_environment(), polygon, broker:
+    with open_journal(config.journal, out_dir=out_dir, also=[record]) as journal, sandbox_environment(), polygon, broker:
+        model_dirs = {name: str(path) for name, path in config.model_dirs().items()}
+        collector = journal.collector(RunInfo(trading_day=sessions.index[0].date(), name=config.name,
+                                              mode="rehearsal", model_dirs=model_dirs))
         cfg = node_config(
             config,
             polygon=PolygonDataClientConfig(
@@ -160,7 +167,7 @@ def rehearse(
             reconciliation_lookback_mins=None,
         )
         with NodeThread(build_node, config, cfg, warmup_as_of=session_open.isoformat(),
-                        extra_actors=[pacer, journal]) as node:
+                        extra_actors=[pacer, collector]) as node:
             _wait_until_trading(node, polygon, minute_timeout_secs)
             for done, t in enumerate(minutes.asi8, start=1):
                 broker.advance_to(pd.Timestamp(t, tz="UTC"))
@@ -169,10 +176,11 @@ def rehearse(
                 settle(node, pacer, lambda: broker_activity(broker), t, expected.get(t, 0), minute_timeout_secs)
                 if on_minute:
                     on_minute(done, len(minutes))
-            result = RehearsalResult(
-                day=sessions.index[0].date(), minutes=len(minutes), elapsed_s=0.0,
-                signals=list(journal.signals), intents=node.call(journal.intents), fills=list(journal.fills),
-            )
+            result = RehearsalResult(day=sessions.index[0].date(), minutes=len(minutes), elapsed_s=0.0,
+                                     intents=node.call(collector.intents))
+        result.order_events = _order_events(node.node.cache)  # after the stop's cancels and flatten
+        result.signals = record.records("signals")
+        result.fills = record.records("fills")
         result.broker_orders = broker.orders()
         result.broker_positions = broker.positions()
         result.broker_cash = float(broker.cash())
@@ -195,6 +203,12 @@ def check_rehearsal_day(config: LiveConfig, catalog_path: str | Path, day: date 
         raise RehearsalError(f"the catalog {catalog.path} has no bars for {', '.join(missing)}")
     _check_day(catalog, config, sessions)
     return catalog, sessions
+
+
+def _order_events(cache) -> list[dict]:
+    """Every event of every order in the node's cache: what the journal must hold."""
+    return [{"client_order_id": e.client_order_id.value, "kind": type(e).__name__, "event_id": str(e.id),
+             "ts_event": e.ts_event, "details": type(e).to_dict(e)} for o in cache.orders() for e in o.events]
 
 
 def _check_day(catalog: MarketCatalog, config: LiveConfig, sessions: pd.DataFrame) -> None:

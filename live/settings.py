@@ -36,6 +36,7 @@ from adapters.polygon.common import (
 )
 from catalog.errors import InvalidSymbolError
 from catalog.instruments import parse_symbol
+from live.journal.settings import JournalSettings
 from live.schedule import ScheduleSection
 from models.names import NAME_PATTERN
 from strategies.settings import StrategySettings, read_settings_overlay
@@ -94,6 +95,7 @@ class LiveConfig(_Section, kw_only=True):
     # How long the SignalActor waits for a bar close's missing symbols (no trades, no aggregate).
     close_wait_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1_000
     schedule: ScheduleSection = ScheduleSection()  # `sextant run`'s phase times (live.schedule)
+    journal: JournalSettings = JournalSettings()  # where the record of each run goes (live.journal)
 
     def __post_init__(self) -> None:
         """The endpoint must fit the mode whatever the flags and keys: checked at load, so

@@ -10,6 +10,7 @@ from dotenv import load_dotenv
 from sextant.commands.backtest import backtest
 from sextant.commands.bench import bench
 from sextant.commands.catalog import catalog_app
+from sextant.commands.journal import journal_app
 from sextant.commands.live import live
 from sextant.commands.models import models_app
 from sextant.commands.run import run
@@ -21,6 +22,7 @@ app = typer.Typer(help="Sextant: walk-forward ML backtests and live trading on N
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(sandbox_app, name="sandbox")
 app.add_typer(models_app, name="models")
+app.add_typer(journal_app, name="journal")
 app.command()(backtest)
 app.command()(live)
 app.command()(run)

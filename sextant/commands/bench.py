@@ -17,11 +17,11 @@ def bench(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="existing catalog (default: build one)")] = None,
     symbols: Annotated[int, typer.Option(min=1, help="symbols of the catalog it builds")] = 10,
     days: Annotated[int, typer.Option(min=1, help="sessions of the catalog it builds")] = 260,
-    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), features, polygon (market data), live (order path), tune, zoo (every model's fit and inference) or inference (full ensemble, 50 symbols per bar close)")] = "all",
+    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), features, polygon (market data), live (order path), journal (PostgreSQL sink), tune, zoo (every model's fit and inference) or inference (full ensemble, 50 symbols per bar close)")] = "all",
 ) -> None:
     """Measure engine, backtest, feature, inference, market-data, order-path and tuning performance."""
-    if part not in ("all", "engine", "features", "polygon", "live", "tune", "zoo", "inference"):
-        fail(f"--part must be all, engine, features, polygon, live, tune, zoo or inference, not {part!r}")
+    if part not in ("all", "engine", "features", "polygon", "live", "journal", "tune", "zoo", "inference"):
+        fail(f"--part must be all, engine, features, polygon, live, journal, tune, zoo or inference, not {part!r}")
     if part in ("all", "engine"):
         from backtests.bench import run_bench
 
@@ -40,6 +40,8 @@ def bench(
         _bench_polygon()
     if part in ("all", "live"):
         _bench_order_path()
+    if part in ("all", "journal"):
+        _bench_journal()
     if part in ("all", "tune"):
         from backtests.config import ConfigError
         from backtests.tuning.bench import run_tune_bench
@@ -71,6 +73,25 @@ def _bench_order_path() -> None:
     table.add_row("AM frame sent -> order received, p99 ms", f"{r['p99_ms']:.1f}", "<= 20")
     table.add_row("AM frame sent -> strategy decided, p50 / p99 ms",
                   f"{r['decision_p50_ms']:.1f} / {r['decision_p99_ms']:.1f}", "")
+    console.print(table)
+
+
+def _bench_journal() -> None:
+    """Rows into the PostgreSQL journal (live/journal/bench.py)."""
+    from live.journal.bench import TARGET_EVENTS_PER_SEC, journal_throughput
+
+    console.print("Journal: 200,000 mixed rows into an embedded PostgreSQL through the writer thread ...")
+    r = journal_throughput()
+    table = Table(title="sextant bench: live journal (PostgreSQL sink)")
+    for col, justify in (("figure", "left"), ("value", "right"), ("target", "right")):
+        table.add_column(col, justify=justify)
+    table.add_row("handed over on the event loop, events/s", f"{r['put_per_sec']:,.0f}", "")
+    table.add_row("  per event, us", f"{r['put_us']:.2f}", "")
+    table.add_row("MLSignal -> collector row -> sink, us per signal (event loop)",
+                  f"{r['collector_signal_us']:.2f}", "")
+    table.add_row(f"committed to PostgreSQL, events/s ({r['rows']:,} in {r['seconds']:.2f} s)",
+                  f"{r['committed_per_sec']:,.0f}", f">= {TARGET_EVENTS_PER_SEC:,}")
+    table.add_row(f"  flush every {r['flush_interval_ms']:.0f} ms or {r['max_batch']:,} rows", "", "")
     console.print(table)
 
 

@@ -10,6 +10,7 @@ from rich.progress import Progress
 
 from catalog.errors import CatalogError
 from sextant.commands.common import ParamsOpt, console, fail, writable_dir
+from sextant.commands.journal import JOURNAL_ERRORS, with_journal_sinks
 
 
 def live(
@@ -17,7 +18,9 @@ def live(
     rehearse: Annotated[bool, typer.Option(help="trade one catalog day offline against both sandboxes")] = False,
     catalog: Annotated[Path, typer.Option("--catalog", help="with --rehearse: the catalog to replay")] = Path("data/catalog"),
     day: Annotated[str | None, typer.Option(help="with --rehearse: the session to trade (YYYY-MM-DD)")] = None,
-    out: Annotated[Path, typer.Option("--out", help="where the journal (signals, orders, fills) goes")] = Path("runs"),
+    out: Annotated[Path, typer.Option("--out", help="where the journal's Parquet files go (a directory per run)")] = Path("runs"),
+    journal: Annotated[str | None, typer.Option(
+        "--journal", help="journal sinks, comma-separated: postgres, parquet (default: the config's journal.sinks)")] = None,
     live_money: Annotated[bool, typer.Option("--live", help="real money: also needs --i-understand-real-money")] = False,
     understood: Annotated[bool, typer.Option("--i-understand-real-money")] = False,
     params: ParamsOpt = None,
@@ -36,6 +39,8 @@ def live(
             fail(f"--day {day!r} is not a date; give YYYY-MM-DD")
     try:
         cfg = load_live_config(config, params)
+        if journal is not None:
+            cfg = with_journal_sinks(cfg, journal)
         if not rehearse:  # a rehearsal swaps both endpoints and keys for its loopback sandboxes
             check_mode(cfg, live_flag=live_money, understood=understood)
     except LiveConfigError as e:
@@ -51,13 +56,14 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
     """Ctrl-C stops the rehearsal like a live stop (cancel, flatten, journal) and exits 130."""
     from live.rehearsal import RehearsalError, rehearse
 
-    journal = out / f"rehearsal-{cfg.name}-{day}"
+    run_dir = out / f"rehearsal-{cfg.name}-{day}"
+    journal = _where(cfg, run_dir, day)
     try:
         with Progress(console=console) as progress:
             task = progress.add_task(f"rehearsing {day}", total=None)
-            result = rehearse(cfg, catalog, day, out_dir=journal,
+            result = rehearse(cfg, catalog, day, out_dir=run_dir,
                               on_minute=lambda done, total: progress.update(task, completed=done, total=total))
-    except (RehearsalError, CatalogError) as e:
+    except (RehearsalError, CatalogError, *JOURNAL_ERRORS) as e:
         fail(str(e))
     except KeyboardInterrupt:
         console.print(f"rehearsal stopped (Ctrl-C): orders cancelled, positions flattened; journal: {journal}")
@@ -66,21 +72,35 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
                   f"signals, {len(result.intents)} orders, {len(result.fills)} fills; journal: {journal}")
 
 
+def _where(cfg, run_dir: Path, day: str) -> str:
+    """Where the journal of a run goes, as the user reads it back."""
+    sinks = cfg.journal.sinks
+    places = ([f"`sextant journal day {day}`"] if "postgres" in sinks else []) + (
+        [str(run_dir)] if "parquet" in sinks else [])
+    return " and ".join(places) or "in memory only (journal.sinks is empty)"
+
+
 def _run_node(cfg, out: Path) -> None:
     """Until Ctrl-C (or SIGTERM): then the strategy cancels its orders and flattens, the journal
     is written and the node disconnects, the same stop as a rehearsal's. Exits 2 with the
     reason when a client cannot connect (a rejected key, no network)."""
-    from live.journal import LiveJournal, LiveJournalConfig
+    from live.journal import RunInfo, open_journal
     from live.node import NodeStartError, NodeThread, build_node, node_config
 
-    stamp = pd.Timestamp.now(tz="UTC").strftime("%Y%m%dT%H%M%SZ")
-    journal = out / f"{cfg.name}-{stamp}"
+    now = pd.Timestamp.now(tz="UTC")
+    run_dir = out / f"{cfg.name}-{now.strftime('%Y%m%dT%H%M%SZ')}"
+    run = RunInfo(trading_day=now.tz_convert("America/New_York").date(), name=cfg.name, mode=cfg.mode,
+                  model_dirs={name: str(path) for name, path in cfg.model_dirs().items()})
+    journal = _where(cfg, run_dir, run.trading_day.isoformat())
     try:
-        with NodeThread(build_node, cfg, node_config(cfg),
-                        extra_actors=[LiveJournal(LiveJournalConfig(out_dir=str(journal)))]) as node:
-            console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
-            node.wait()
+        with open_journal(cfg.journal, out_dir=run_dir) as opened:
+            collector = opened.collector(run)
+            with NodeThread(build_node, cfg, node_config(cfg), extra_actors=[collector]) as node:
+                console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
+                node.wait()
     except NodeStartError as e:
         fail(f"the node did not start: {e}")
+    except JOURNAL_ERRORS as e:
+        fail(str(e))
     except KeyboardInterrupt:
         console.print(f"stopped: orders cancelled, positions flattened; journal: {journal}")

@@ -10,6 +10,7 @@ from rich.progress import Progress
 
 from catalog.errors import CalendarRangeError, CatalogError
 from sextant.commands.common import ParamsOpt, console, fail, writable_dir
+from sextant.commands.journal import JOURNAL_ERRORS
 
 
 def run(
@@ -122,6 +123,8 @@ def _run_live(cfg, out: Path) -> None:
         fail(str(e))
     except (NodeStartError, NodeStoppedError) as e:
         fail(f"the node did not trade: {e}")
+    except JOURNAL_ERRORS as e:
+        fail(str(e))
     except KeyboardInterrupt:
         console.print("stopped: orders cancelled, positions flattened")
 

@@ -9,6 +9,7 @@ from backtests.config import BacktestConfig, CatalogConfig
 from backtests.train import build_panel
 from catalog.jobs import generate_catalog
 from catalog.store import MarketCatalog
+from live.journal import JournalSettings
 from live.settings import LiveConfig, ModelsSection
 from models.registry import ModelRegistry
 from models.zoo import build_model
@@ -37,11 +38,13 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 
 
 def live_config(models: Path, **fields) -> LiveConfig:
-    return LiveConfig(
-        universe=SYMBOLS,
-        models=ModelsSection(registry=str(models)),
-        strategy=StrategySettings(entry_threshold=0.51, weights={"lightgbm": 1.0}),
+    """A rehearsal's config; its journal stays in memory unless ``journal=`` says otherwise."""
+    return LiveConfig(**{
+        "universe": SYMBOLS,
+        "models": ModelsSection(registry=str(models)),
+        "strategy": StrategySettings(entry_threshold=0.51, weights={"lightgbm": 1.0}),
+        "journal": JournalSettings(sinks=()),
         **fields,
-    )
+    })
 
 

@@ -17,6 +17,7 @@ from alpaca.trading.requests import MarketOrderRequest
 
 from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
 from adapters.polygon.sandbox import PolygonSandbox, SimClock
+from live.journal import JournalSettings
 from live.live_phases import LiveDayPhases
 from live.rehearsal import SANDBOX_KEYS, sandbox_environment
 from live.schedule import NEW_YORK, DayPlan, ScheduleSection, day_plan
@@ -49,7 +50,7 @@ def held_position(market) -> Iterator[Day]:
                           symbol="S000", qty=7, side=OrderSide.BUY, time_in_force=TimeInForce.DAY))
         broker.advance_to(MIDDAY + pd.Timedelta(minutes=1))
         assert broker.positions()["S000"][0] == 7
-        config = live_config(models, warmup_sessions=1,
+        config = live_config(models, warmup_sessions=1, journal=JournalSettings(sinks=("parquet",)),
                              polygon=PolygonSection(base_url=polygon.base_url, ws_feed=polygon.ws_feed, secure=False,
                                                     stale_after_secs=3600.0),
                              alpaca=AlpacaSection(base_url=broker.base_url, stream_url=broker.stream_url))

@@ -1,4 +1,4 @@
-"""The live node's start and stop, with the real EnsembleStrategy, LiveJournal and Alpaca
+"""The live node's start and stop, with the real EnsembleStrategy, journal collector and Alpaca
 execution client in a real TradingNode against the Alpaca sandbox (driven through alpaca-py
 for what "another tool" does at the broker).
 
@@ -38,7 +38,8 @@ from adapters.alpaca.config import AlpacaExecClientConfig
 from adapters.alpaca.factories import AlpacaLiveExecClientFactory
 from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
 from adapters.polygon.sandbox import PolygonSandbox
-from live.journal import LiveJournal, LiveJournalConfig
+from live.journal import JournalSettings, RunInfo, open_journal
+from live.journal.collector import JournalCollector
 from live.node import NodeStartError, NodeThread, SextantNode
 from strategies.ensemble import EnsembleStrategy, EnsembleStrategyConfig
 from tests.adapters.alpaca.conftest import (  # noqa: F401 - fixtures
@@ -53,6 +54,12 @@ from tests.adapters.alpaca.test_execution import NOW, client_config, last_close
 from tests.live.conftest import SYMBOLS
 
 IDS = [f"S00{k}.ALPACA" for k in range(3)]
+RUN = RunInfo(trading_day=NOW.date(), name="lifecycle", mode="paper")
+PARQUET = JournalSettings(sinks=("parquet",))
+
+
+def memory_collector() -> JournalCollector:
+    return open_journal(JournalSettings(sinks=())).collector(RUN)
 OPEN_STATUSES = {"new", "accepted", "held", "partially_filled", "pending_new"}
 
 
@@ -70,7 +77,7 @@ def sandbox(alpaca_sandbox: AlpacaSandbox) -> AlpacaSandbox:  # noqa: F811
 
 def build(
     alpaca: AlpacaExecClientConfig,
-    journal: LiveJournal,
+    journal: JournalCollector,
     *,
     loop: asyncio.AbstractEventLoop,
     timeout_connection: float = 20.0,
@@ -127,8 +134,8 @@ def test_stop_cancels_and_flattens_orders_placed_outside_sextant(
     assert len(open_orders(sandbox)) == 3 and sandbox.positions()["S002"][0] == 4
     for order in external:  # the sandbox names them as Alpaca does: UUIDs, legs included
         uuid.UUID(order["client_order_id"])
-    journal = LiveJournal(LiveJournalConfig(out_dir=str(journal_dir)))
-    with NodeThread(build, client_config(sandbox), journal) as node:
+    with (open_journal(PARQUET, out_dir=journal_dir) as journal,
+          NodeThread(build, client_config(sandbox), journal.collector(RUN)) as node):
         claimed = node.call(lambda: [o.client_order_id.value for o in node.node.cache.orders_open()])
         assert sorted(claimed) == sorted(o["client_order_id"] for o in open_orders(sandbox))
     # the stop got through: nothing works at the broker, nothing is held
@@ -140,18 +147,20 @@ def test_stop_cancels_and_flattens_orders_placed_outside_sextant(
     assert len(recorded) > len(external)  # and the closing order the stop sent
 
 
-def test_a_journal_that_cannot_be_written_does_not_stop_the_flatten(
+def test_a_journal_that_cannot_be_written_fails_only_after_the_flatten(
     sandbox: AlpacaSandbox, trading_client: TradingClient,  # noqa: F811
     alpaca_market: CatalogMarket, tmp_path: Path,  # noqa: F811
 ):
     place_elsewhere(trading_client, alpaca_market)
     blocked = tmp_path / "a-file"
     blocked.write_text("not a directory")
-    journal = LiveJournal(LiveJournalConfig(out_dir=str(blocked / "journal")))
-    with NodeThread(build, client_config(sandbox), journal):
+    journal = open_journal(PARQUET, out_dir=blocked / "journal")
+    with NodeThread(build, client_config(sandbox), journal.collector(RUN)):
         pass
     assert open_orders(sandbox) == []
     assert all(qty == 0 for qty, _ in sandbox.positions().values())
+    with pytest.raises(NotADirectoryError):  # the files are written once the node has stopped
+        journal.close()
 
 
 def test_a_rejected_key_fails_the_start_at_once(
@@ -159,7 +168,7 @@ def test_a_rejected_key_fails_the_start_at_once(
 ):
     """Not after NautilusTrader's connect timeout (an hour here), and without trading."""
     monkeypatch.setenv("ALPACA_API_SECRET_KEY", "wrong-secret")
-    journal = LiveJournal(LiveJournalConfig(out_dir=None))
+    journal = memory_collector()
     thread = NodeThread(build, client_config(sandbox), journal, timeout_connection=3600.0)
     with pytest.raises(NodeStartError, match=r"could not connect: ALPACA: .*401"), thread:
         pass
@@ -167,7 +176,7 @@ def test_a_rejected_key_fails_the_start_at_once(
 
 
 def test_an_unreachable_broker_fails_the_start(sandbox: AlpacaSandbox, tmp_path: Path):
-    journal = LiveJournal(LiveJournalConfig(out_dir=None))
+    journal = memory_collector()
     port = sandbox.port
     sandbox.stop()
     config = client_config(sandbox, base_url=f"http://127.0.0.1:{port}", max_retries=1)
@@ -207,6 +216,7 @@ def paper_yaml(tmp_path: Path, name: str, models: Path, polygon: PolygonSandbox,
         "strategy": {"weights": {"lightgbm": 1.0}},
         "polygon": {"base_url": polygon.base_url, "ws_feed": polygon.ws_feed, "secure": False},
         "alpaca": {"base_url": broker.base_url},
+        "journal": {"data_dir": str(tmp_path / "pg"), "spool_dir": str(tmp_path / "spool")},
     }))
     return config
 

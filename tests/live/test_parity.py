@@ -24,6 +24,7 @@ from rich.console import Console
 from backtests.config import parse_config
 from backtests.walkforward import run_walkforward
 from catalog.jobs import generate_catalog
+from live.journal import JournalSettings
 from live.rehearsal import rehearse
 from live.settings import LiveConfig, ModelsSection
 from strategies.risk import RiskRules
@@ -56,6 +57,7 @@ def both_paths(tmp_path_factory) -> tuple[Path, object]:
         universe=["S000", "S001", "S002", "S003"],
         models=ModelsSection(registry=str(backtest.run_dir / "models")),
         strategy=StrategySettings(entry_threshold=0.6, weights={"lightgbm": 1.0}, risk=RiskRules(**RISK)),
+        journal=JournalSettings(sinks=()),
     )
     rehearsal = rehearse(live, catalog, DAY, starting_cash=100_000)
     return backtest.run_dir, rehearsal
@@ -134,6 +136,7 @@ def test_stopping_mid_session_leaves_no_orphan_orders(both_paths):
         universe=["S000", "S001", "S002", "S003"],
         models=ModelsSection(registry=str(run_dir / "models")),
         strategy=StrategySettings(entry_threshold=0.6, weights={"lightgbm": 1.0}, risk=RiskRules(**RISK)),
+        journal=JournalSettings(sinks=()),
     )
     result = rehearse(live, run_dir.parent.parent / "catalog", DAY, starting_cash=100_000, until="11:30")
     assert result.minutes == 120

@@ -8,6 +8,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from live.journal import JournalSettings
 from live.rehearsal import RehearsalError, rehearse
 from tests.live.conftest import FIRST, LAST, live_config
 
@@ -47,7 +48,8 @@ def test_ctrl_c_stops_the_rehearsal_cancels_flattens_and_writes_the_journal(mark
             os.kill(os.getpid(), signal.SIGINT)
 
     with pytest.raises(KeyboardInterrupt):
-        rehearse(live_config(models), catalog, TRADE_DAY, out_dir=journal, on_minute=on_minute)
+        rehearse(live_config(models, journal=JournalSettings(sinks=("parquet",))), catalog, TRADE_DAY,
+                 out_dir=journal, on_minute=on_minute)
     assert 90 <= progress[-1] < 390  # stopped where the signal came, not at the end
     orders = pd.read_parquet(journal / "orders.parquet")
     fills = pd.read_parquet(journal / "fills.parquet")

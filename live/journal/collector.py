@@ -1,0 +1,179 @@
+"""The journal's collector: a NautilusTrader actor turning the node's events into rows.
+
+It runs on the event loop, so it only builds typed rows (``live.journal.rows``) and hands
+each to every sink; the sinks do the I/O elsewhere (a writer thread, files at the end).
+What it records: the run starting and stopping, the model versions it trades, every order
+(as created) and every order event, fills, position snapshots, account equity, every
+MLSignal, and the day's summary when it stops.
+"""
+
+import itertools
+from collections.abc import Sequence
+from datetime import date
+from decimal import Decimal
+from pathlib import Path
+
+import msgspec
+from nautilus_trader.common.actor import Actor
+from nautilus_trader.config import ActorConfig
+from nautilus_trader.model.data import DataType
+from nautilus_trader.model.events import (
+    AccountState,
+    OrderEvent,
+    OrderFilled,
+    PositionClosed,
+    PositionEvent,
+    PositionOpened,
+)
+
+from live.journal.rows import (
+    AccountRow,
+    DailySummary,
+    FillRow,
+    ModelVersion,
+    OrderEventRow,
+    OrderRow,
+    PositionRow,
+    Row,
+    RunEvent,
+    SignalRow,
+)
+from live.journal.sinks import Sink
+from strategies.records import creation_key, order_intent, signal_record
+from strategies.signals import MLSignal
+
+
+class JournalCollectorConfig(ActorConfig, frozen=True, kw_only=True):
+    """``model_dirs``: name -> saved model directory, as the SignalActor loads them."""
+
+    run_id: str
+    trading_day: str  # YYYY-MM-DD, New York: the session the run trades
+    name: str
+    mode: str
+    model_dirs: dict[str, str]
+
+
+class JournalCollector(Actor):
+    def __init__(self, config: JournalCollectorConfig, sinks: Sequence[Sink]) -> None:
+        super().__init__(config)
+        self._sinks = tuple(sinks)
+        self._seq = itertools.count(1)
+        self._known_orders: set[str] = set()
+        self._known_events: set[str] = set()
+        self._counts = {"signals": 0, "orders": 0, "fills": 0}
+        self._equity: tuple[str, str] | None = None  # the first currency's first and last total
+        self._realized = Decimal(0)
+
+    def _emit(self, row_type: type[Row], **fields) -> None:
+        row = row_type(run_id=self.config.run_id, seq=next(self._seq), **fields)
+        for sink in self._sinks:
+            sink.put(row)
+
+    def register_base(self, portfolio, msgbus, cache, clock) -> None:
+        """Subscribes to the events as the node is built, before anything publishes: the
+        orders reconciliation restores at start-up are published before actors start, and
+        NautilusTrader 1.221 never routes a topic already published to a wildcard subscribed
+        after it (``MessageBus.subscribe`` matches the new pattern against topics the wrong
+        way round)."""
+        super().register_base(portfolio, msgbus, cache, clock)
+        msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
+        msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
+        msgbus.subscribe(topic="events.account.*", handler=self._on_account_state)
+
+    def on_start(self) -> None:
+        self._emit_run("started")
+        for name, path in sorted(self.config.model_dirs.items()):
+            self._emit(ModelVersion, name=name, version=_version_of(Path(path)), path=path)
+        self.subscribe_data(DataType(MLSignal))
+
+    def on_stop(self) -> None:
+        """The node stops its strategies (cancel, flatten, settled) before its actors: every
+        order has settled here (or the bounded wait gave up). Its unpublished events are swept
+        in, then the day's summary."""
+        for order in self.cache.orders():
+            self._on_order_event(order.last_event)
+        self._emit(DailySummary, trading_day=date.fromisoformat(self.config.trading_day),
+                   start_equity=self._equity[0] if self._equity else None,
+                   end_equity=self._equity[1] if self._equity else None,
+                   realized_pnl=str(self._realized), **self._counts)
+        self._emit_run("stopped")
+
+    def _emit_run(self, kind: str) -> None:
+        self._emit(RunEvent, ts=self.clock.timestamp_ns(), kind=kind,
+                   trading_day=date.fromisoformat(self.config.trading_day),
+                   trader_id=self.trader_id.value, name=self.config.name, mode=self.config.mode)
+
+    def on_data(self, data) -> None:
+        if isinstance(data, MLSignal):
+            self._counts["signals"] += 1
+            self._emit(SignalRow, **signal_record(data))
+
+    def _on_order_event(self, event: OrderEvent) -> None:
+        """The event, and any event of its order NautilusTrader applied without publishing
+        it (the pending-cancel of a cancel the strategy sends), in the order's own order."""
+        order = self.cache.order(event.client_order_id)
+        if order is None:
+            self._record_event(event)
+            return
+        if order.client_order_id.value not in self._known_orders:  # its first event: as created
+            self._known_orders.add(order.client_order_id.value)
+            self._counts["orders"] += 1
+            self._emit(OrderRow, strategy_id=order.strategy_id.value, **order_intent(order))
+        for applied in order.events:
+            self._record_event(applied)
+        self._record_event(event)
+
+    def _record_event(self, event: OrderEvent) -> None:
+        event_id = str(event.id)
+        if event_id in self._known_events:
+            return
+        self._known_events.add(event_id)
+        cid = event.client_order_id.value
+        venue_order_id = event.venue_order_id
+        self._emit(OrderEventRow, ts_event=event.ts_event, ts_init=event.ts_init, event_id=event_id,
+                   kind=type(event).__name__, client_order_id=cid,
+                   venue_order_id=venue_order_id.value if venue_order_id is not None else None,
+                   strategy_id=event.strategy_id.value, instrument_id=event.instrument_id.value,
+                   details=msgspec.json.encode(type(event).to_dict(event)).decode())
+        if isinstance(event, OrderFilled):
+            self._counts["fills"] += 1
+            self._emit(FillRow, ts_event=event.ts_event, client_order_id=cid,
+                       venue_order_id=event.venue_order_id.value, trade_id=event.trade_id.value,
+                       position_id=event.position_id.value if event.position_id is not None else None,
+                       instrument_id=event.instrument_id.value, side=event.order_side.name,
+                       last_qty=str(event.last_qty), last_px=str(event.last_px),
+                       commission=str(event.commission.as_decimal()),
+                       currency=event.commission.currency.code, liquidity_side=event.liquidity_side.name)
+
+    def _on_position_event(self, event: PositionEvent) -> None:
+        kind = ("opened" if isinstance(event, PositionOpened)
+                else "closed" if isinstance(event, PositionClosed) else "changed")
+        if kind == "closed":
+            self._realized += event.realized_pnl.as_decimal()
+        unrealized = event.unrealized_pnl
+        self._emit(PositionRow, ts_event=event.ts_event, kind=kind, position_id=event.position_id.value,
+                   instrument_id=event.instrument_id.value, side=event.side.name,
+                   quantity=str(event.quantity), avg_px_open=float(event.avg_px_open),
+                   realized_pnl=str(event.realized_pnl.as_decimal()),
+                   unrealized_pnl=str(unrealized.as_decimal()) if unrealized is not None else "0",
+                   currency=event.currency.code)
+
+    def _on_account_state(self, event: AccountState) -> None:
+        for i, balance in enumerate(event.balances):
+            total = str(balance.total.as_decimal())
+            if i == 0:
+                self._equity = (self._equity[0] if self._equity else total, total)
+            self._emit(AccountRow, ts_event=event.ts_event, account_id=event.account_id.value,
+                       currency=balance.currency.code, total=total,
+                       free=str(balance.free.as_decimal()), locked=str(balance.locked.as_decimal()))
+
+    def intents(self) -> list[dict]:
+        """Every order the node's strategies created, in creation order (read on the node's
+        loop: ``NodeThread.call``)."""
+        return [order_intent(o) for o in sorted(self.cache.orders(), key=creation_key)]
+
+
+def _version_of(path: Path) -> int | None:
+    """The registry version of a saved model directory (``.../name/v0003`` -> 3)."""
+    name = path.name
+    return int(name[1:]) if name.startswith("v") and name[1:].isdigit() else None
