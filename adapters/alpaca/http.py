@@ -173,6 +173,7 @@ class AlpacaHttpClient:
         self._order_session: aiohttp.ClientSession | None = None
         self._order_loop: asyncio.AbstractEventLoop | None = None
         self._executor = ThreadPoolExecutor(config.http_workers, thread_name_prefix="alpaca-http")
+        self._order_connections = config.order_connections
         self._timeout = config.request_timeout_secs
         self._max_retries = config.max_retries
         self._delays = (config.retry_initial_delay_secs, config.retry_max_delay_secs)
@@ -243,7 +244,7 @@ class AlpacaHttpClient:
         session = self._order_session
         if session is None or session.closed or self._order_loop is not loop:
             self._order_session = session = aiohttp.ClientSession(
-                headers=self._order_headers, connector=aiohttp.TCPConnector(limit=32)
+                headers=self._order_headers, connector=aiohttp.TCPConnector(limit=self._order_connections)
             )
             self._order_loop = loop
         return session
