@@ -5,7 +5,9 @@ against NautilusTrader's own floor measured in the same run (``bench_floor``).
 The node is the real one (PolygonDataClient, AlpacaExecutionClient, their factories); the
 strategy is a probe that sends one market order per bar, so every bar of every symbol makes
 an order and the figure is the edges' cost: parse, route, strategy callback, risk checks,
-the execution client's request over HTTP, the broker's intake. The SignalActor's inference
+the execution client's request over HTTP, the broker's intake. The floor is the same node
+with an execution client that does no I/O: what the full path costs beyond it is ours (the
+client, the HTTP exchange) and the sandbox broker's (it takes requests one at a time). The SignalActor's inference
 comes on top and is measured by the backtest bench (batch) and the parity test (streaming).
 """
 

@@ -252,11 +252,15 @@ class KeepAliveClient:
             return response
 
     async def open_connections(self, n: int) -> None:
-        """Open connections up to ``n`` idle ones (at most ``max_connections``) now."""
+        """Open connections up to ``n`` idle ones (at most ``max_connections``) now; those
+        that opened are kept when others fail (the first failure is raised)."""
         live = [c for c in self._idle if not c.closed]
         wanted = min(n, self._max_connections) - len(live)
-        opened = await asyncio.gather(*(self._connect() for _ in range(max(0, wanted))))
-        self._idle = live + list(opened)
+        results = await asyncio.gather(*(self._connect() for _ in range(max(0, wanted))), return_exceptions=True)
+        self._idle = live + [r for r in results if isinstance(r, _Connection)]
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
 
     async def close(self) -> None:
         idle, self._idle = self._idle, []
