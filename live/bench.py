@@ -7,8 +7,9 @@ strategy is a probe that sends one market order per bar, so every bar of every s
 an order and the figure is the edges' cost: parse, route, strategy callback, risk checks,
 the execution client's request over HTTP, the broker's intake. The floor is the same node
 with an execution client that does no I/O: what the full path costs beyond it is ours (the
-client, the HTTP exchange) and the sandbox broker's (it takes requests one at a time). The SignalActor's inference
-comes on top and is measured by the backtest bench (batch) and the parity test (streaming).
+client, the HTTP exchange) and the sandbox broker's (it takes requests one at a time). The
+SignalActor's inference comes on top and is measured by the backtest bench (batch) and the
+parity test (streaming).
 """
 
 import gc
