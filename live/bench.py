@@ -1,13 +1,18 @@
 """Order-path latency for ``sextant bench``: from the Polygon sandbox sending an AM frame to
-the Alpaca sandbox receiving the order it caused, with many symbols closing a bar at once.
+the Alpaca sandbox receiving the order it caused, with many symbols closing a bar at once,
+against NautilusTrader's own floor measured in the same run (``bench_floor``).
 
 The node is the real one (PolygonDataClient, AlpacaExecutionClient, their factories); the
 strategy is a probe that sends one market order per bar, so every bar of every symbol makes
 an order and the figure is the edges' cost: parse, route, strategy callback, risk checks,
-the execution client's request over HTTP, the broker's intake. The SignalActor's inference
-comes on top and is measured by the backtest bench (batch) and the parity test (streaming).
+the execution client's request over HTTP, the broker's intake. The floor is the same node
+with an execution client that does no I/O: what the full path costs beyond it is ours (the
+client, the HTTP exchange) and the sandbox broker's (it takes requests one at a time). The
+SignalActor's inference comes on top and is measured by the backtest bench (batch) and the
+parity test (streaming).
 """
 
+import gc
 import multiprocessing
 import tempfile
 import time
@@ -26,9 +31,10 @@ from nautilus_trader.live.config import LiveRiskEngineConfig
 from nautilus_trader.live.node import TradingNode
 from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.enums import OrderSide
-from nautilus_trader.model.identifiers import InstrumentId
+from nautilus_trader.model.identifiers import ClientId, InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
+from adapters.alpaca.common import ALPACA
 from adapters.alpaca.config import AlpacaExecClientConfig
 from adapters.alpaca.factories import AlpacaLiveExecClientFactory
 from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
@@ -38,6 +44,7 @@ from adapters.polygon.sandbox import PolygonSandbox, SimClock
 from catalog.instruments import instrument_id
 from catalog.jobs import generate_catalog
 from catalog.sessions import session_minutes, sessions_ending
+from live.bench_floor import FloorExecClientConfig, FloorExecClientFactory, FloorExecutionClient
 from live.node import NodeThread
 from live.rehearsal import SANDBOX_KEYS, broker_activity, sandbox_environment
 
@@ -68,67 +75,110 @@ class OrderProbe(Strategy):
 
 
 def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 4) -> dict[str, float]:
-    """p50/p99 (ms) from AM frame sent to order received, over ``minutes`` bar closes of
-    ``n_symbols`` symbols each. Both sandboxes run in one spawned process (as remote venues
-    would), so they do not share the node's interpreter lock."""
+    """The order path and its floor, measured in one run over ``minutes`` bar closes of
+    ``n_symbols`` symbols each (ms, p50/p99/max):
+
+    - ``floor_*``: AM frame sent -> order accepted by ``FloorExecutionClient`` (no I/O): the
+      feed, the engines, the risk checks and the probe, NautilusTrader's own cost;
+    - ``full_*``: AM frame sent -> order received by the Alpaca sandbox, through our
+      ``AlpacaExecutionClient``; ``ratio_p99`` = full p99 / floor p99;
+    - ``*_decision_*``: AM frame sent -> the probe's ``on_bar`` (the feed alone), per run.
+
+    The floor runs first, then the full path, each against sandboxes in a spawned process of
+    their own (as remote venues would be), so they do not share the node's interpreter lock."""
     with tempfile.TemporaryDirectory(prefix="sextant-latency-") as tmp:
         catalog = Path(tmp) / "catalog"
         symbols = generate_catalog(catalog, n_symbols=n_symbols, n_days=2, seed=3).symbols()
-        day = sessions_ending("2024-12-31", 1)
-        closes = session_minutes(day)[:minutes]
         ids = [str(instrument_id(s)) for s in symbols]
-        probe = OrderProbe(ProbeConfig(instrument_ids=ids))
-        context = multiprocessing.get_context("spawn")
-        conn, child = context.Pipe()
-        host = context.Process(target=_host_sandboxes, args=(str(catalog), day["open"].iloc[0].value, child),
-                               daemon=True)
-        host.start()
-        try:
-            polygon_url, ws_feed, broker_url = conn.recv()
+        floor = _burst_run(catalog, ids, minutes, floor=True, http_workers=http_workers)
+        full = _burst_run(catalog, ids, minutes, floor=False, http_workers=http_workers)
+    figures = {"orders": full["orders"], "symbols": float(n_symbols), "closes": full["closes"]}
+    for name, run in (("floor", floor), ("full", full)):
+        figures.update({f"{name}_{key}": value for key, value in run.items() if key != "closes"})
+    figures["ratio_p99"] = figures["full_p99_ms"] / figures["floor_p99_ms"]
+    return figures
 
-            def remote(command: str, arg: object = None) -> object:
-                conn.send((command, arg))
-                return conn.recv()
 
-            with sandbox_environment(), NodeThread(_probe_node, ids, polygon_url, ws_feed, broker_url,
-                                                   http_workers, probe) as node:
-                remote("wait_for_subscribers")
-                _wait_running(node)
-                for k, t in enumerate(closes.asi8, start=1):
-                    remote("advance", int(t))
-                    _wait_for_broker(lambda: remote("activity"), orders=k * n_symbols)
-            frames, received = remote("records")
-            remote("stop")
-        finally:
-            host.join(timeout=30)
-    # Each order belongs to the newest frame sent before it arrived.
+def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_workers: int) -> dict[str, float]:
+    """One node between fresh sandboxes over the first ``minutes`` closes of the catalog's
+    last session, with the floor client or the Alpaca one. Latencies are from the newest AM
+    frame sent before each arrival: in the floor client, or at the broker."""
+    day = sessions_ending("2024-12-31", 1)
+    closes = session_minutes(day)[:minutes]
+    n_orders = len(ids)
+    probe = OrderProbe(ProbeConfig(instrument_ids=ids))
+    context = multiprocessing.get_context("spawn")
+    conn, child = context.Pipe()
+    host = context.Process(target=_host_sandboxes, args=(str(catalog), day["open"].iloc[0].value, child), daemon=True)
+    host.start()
+    try:
+        polygon_url, ws_feed, broker_url = conn.recv()
+
+        def remote(command: str, arg: object = None) -> object:
+            conn.send((command, arg))
+            return conn.recv()
+
+        broker = None if floor else broker_url
+        with sandbox_environment(), NodeThread(probe_node, ids, polygon_url, ws_feed, broker, http_workers,
+                                               probe) as node:
+            remote("wait_for_subscribers")
+            _wait_running(node)
+            if floor:
+                client = floor_client(node)
+                activity = lambda: (len(client.accepted_ns), len(client.accepted_ns))
+                events_per_order = 1
+            else:
+                activity = lambda: remote("activity")
+                events_per_order = 2  # new + fill
+            for k, t in enumerate(closes.asi8, start=1):
+                remote("advance", int(t))
+                _wait_quiet(activity, orders=k * n_orders, events=events_per_order * k * n_orders)
+        frames, received = remote("records")
+        remote("stop")
+    finally:
+        host.join(timeout=30)
+    arrived = client.accepted_ns if floor else received
     frame_times = np.array(sorted(frames))
-    received = np.array(received)
-    owner = frame_times[np.searchsorted(frame_times, received, side="right") - 1]
-    latency_ms = (received - owner) / 1e6
-    decided = np.array(probe.decided_ns)
-    decision_ms = (decided - frame_times[np.searchsorted(frame_times, decided, side="right") - 1]) / 1e6
+    latency_ms = _since_frame(frame_times, np.array(arrived))
+    decision_ms = _since_frame(frame_times, np.array(probe.decided_ns))
     return {
-        "decision_p50_ms": float(np.percentile(decision_ms, 50)),
-        "decision_p99_ms": float(np.percentile(decision_ms, 99)),
         "orders": float(len(latency_ms)),
-        "symbols": float(n_symbols),
         "closes": float(len(closes)),
         "p50_ms": float(np.percentile(latency_ms, 50)),
         "p99_ms": float(np.percentile(latency_ms, 99)),
         "max_ms": float(latency_ms.max()),
+        "decision_p50_ms": float(np.percentile(decision_ms, 50)),
+        "decision_p99_ms": float(np.percentile(decision_ms, 99)),
     }
 
 
-def _probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str, http_workers: int,
+def floor_client(node: NodeThread) -> FloorExecutionClient:
+    """The floor client of a ``probe_node`` built without a broker."""
+    client = node.node.kernel.exec_engine._clients[ClientId(ALPACA)]  # no public accessor in 1.221
+    assert isinstance(client, FloorExecutionClient)
+    return client
+
+
+def _since_frame(frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """ms from the newest frame sent before each time (the frame that carried its bar)."""
+    owner = frame_times[np.searchsorted(frame_times, times, side="right") - 1]
+    return (times - owner) / 1e6
+
+
+def probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str | None, http_workers: int,
                 probe: "OrderProbe", loop=None) -> TradingNode:
+    """The bench's node; ``broker_url`` None: the floor client instead of the Alpaca one."""
     load = InstrumentProviderConfig(load_ids=frozenset(ids))
+    if broker_url is None:
+        exec_config, factory = FloorExecClientConfig(), FloorExecClientFactory
+    else:
+        exec_config = AlpacaExecClientConfig(base_url=broker_url, http_workers=http_workers, instrument_provider=load)
+        factory = AlpacaLiveExecClientFactory
     config = TradingNodeConfig(
         logging=LoggingConfig(log_level="ERROR"),
         data_clients={"POLYGON": PolygonDataClientConfig(
             base_url=polygon_url, ws_feed=ws_feed, secure=False, stale_after_secs=3600.0, instrument_provider=load)},
-        exec_clients={"ALPACA": AlpacaExecClientConfig(
-            base_url=broker_url, http_workers=http_workers, instrument_provider=load)},
+        exec_clients={ALPACA: exec_config},
         # 50 orders per stepped minute, minutes a few ms apart: lift the default 100/s
         # submit throttle so the figure is latency, not the throttle's queue.
         risk_engine=LiveRiskEngineConfig(max_order_submit_rate="100000/00:00:01"),
@@ -137,7 +187,7 @@ def _probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str,
     node = TradingNode(config=config, loop=loop)
     node.trader.add_strategy(probe)
     node.add_data_client_factory("POLYGON", PolygonLiveDataClientFactory)
-    node.add_exec_client_factory("ALPACA", AlpacaLiveExecClientFactory)
+    node.add_exec_client_factory(ALPACA, factory)
     node.build()
     return node
 
@@ -152,6 +202,8 @@ def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
                            secret_key=SANDBOX_KEYS["ALPACA_API_SECRET_KEY"], clock=clock,
                            starting_cash=10_000_000.0)
     with polygon, broker:
+        gc.collect()
+        gc.freeze()  # the venues' own full collections would stall their intake mid-burst
         conn.send((polygon.base_url, polygon.ws_feed, broker.base_url))
         while True:
             command, arg = conn.recv()
@@ -175,20 +227,22 @@ def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
                 raise ValueError(f"unknown sandbox host command {command!r}")
 
 
-def _wait_for_broker(activity, orders: int, timeout: float = 30.0) -> None:
-    """Until the broker has answered ``orders`` orders with their new + fill events and gone
-    quiet. Polls the broker, not the node: the node's loop is what is being timed."""
+def _wait_quiet(activity, orders: int, events: int, timeout: float = 30.0) -> None:
+    """Until ``activity()`` (requests, events) has reached ``orders`` and ``events`` and gone
+    quiet. Reads the broker or the floor client's record, never the node's loop: that loop
+    is what is being timed."""
     deadline = time.monotonic() + timeout
     last, stable = None, 0
     while True:
-        events, requests = snapshot = activity()
-        if requests >= orders and events >= 2 * orders:
+        snapshot = activity()
+        n_events, n_requests = snapshot
+        if n_requests >= orders and n_events >= events:
             stable = stable + 1 if snapshot == last else 0
             if stable >= 3:
                 return
         last = snapshot
         if time.monotonic() > deadline:
-            raise TimeoutError(f"the broker saw {requests}/{orders} orders in {timeout:g} s")
+            raise TimeoutError(f"{n_requests}/{orders} orders arrived in {timeout:g} s")
         time.sleep(0.005)
 
 

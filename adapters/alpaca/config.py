@@ -23,6 +23,10 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
     from ``retry_initial_delay_secs`` to ``retry_max_delay_secs`` (a 429's Retry-After wins
     when present). ``http_workers`` is the number of threads the synchronous SDK may block
     at once; a stalled request holds one until the server answers or closes.
+    ``order_connections``: the keep-alive connections POST /orders may use at once (orders
+    go out on the event loop, not through the SDK's threads); an order beyond them waits
+    for an earlier one's answer, so it should cover the largest burst (a bar close for every
+    symbol traded).
 
     A submission that outlived its retries may still be processed by Alpaca: it is looked up
     by client_order_id (with the retry backoff) for up to ``order_lookup_secs`` before it is
@@ -51,6 +55,7 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
     retry_initial_delay_secs: float = 0.5
     retry_max_delay_secs: float = 10.0
     http_workers: int = 4
+    order_connections: int = 100
     order_lookup_secs: float = 10.0
     stream_connect_timeout_secs: float = 10.0
     reconnect_initial_delay_secs: float = 0.5
@@ -74,6 +79,8 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
             raise ValueError("need 0 < reconnect_initial_delay_secs <= reconnect_max_delay_secs")
         if self.http_workers < 1:
             raise ValueError("http_workers must be at least 1")
+        if self.order_connections < 1:
+            raise ValueError("order_connections must be at least 1")
         check_endpoints(self.base_url, self.stream_url, paper=self.paper,
                         allow_custom_host=self.allow_custom_host)
 

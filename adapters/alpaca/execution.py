@@ -198,6 +198,8 @@ class AlpacaExecutionClient(KeepsConnectError, LiveExecutionClient):
         self._set_account_id(AccountId(f"{ALPACA}-{account.account_number}"))
         await self._update_account_state(account)
         await self._await_account_registered()
+        # a bar close can send an order for every instrument at once
+        await self._http.open_order_connections(len(self._instrument_provider.list_all()))
         self._stream.start()
         timeout = self._config.stream_connect_timeout_secs * 2
         if not await self._stream.wait_connected(timeout):

@@ -37,6 +37,7 @@ def get_cached_alpaca_http_client(
     retry_initial_delay_secs: float,
     retry_max_delay_secs: float,
     http_workers: int,
+    order_connections: int,
 ) -> AlpacaHttpClient:
     """One REST client per account, endpoint and fault policy."""
     settings = AlpacaExecClientConfig(
@@ -48,6 +49,7 @@ def get_cached_alpaca_http_client(
         retry_initial_delay_secs=retry_initial_delay_secs,
         retry_max_delay_secs=retry_max_delay_secs,
         http_workers=http_workers,
+        order_connections=order_connections,
     )
     return AlpacaHttpClient(credentials, settings)
 
@@ -88,6 +90,7 @@ class AlpacaLiveExecClientFactory(LiveExecClientFactory):
             config.retry_initial_delay_secs,
             config.retry_max_delay_secs,
             config.http_workers,
+            config.order_connections,
         )
         provider = get_cached_alpaca_instrument_provider(
             http_client,

@@ -20,10 +20,11 @@ itself with a fixed 3 s sleep that ignores Retry-After. Here:
   insufficient buying power; 404 ``AlpacaNotFoundError``; 422 ``AlpacaUnprocessableError``;
   401 ``AlpacaAuthError``) carrying Alpaca's code and message.
 
-POST /orders alone goes over ``aiohttp`` on the event loop, with the same timeout, retry and
-error policy: it is the latency-critical call (a bar that closes for 50 symbols at once makes
-50 of them), and through the synchronous SDK each costs about 1.5 ms of interpreter time in
-a worker thread contending for the GIL, so the 50th order waited ~100 ms; on the loop it is a
+POST /orders alone goes over keep-alive connections on the event loop (``order_http``), with
+the same timeout, retry and error policy and the same REST shapes: it is the latency-critical
+call (a bar that closes for 50 symbols at once makes 50 of them), and through the synchronous
+SDK each costs about 1.5 ms of interpreter time in a worker thread contending for the GIL, so
+the 50th order waited ~100 ms; on the loop, each written the moment its task runs, it is a
 fraction of that (``sextant bench --part live``). Every other call keeps the SDK.
 
 Responses are raw JSON (``raw_data=True``): dicts with money and quantities still strings.
@@ -39,7 +40,7 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from typing import Any
 
-import aiohttp
+import msgspec
 import pandas as pd
 import requests
 from alpaca.common.enums import Sort
@@ -51,6 +52,7 @@ from nautilus_trader.common.component import Logger
 
 from adapters.alpaca.common import AlpacaCredentials
 from adapters.alpaca.config import AlpacaExecClientConfig
+from adapters.alpaca.order_http import HttpConnectionError, KeepAliveClient
 from adapters.alpaca.parsing.wire import retry_after_secs
 
 DUPLICATE_CLIENT_ORDER_ID_CODE = 40010001
@@ -170,9 +172,10 @@ class AlpacaHttpClient:
             "APCA-API-KEY-ID": credentials.key_id,
             "APCA-API-SECRET-KEY": credentials.secret_key,
         }
-        self._order_session: aiohttp.ClientSession | None = None
-        self._order_loop: asyncio.AbstractEventLoop | None = None
+        self._orders: KeepAliveClient | None = None
+        self._orders_loop: asyncio.AbstractEventLoop | None = None
         self._executor = ThreadPoolExecutor(config.http_workers, thread_name_prefix="alpaca-http")
+        self._order_connections = config.order_connections
         self._timeout = config.request_timeout_secs
         self._max_retries = config.max_retries
         self._delays = (config.retry_initial_delay_secs, config.retry_max_delay_secs)
@@ -185,10 +188,10 @@ class AlpacaHttpClient:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
     async def close_order_session(self) -> None:
-        """Close the order session (a later order opens a new one)."""
-        if self._order_session is not None:
-            await self._order_session.close()
-            self._order_session = None
+        """Close the order connections (a later order opens new ones)."""
+        if self._orders is not None:
+            await self._orders.close()
+            self._orders = None
 
     # -- account, positions --------------------------------------------------------------
 
@@ -222,31 +225,36 @@ class AlpacaHttpClient:
         )
 
     async def _post_order(self, label: str, body: dict) -> dict:
-        session = self._session_on_this_loop()
+        orders = self._orders_on_this_loop()
         try:
-            async with session.post(
-                f"{self.base_url}/v2/orders", json=body, timeout=aiohttp.ClientTimeout(total=self._timeout)
-            ) as response:
-                text = await response.text()
-                if response.status == 200:
-                    return json.loads(text)
-                raise _classify_status(label, response.status, text, retry_after_secs(response.headers.get("Retry-After")))
+            response = await asyncio.wait_for(
+                orders.request("POST", "/v2/orders", msgspec.json.encode(body)), self._timeout
+            )
         except TimeoutError:
             raise _Retryable(f"no answer within {self._timeout:g}s", timeout=True) from None
-        except aiohttp.ClientError as exc:
+        except HttpConnectionError as exc:
             raise _Retryable(f"{type(exc).__name__}: {exc}") from None
+        text = response.body.decode("utf-8", errors="replace")
+        if response.status == 200:
+            return json.loads(text)
+        raise _classify_status(label, response.status, text, retry_after_secs(response.headers.get("retry-after")))
 
-    def _session_on_this_loop(self) -> aiohttp.ClientSession:
-        """One keep-alive session per event loop: a factory-cached client outlives a node's
-        loop (tests build several nodes), and a session belongs to the loop it was made on."""
+    async def open_order_connections(self, n: int) -> None:
+        """Connect ``n`` order connections (at most ``order_connections``) ahead of the
+        first burst; one that cannot connect now connects when an order needs it."""
+        try:
+            await asyncio.wait_for(self._orders_on_this_loop().open_connections(n), self._timeout)
+        except (HttpConnectionError, TimeoutError) as exc:
+            self._log.warning(f"Order connections not opened ahead ({exc}); orders will connect as they go")
+
+    def _orders_on_this_loop(self) -> KeepAliveClient:
+        """Order connections per event loop: a factory-cached client outlives a node's loop
+        (tests build several nodes), and connections belong to the loop they were made on."""
         loop = asyncio.get_running_loop()
-        session = self._order_session
-        if session is None or session.closed or self._order_loop is not loop:
-            self._order_session = session = aiohttp.ClientSession(
-                headers=self._order_headers, connector=aiohttp.TCPConnector(limit=32)
-            )
-            self._order_loop = loop
-        return session
+        if self._orders is None or self._orders_loop is not loop:
+            self._orders = KeepAliveClient(self.base_url, self._order_headers, self._order_connections)
+            self._orders_loop = loop
+        return self._orders
 
     async def _existing_order(self, client_order_id: str) -> dict:
         order = await self.get_order_by_client_id(client_order_id)

@@ -148,6 +148,12 @@ class Book:
         self._by_client_id: dict[str, Order] = {}
         self._open: dict[str, Order] = {}  # working or held, in creation order
         self._updates: list[TradeUpdate] = []
+        # Every order of a burst asks for the same instant's marks and session (the account
+        # valuation marks every position): memos of the last instant asked, exact because
+        # the market and the calendar never change.
+        self._marks_ns: int | None = None
+        self._marks: dict[str, Decimal | None] = {}
+        self._session_memo: tuple[int, tuple[int, int] | None] | None = None
 
     # -- queries --------------------------------------------------------------------------------
 
@@ -165,17 +171,21 @@ class Book:
 
     def mark(self, symbol: str) -> Decimal | None:
         """The symbol's last close at or before market time (any session)."""
-        bars = self.market.bars(symbol)
-        i = bars.last_index_at(self.market_ns)
-        return None if i is None else bars.bar(i).close
+        if self._marks_ns != self.market_ns:
+            self._marks_ns, self._marks = self.market_ns, {}
+        if symbol not in self._marks:
+            bars = self.market.bars(symbol)
+            i = bars.last_index_at(self.market_ns)
+            self._marks[symbol] = None if i is None else bars.bar(i).close
+        return self._marks[symbol]
 
     def previous_session_close(self, symbol: str) -> Decimal | None:
         """The last close before the session in progress (or the next one) opened."""
-        bounds = session_bounds(pd.Timestamp(self.market_ns, tz="UTC"))
+        bounds = self._session(self.market_ns)
         if bounds is None:
             return self.mark(symbol)
         bars = self.market.bars(symbol)
-        i = bars.last_index_at(int(bounds[0].value))
+        i = bars.last_index_at(bounds[0])
         return None if i is None else bars.bar(i).close
 
     def account(self) -> AccountState:
@@ -612,19 +622,26 @@ class Book:
         i = bars.last_index_at(self.market_ns)
         if i is None:
             return None
-        bounds = session_bounds(pd.Timestamp(self.market_ns, tz="UTC"))
+        bounds = self._session(self.market_ns)
         if bounds is None:
             return None
-        open_ns = int(bounds[0].value)
-        if not open_ns < int(bars.close_ns[i]) <= self.market_ns:
+        if not bounds[0] < int(bars.close_ns[i]) <= self.market_ns:
             return None
         return bars.bar(i)
 
     def _expiry(self, tif: str, now: int) -> int | None:
         if tif != "day":
             return None
-        bounds = session_bounds(pd.Timestamp(now, tz="UTC"))
-        return None if bounds is None else int(bounds[1].value)
+        bounds = self._session(now)
+        return None if bounds is None else bounds[1]
+
+    def _session(self, ts_ns: int) -> tuple[int, int] | None:
+        """(open, close) ns of the session containing ``ts_ns`` or the next one."""
+        if self._session_memo is None or self._session_memo[0] != ts_ns:
+            bounds = session_bounds(pd.Timestamp(ts_ns, tz="UTC"))
+            found = None if bounds is None else (int(bounds[0].value), int(bounds[1].value))
+            self._session_memo = (ts_ns, found)
+        return self._session_memo[1]
 
     def reference_price(self, symbol: str) -> Decimal:
         """Last close, or before any bar the first bar's close (for valuation only)."""

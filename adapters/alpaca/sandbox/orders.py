@@ -4,6 +4,7 @@ Kept apart from the state machine (book.py) so the intake validation and the JSO
 share them without depending on the fill rules.
 """
 
+import functools
 import uuid
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -19,8 +20,10 @@ TIME_IN_FORCE = frozenset({"day", "gtc", "ioc", "fok"})
 ASSET_NAMESPACE = uuid.UUID("6f6a2e1c-6d55-4b39-9a0e-5a0f3c1d2b7e")
 
 
+@functools.cache
 def asset_id(symbol: str) -> str:
-    """A stable asset id per symbol, so the same symbol has the same id across runs."""
+    """A stable asset id per symbol, so the same symbol has the same id across runs (named
+    in every order's JSON: computed once per symbol)."""
     return str(uuid.uuid5(ASSET_NAMESPACE, symbol))
 
 

@@ -35,6 +35,7 @@ UNAUTHORIZED = error_json(40110000, "request is not authorized")
 DEFAULT_ORDER_LIMIT, MAX_ORDER_LIMIT = 50, 500
 MAX_ACTIVITY_PAGE = 100
 TRUE = frozenset({"true", "1", "yes"})
+_BODY = web.RequestKey("sandbox.body", object)  # the parsed JSON body, kept on the request
 
 
 class OrderRequestRecord(NamedTuple):
@@ -186,14 +187,15 @@ class RestApi:
 
     @staticmethod
     async def _body(request: web.Request) -> Any:
-        """The JSON body with exact decimals; None when absent or not JSON."""
-        text = await request.text()
-        if not text:
-            return None
-        try:
-            return json.loads(text, parse_float=Decimal)
-        except ValueError:
-            return None
+        """The JSON body with exact decimals; None when absent or not JSON. Parsed once per
+        request (the records and the handler both read it)."""
+        if _BODY not in request:
+            text = await request.text()
+            try:
+                request[_BODY] = json.loads(text, parse_float=Decimal) if text else None
+            except ValueError:
+                request[_BODY] = None
+        return request[_BODY]
 
     async def _required_body(self, request: web.Request) -> Any:
         body = await self._body(request)

@@ -690,6 +690,45 @@ def test_insufficient_buying_power_is_rejected_and_the_next_order_works(
     assert [r.status_code for r in sandbox.order_requests] == [403, 200]
 
 
+def test_a_burst_of_orders_keeps_each_orders_state_and_reports_the_one_refused(
+    node: ExecNode, sandbox: AlpacaSandbox
+):
+    """A bar close sends many orders at once, all in flight together on their own
+    connections: each still ends with its own venue order and its own fills, and an order
+    Alpaca refuses in the middle of the burst is rejected without disturbing the others."""
+    sizes = [1, 2, 3, 4, 10_000, 5, 6, 7, 8, 9]  # the 10,000 shares exceed the buying power
+
+    def burst() -> list[Order]:
+        orders = [
+            node.strategy.order_factory.market(
+                instrument_id(SYMBOLS[k % len(SYMBOLS)]), OrderSide.BUY, Quantity.from_int(qty), TimeInForce.DAY
+            )
+            for k, qty in enumerate(sizes)
+        ]
+        for order in orders:
+            node.strategy.submit_order(order)
+        return orders
+
+    orders = node.call(burst)
+    refused = orders[sizes.index(10_000)]
+    for order in orders:
+        expected = OrderStatus.REJECTED if order is refused else OrderStatus.FILLED
+        node.wait_status(order.client_order_id, expected)
+    [rejected] = node.strategy.events_of(refused.client_order_id, OrderRejected)
+    assert "insufficient buying power" in rejected.reason
+    venue = {o["client_order_id"]: o for o in sandbox.orders()}
+    for order, qty in zip(orders, sizes, strict=True):
+        if order is refused:
+            assert order.client_order_id.value not in venue
+            continue
+        placed = node.order(order.client_order_id)
+        assert placed.venue_order_id.value == venue[order.client_order_id.value]["id"]
+        assert placed.filled_qty == Quantity.from_int(qty)
+        assert_fills_match_venue(node, sandbox, order.client_order_id)
+    posts = sorted(r.client_order_id for r in sandbox.order_requests if r.method == "POST")
+    assert posts == sorted(o.client_order_id.value for o in orders)  # each sent once
+
+
 def test_updates_about_orders_placed_elsewhere_are_skipped(
     node: ExecNode, sandbox: AlpacaSandbox, trading_client: TradingClient
 ):
