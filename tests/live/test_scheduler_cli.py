@@ -15,8 +15,10 @@ from sextant.cli import app
 
 def config_file(tmp_path: Path, models: Path, **fields) -> Path:
     path = tmp_path / "paper.yaml"
+    journal = {"data_dir": str(tmp_path / "pg"), "spool_dir": str(tmp_path / "spool")}  # never the user's
     path.write_text(yaml.safe_dump({"universe": ["S000", "S001"], "models": {"registry": str(models)},
-                                    "strategy": {"weights": {"lightgbm": 1.0}, "entry_threshold": 0.51}, **fields}))
+                                    "strategy": {"weights": {"lightgbm": 1.0}, "entry_threshold": 0.51},
+                                    "journal": journal, **fields}))
     return path
 
 
