@@ -26,6 +26,7 @@ Reasons come from a fixed vocabulary (``Reason``), most specific first:
 - "unexplained": none of the above. These are flagged: they break the one rule.
 """
 
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -112,7 +113,8 @@ def compare_day(live: DayRecord, backtest: DayRecord, tolerance: float = PROBABI
     out += _intent_differences(live.intents, backtest.intents, models_differ, first_missing, fills)
     out += fills
     if abs(live.pnl - backtest.pnl) > PNL_TOLERANCE:
-        reasons = [d.reason for d in out if d.kind in ("fill", "order")]
+        # P&L is made of fills: their reason first, then the orders'
+        reasons = [d.reason for d in (*fills, *(d for d in out if d.kind == "order"))]
         reason = "model differs" if models_differ else next((r for r in reasons if r != "unexplained"),
                                                              "unexplained")
         out.append(Difference(kind="pnl", key="day", reason=reason,
@@ -240,4 +242,5 @@ def _fill_differences(live: Sequence[Fill], backtest: Sequence[Fill], models_dif
 
 
 def _text(value: object) -> str:
-    return "" if value is None or value != value else str(value)  # NaN (a Parquet null) is no price
+    """Parquet's null price reads back as NaN, the journal's as None: both are no price."""
+    return "" if value is None or (isinstance(value, float) and math.isnan(value)) else str(value)
