@@ -27,7 +27,7 @@ Reasons come from a fixed vocabulary (``Reason``), most specific first:
 """
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Literal
@@ -68,6 +68,13 @@ class DayRecord:
     fills: Sequence[Fill]
     pnl: float
     equity: Sequence[tuple[int, float]] = field(default_factory=tuple)  # (ts ns, equity), for the chart
+    features: np.ndarray | None = None  # the day's feature rows (the backtest side computes them)
+    feature_names: tuple[str, ...] = ()
+
+
+# The backtest of a day: (day, the run's model dirs, starting cash) -> its record, features
+# included. Built by ``sextant`` or the scheduler over ``backtests.day_backtest``.
+DayBacktestHook = Callable[[date, Mapping[str, str], float], DayRecord]
 
 
 class Difference(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,7 +115,7 @@ def compare_day(live: DayRecord, backtest: DayRecord, tolerance: float = PROBABI
     models_differ = dict(live.model_dirs) != dict(backtest.model_dirs)
     missing_live = backtest.bars - live.bars
     first_missing = _first_by_instrument(missing_live)
-    out = _signal_differences(live, backtest, tolerance, models_differ, missing_live)
+    out = _signal_differences(live, backtest, tolerance, models_differ, first_missing)
     fills = _fill_differences(live.fills, backtest.fills, models_differ, first_missing)
     out += _intent_differences(live.intents, backtest.intents, models_differ, first_missing, fills)
     out += fills
@@ -122,13 +129,27 @@ def compare_day(live: DayRecord, backtest: DayRecord, tolerance: float = PROBABI
     return out
 
 
-def feature_drift(reference: DriftReference, rows: np.ndarray, names: Sequence[str]) -> list[FeatureDrift]:
-    """PSI per feature of the day's feature ``rows`` against the champion's training window."""
-    return reference.compare(rows, names)
+def live_record(signals: Iterable[Mapping], intents: Sequence[Mapping], fills: Iterable[Mapping],
+                bars: Iterable[SignalKey], pnl: float, model_dirs: Mapping[str, str], columns: Sequence[str],
+                equity: Sequence[tuple[int, float]] = ()) -> DayRecord:
+    """The live side from the journal's rows (``live.journal.rows``: SignalRow, the order
+    intents, FillRow); probabilities reordered to ``columns``, the backtest's order."""
+    tags = {str(i["client_order_id"]): _text(i.get("tags")) for i in intents}
+    by_name = {(s["instrument_id"], int(s["ts_event"])): dict(zip(s["models"].split(","), s["probabilities"],
+                                                                   strict=True)) for s in signals}
+    return DayRecord(
+        model_dirs=dict(model_dirs), bars=frozenset(bars), intents=list(intents), pnl=pnl, equity=tuple(equity),
+        signals={key: tuple(float(p[c]) for c in columns) for key, p in by_name.items()},
+        fills=[Fill(f["instrument_id"], f["side"], float(f["last_qty"]), float(f["last_px"]),
+                    tags.get(str(f["client_order_id"]), "")) for f in fills])
 
 
-def build_report(run_id: str, trading_day: date, live: DayRecord, backtest: DayRecord,
-                 features: list[FeatureDrift], tolerance: float = PROBABILITY_TOLERANCE) -> DriftReport:
+def drift_report(run_id: str, trading_day: date, live: DayRecord, backtest: DayRecord,
+                 reference: DriftReference | None, tolerance: float = PROBABILITY_TOLERANCE) -> DriftReport:
+    """The comparison and, when the champion was saved with a drift reference and the
+    backtest computed the day's feature rows, the PSI of every feature."""
+    features = ([] if reference is None or backtest.features is None
+                else feature_drift(reference, backtest.features, backtest.feature_names))
     return DriftReport(
         trading_day=trading_day, run_id=run_id,
         counts={"live_signals": len(live.signals), "backtest_signals": len(backtest.signals),
@@ -136,6 +157,11 @@ def build_report(run_id: str, trading_day: date, live: DayRecord, backtest: DayR
                 "live_fills": len(live.fills), "backtest_fills": len(backtest.fills)},
         live_pnl=live.pnl, backtest_pnl=backtest.pnl, differences=compare_day(live, backtest, tolerance),
         features=features, live_equity=list(live.equity), backtest_equity=list(backtest.equity))
+
+
+def feature_drift(reference: DriftReference, rows: np.ndarray, names: Sequence[str]) -> list[FeatureDrift]:
+    """PSI per feature of the day's feature ``rows`` against the champion's training window."""
+    return reference.compare(rows, names)
 
 
 def _first_by_instrument(keys: Iterable[SignalKey]) -> dict[str, int]:
@@ -150,12 +176,15 @@ def _key(instrument: str, ts: int) -> str:
 
 
 def _signal_differences(live: DayRecord, backtest: DayRecord, tolerance: float, models_differ: bool,
-                        missing_live: frozenset[SignalKey]) -> list[Difference]:
+                        first_missing: dict[str, int]) -> list[Difference]:
+    """A missing live bar explains its own signal and every later one of its instrument: the
+    live actor's rolling window lacks that bar (so its features and probabilities move)."""
     out = []
     for key in sorted(set(live.signals) | set(backtest.signals), key=lambda k: (k[1], k[0])):
         mine, theirs = live.signals.get(key), backtest.signals.get(key)
+        shifted = key[0] in first_missing and first_missing[key[0]] <= key[1]
         if mine is None:
-            reason = "missing bar live" if key in missing_live else "model differs" if models_differ else "unexplained"
+            reason = "model differs" if models_differ else "missing bar live" if shifted else "unexplained"
             out.append(Difference(kind="signal", key=_key(*key), reason=reason, detail="no live signal"))
         elif theirs is None:
             late = key in live.bars and key not in backtest.bars
@@ -164,8 +193,8 @@ def _signal_differences(live: DayRecord, backtest: DayRecord, tolerance: float, 
         else:
             gap = max((abs(a - b) for a, b in zip(mine, theirs, strict=True)), default=0.0)
             if gap > tolerance:
-                out.append(Difference(kind="signal", key=_key(*key),
-                                      reason="model differs" if models_differ else "unexplained",
+                reason = "model differs" if models_differ else "missing bar live" if shifted else "unexplained"
+                out.append(Difference(kind="signal", key=_key(*key), reason=reason,
                                       detail=f"probabilities {_fmt(mine)} live, {_fmt(theirs)} backtest"))
     return out
 

@@ -1,9 +1,12 @@
 """The comparison of a live day with its backtest, over records: each kind of difference gets
 the reason the venue or the feed explains, and only what nothing explains is flagged."""
 
+import dataclasses
+from datetime import date
+
 import numpy as np
 
-from live.drift import DayRecord, Fill, build_report, compare_day, feature_drift
+from live.drift import DayRecord, Fill, compare_day, drift_report
 from models.drift import DriftReference
 
 MODELS = {"lightgbm": "/registry/lightgbm/v0001"}
@@ -40,6 +43,15 @@ def test_a_bar_the_live_feed_lacked_explains_its_signal_and_what_follows_on_that
                                                          ("fill", "missing bar live"), ("pnl", "missing bar live")}
     assert [d.key for d in differences if d.kind == "signal"] == [f"{B} @ {2 * MINUTE}"]
     assert not any(d.unexplained for d in differences)
+
+
+def test_later_probabilities_of_an_instrument_that_missed_a_bar_are_explained_by_it():
+    backtest = day()
+    dropped, later = (B, 2 * MINUTE), (B, 4 * MINUTE)
+    signals = {k: v for k, v in backtest.signals.items() if k != dropped} | {later: (0.1,)}
+    differences = compare_day(day(bars=backtest.bars - {dropped}, signals=signals), backtest)
+    assert [(d.key, d.reason) for d in differences] == [(f"{B} @ {2 * MINUTE}", "missing bar live"),
+                                                        (f"{B} @ {4 * MINUTE}", "missing bar live")]
 
 
 def test_a_probability_apart_with_the_same_models_is_unexplained_and_within_tolerance_is_not():
@@ -88,9 +100,8 @@ def test_the_report_counts_both_sides_and_carries_the_feature_drift():
     rng = np.random.default_rng(0)
     reference = DriftReference.fit(rng.normal(size=(2000, 2)), ["ret_1", "vol_30"])
     shifted = np.column_stack([rng.normal(size=400), rng.normal(loc=2.0, size=400)])
-    features = feature_drift(reference, shifted, ["ret_1", "vol_30"])
-    backtest = day(intents=[intent(A, MINUTE)])
-    report = build_report("run-1", np.datetime64("2024-12-31").item(), day(), backtest, features)
+    backtest = dataclasses.replace(day(intents=[intent(A, MINUTE)]), features=shifted, feature_names=("ret_1", "vol_30"))
+    report = drift_report("run-1", date(2024, 12, 31), day(), backtest, reference)
     assert report.counts["live_orders"] == 0 and report.counts["backtest_orders"] == 1
     assert [d.detail for d in report.unexplained] == ["no live order"]
     assert [f.feature for f in report.significant] == ["vol_30"]
