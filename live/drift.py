@@ -130,16 +130,18 @@ def compare_day(live: DayRecord, backtest: DayRecord, tolerance: float = PROBABI
 
 
 def live_record(signals: Iterable[Mapping], intents: Sequence[Mapping], fills: Iterable[Mapping],
-                bars: Iterable[SignalKey], pnl: float, model_dirs: Mapping[str, str], columns: Sequence[str],
+                bars: Iterable[SignalKey], pnl: float, model_dirs: Mapping[str, str],
                 equity: Sequence[tuple[int, float]] = ()) -> DayRecord:
     """The live side from the journal's rows (``live.journal.rows``: SignalRow, the order
-    intents, FillRow); probabilities reordered to ``columns``, the backtest's order."""
+    intents, FillRow)."""
     tags = {str(i["client_order_id"]): _text(i.get("tags")) for i in intents}
+    created = {str(i["client_order_id"]): n for n, i in enumerate(intents)}
+    fills = sorted(fills, key=lambda f: (int(f["ts_event"]), created.get(str(f["client_order_id"]), -1)))
     by_name = {(s["instrument_id"], int(s["ts_event"])): dict(zip(s["models"].split(","), s["probabilities"],
                                                                    strict=True)) for s in signals}
     return DayRecord(
         model_dirs=dict(model_dirs), bars=frozenset(bars), intents=list(intents), pnl=pnl, equity=tuple(equity),
-        signals={key: tuple(float(p[c]) for c in columns) for key, p in by_name.items()},
+        signals={key: tuple(float(p[name]) for name in sorted(p)) for key, p in by_name.items()},
         fills=[Fill(f["instrument_id"], f["side"], float(f["last_qty"]), float(f["last_px"]),
                     tags.get(str(f["client_order_id"]), "")) for f in fills])
 

@@ -1,0 +1,116 @@
+"""The drift report of a rehearsed day against the backtest of the same bars with the same
+models (test_parity's setup, small): a clean day has no unexplained difference; a day whose
+feed lost bars explains its differences as "missing bar live"; the PSI flags a feature whose
+day was shifted (a planted regime change) and no feature on an ordinary day."""
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from rich.console import Console
+
+from backtests.config import parse_config
+from backtests.walkforward import run_walkforward
+from catalog.jobs import generate_catalog
+from catalog.store import MarketCatalog
+from live.drift import DayRecord
+from live.drift_run import DRIFT_FILE, report_rehearsed_day
+from live.journal import JournalSettings
+from live.rehearsal import rehearse
+from live.settings import LiveConfig, ModelsSection
+from models.drift import DriftReference
+from sextant.commands.drift import backtest_config, day_backtest_hook
+from strategies.risk import RiskRules
+from strategies.settings import StrategySettings
+
+DAY, EARLIER = "2024-12-31", "2024-12-30"
+SYMBOLS = ["S000", "S001", "S002"]
+RISK = {"stop_volatility_multiple": 4.0}
+CASH = 100_000.0
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory) -> tuple[Path, Path, LiveConfig]:
+    work = tmp_path_factory.mktemp("drift")
+    catalog = work / "catalog"
+    generate_catalog(catalog, n_symbols=len(SYMBOLS), n_days=9, seed=21, signal_strength=0.3)
+    config = parse_config({
+        "name": "drift",
+        "catalog": {"path": str(catalog)},
+        "walk_forward": {"folds": 1, "train_days": 5, "test_days": 2, "embargo_days": 1},
+        "models": {"lightgbm": {"params": {"n_estimators": 40}}},
+        "strategy": {"entry_threshold": 0.6, "weights": {"lightgbm": 1.0}, "risk": RISK},
+        "horizons": {"bars": [1, 5, 30], "trade": 30},
+        "venue": {"starting_cash": CASH, "commission_per_share": 0.0, "min_commission": 0.0,
+                  "slippage_probability": 0.0},
+        "workers": 1,
+    })
+    run = run_walkforward(config, work / "runs", Console(quiet=True))
+    live = LiveConfig(
+        universe=SYMBOLS, models=ModelsSection(registry=str(run.run_dir / "models")),
+        strategy=StrategySettings(entry_threshold=0.6, weights={"lightgbm": 1.0}, risk=RiskRules(**RISK)),
+        journal=JournalSettings(sinks=()))
+    return work, catalog, live
+
+
+def hook(work: Path, catalog: Path, live: LiveConfig):
+    return day_backtest_hook(live, backtest_config(live, None), catalog, work / "drift")
+
+
+@pytest.mark.slow
+def test_a_rehearsed_day_against_its_backtest_has_no_unexplained_difference(setup):
+    work, catalog, live = setup
+    result = rehearse(live, catalog, DAY, starting_cash=CASH)
+    report = report_rehearsed_day(result, CASH, hook(work, catalog, live), live.journal, work / "clean")
+    assert report.counts["live_signals"] == report.counts["backtest_signals"] > 500
+    assert report.counts["live_orders"] == report.counts["backtest_orders"] > 0
+    assert report.unexplained == [], report.unexplained[:5]
+    assert {d.reason for d in report.differences} <= {"fill rule"}
+    assert abs(report.live_pnl - report.backtest_pnl) < 0.01 or report.differences
+    assert report.features and not report.significant, report.significant
+    assert (work / "clean" / DRIFT_FILE).is_file()
+
+
+@pytest.mark.slow
+def test_bars_the_live_feed_lost_are_the_reason_for_the_differences_they_cause(setup):
+    work, catalog, live = setup
+    closes = MarketCatalog(catalog).read_bars("S001", start=pd.Timestamp(f"{DAY} 10:00", tz="America/New_York"),
+                                             end=pd.Timestamp(f"{DAY} 10:20", tz="America/New_York")).index.asi8
+    lost = [("S001", int(ts)) for ts in closes]
+    result = rehearse(live, catalog, DAY, starting_cash=CASH, withheld_bars=lost)
+    assert not {("S001.ALPACA", ts) for _, ts in lost} & result.bars  # the sandbox withheld them
+    report = report_rehearsed_day(result, CASH, hook(work, catalog, live), live.journal, work / "lossy")
+    missing = [d for d in report.differences if d.reason == "missing bar live"]
+    assert {d.key for d in missing if d.kind == "signal"} >= {f"S001.ALPACA @ {ts}" for _, ts in lost}
+    assert all(d.key.startswith("S001.ALPACA") for d in missing if d.kind in ("signal", "order", "fill"))
+    assert report.unexplained == [], report.unexplained[:5]
+
+
+@pytest.mark.slow
+def test_psi_flags_a_planted_regime_change_and_not_an_ordinary_day(setup):
+    work, catalog, live = setup
+    shifted = work / "shifted-catalog"
+    store, copy = MarketCatalog(catalog), None
+    generate_catalog(shifted, n_symbols=len(SYMBOLS), n_days=9, seed=21, signal_strength=0.3)
+    copy = MarketCatalog(shifted)
+    for symbol in SYMBOLS:  # the last day's minute moves five times as wide, on twenty times the volume
+        bars = store.read_bars(symbol)
+        day = bars.index.tz_convert("America/New_York").strftime("%Y-%m-%d") == DAY
+        close = bars["close"].to_numpy().copy()
+        start = np.flatnonzero(day)[0]
+        steps = np.diff(np.log(close[start - 1:]))
+        close[start:] = close[start - 1] * np.exp(np.cumsum(5 * steps))
+        scale = close / bars["close"].to_numpy()
+        frame = bars.assign(**{c: bars[c] * scale for c in ("open", "high", "low", "close")})
+        frame.loc[day, "volume"] = frame.loc[day, "volume"] * 20
+        copy.write_bars(symbol, frame)
+    dirs = {name: str(path) for name, path in live.model_dirs().items()}
+    reference = DriftReference.load(Path(dirs["lightgbm"]))
+    ordinary: DayRecord = hook(work, catalog, live)(pd.Timestamp(EARLIER).date(), dirs, CASH)
+    planted: DayRecord = hook(work, shifted, live)(pd.Timestamp(DAY).date(), dirs, CASH)
+    calm = reference.compare(ordinary.features, ordinary.feature_names)
+    moved = reference.compare(planted.features, planted.feature_names)
+    assert calm and not [f.feature for f in calm if f.level == "significant"]
+    flagged = {f.feature for f in moved if f.level == "significant"}
+    assert flagged, sorted((f.psi, f.feature) for f in moved)[-5:]
