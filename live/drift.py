@@ -36,6 +36,7 @@ import msgspec
 import numpy as np
 
 from models.drift import DriftReference, FeatureDrift
+from models.features import CALENDAR_NAMES
 
 Reason = Literal["model differs", "missing bar live", "late bar", "fill rule", "sizing from equity", "unexplained"]
 Kind = Literal["signal", "order", "fill", "pnl"]
@@ -162,8 +163,14 @@ def drift_report(run_id: str, trading_day: date, live: DayRecord, backtest: DayR
 
 
 def feature_drift(reference: DriftReference, rows: np.ndarray, names: Sequence[str]) -> list[FeatureDrift]:
-    """PSI per feature of the day's feature ``rows`` against the champion's training window."""
-    return reference.compare(rows, names)
+    """PSI per feature of the day's feature ``rows`` against the champion's training window.
+
+    The calendar columns are left out: one day holds one weekday and the session's times of
+    day by construction, so their PSI against a multi-day window is large every day and says
+    nothing. (Day-scale features, e.g. 390-bar windows, also move as a block within one day:
+    their PSI is noisier than an intraday feature's.)"""
+    keep = [j for j, name in enumerate(names) if name not in CALENDAR_NAMES]
+    return reference.compare(rows[:, keep], [names[j] for j in keep])
 
 
 def _first_by_instrument(keys: Iterable[SignalKey]) -> dict[str, int]:
