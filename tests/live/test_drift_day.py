@@ -8,7 +8,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from rich.console import Console
+from typer.testing import CliRunner
 
 from backtests.config import parse_config
 from backtests.walkforward import run_walkforward
@@ -20,9 +22,12 @@ from live.journal import JournalSettings
 from live.rehearsal import rehearse
 from live.settings import LiveConfig, ModelsSection
 from models.drift import DriftReference
+from sextant.cli import app
 from sextant.commands.drift import backtest_config, day_backtest_hook
 from strategies.risk import RiskRules
 from strategies.settings import StrategySettings
+from tests.live.journal_support import dsn, server  # noqa: F401 - fixtures
+from tests.live.test_journal_cli import run
 
 DAY, EARLIER = "2024-12-31", "2024-12-30"
 SYMBOLS = ["S000", "S001", "S002"]
@@ -117,3 +122,22 @@ def test_psi_flags_a_planted_regime_change_and_not_an_ordinary_day(setup):
     assert {moved[f].level for f in ("rv_15", "bb_width", "atr_14", "rv_60")} == {"significant"}, moved
     significant = [len([f for f in d.values() if f.level == "significant"]) for d in (calm, moved)]
     assert significant[1] > 3 * significant[0], significant
+
+
+@pytest.mark.slow
+def test_sextant_live_rehearse_journals_the_drift_report_that_sextant_journal_drift_shows(setup, dsn, tmp_path):  # noqa: F811
+    _, catalog, live = setup
+    config = tmp_path / "paper.yaml"
+    config.write_text(yaml.safe_dump({
+        "universe": SYMBOLS, "models": {"registry": live.models.registry},
+        "strategy": {"entry_threshold": 0.6, "weights": {"lightgbm": 1.0}, "risk": RISK}}))
+    rehearsed = CliRunner().invoke(app, ["live", str(config), "--rehearse", "--day", DAY, "--catalog", str(catalog),
+                                         "--out", str(tmp_path / "runs"), "--journal", "postgres"],
+                                   env={"COLUMNS": "200", "SEXTANT_JOURNAL_DSN": dsn})
+    said = " ".join(rehearsed.output.split())
+    assert rehearsed.exit_code == 0, said
+    assert f"drift of {DAY}" in said and "none unexplained" in said
+    assert (tmp_path / "runs" / f"rehearsal-paper-{DAY}" / DRIFT_FILE).is_file()
+    result, shown = run("journal", "drift", DAY, "--dsn", dsn)
+    assert result.exit_code == 0, shown
+    assert f"drift of {DAY}" in shown and "none unexplained" in shown and "feature drift" in shown
