@@ -28,7 +28,7 @@ Reasons come from a fixed vocabulary (``Reason``), most specific first:
 
 import math
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Literal
 
@@ -71,6 +71,12 @@ class DayRecord:
     equity: Sequence[tuple[int, float]] = field(default_factory=tuple)  # (ts ns, equity), for the chart
     features: np.ndarray | None = None  # the day's feature rows (the backtest side computes them)
     feature_names: tuple[str, ...] = ()
+
+    def through(self, ts: int) -> "DayRecord":
+        """The bars and signals up to ``ts``: a run stopped early (the scheduler stops the node
+        at its flatten minute) is compared over the minutes it traded."""
+        return replace(self, bars=frozenset(k for k in self.bars if k[1] <= ts),
+                       signals={k: p for k, p in self.signals.items() if k[1] <= ts})
 
 
 # The backtest of a day: (day, the run's model dirs, starting cash) -> its record, features

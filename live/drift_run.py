@@ -21,6 +21,8 @@ def report_rehearsed_day(result: RehearsalResult, starting_cash: float, backtest
     live = live_record(result.signals, result.intents, result.fills, result.bars, result.broker_cash - starting_cash,
                        result.model_dirs, result.equity)
     backtested = backtest(result.day, result.model_dirs, starting_cash)
+    if result.bars:
+        backtested = backtested.through(max(ts for _, ts in result.bars))
     # every model of a fold is saved with the same reference: its training window's features
     reference = DriftReference.load(Path(result.model_dirs[min(result.model_dirs)]))
     report = drift_report(result.run_id, result.day, live, backtested, reference)

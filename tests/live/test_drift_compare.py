@@ -105,3 +105,10 @@ def test_the_report_counts_both_sides_and_carries_the_feature_drift():
     assert report.counts["live_orders"] == 0 and report.counts["backtest_orders"] == 1
     assert [d.detail for d in report.unexplained] == ["no live order"]
     assert [f.feature for f in report.significant] == ["vol_30"]
+
+
+def test_a_run_stopped_early_is_compared_over_the_minutes_it_traded():
+    backtest = day()
+    stopped = day(bars=[k for k in backtest.bars if k[1] <= 3 * MINUTE])
+    assert {d.reason for d in compare_day(stopped, backtest)} == {"missing bar live"}
+    assert compare_day(stopped, backtest.through(3 * MINUTE)) == []

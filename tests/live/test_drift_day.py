@@ -3,6 +3,7 @@ models (test_parity's setup, small): a clean day has no unexplained difference; 
 feed lost bars explains its differences as "missing bar live"; the PSI flags a feature whose
 day was shifted (a planted regime change) and no feature on an ordinary day."""
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -141,3 +142,23 @@ def test_sextant_live_rehearse_journals_the_drift_report_that_sextant_journal_dr
     result, shown = run("journal", "drift", DAY, "--dsn", dsn)
     assert result.exit_code == 0, shown
     assert f"drift of {DAY}" in shown and "none unexplained" in shown and "feature drift" in shown
+
+
+@pytest.mark.slow
+def test_the_rehearsed_schedule_reports_each_day_at_its_close(setup, tmp_path):
+    """`sextant run --rehearse` stops the node at the flatten minute: the day is compared over
+    the minutes it traded, and the close's ledger entry carries the report's summary."""
+    _, catalog, live = setup
+    config = tmp_path / "paper.yaml"
+    config.write_text(yaml.safe_dump({
+        "universe": SYMBOLS, "models": {"registry": live.models.registry},
+        "strategy": {"entry_threshold": 0.6, "weights": {"lightgbm": 1.0}, "risk": RISK}}))
+    out = tmp_path / "runs"
+    result = CliRunner().invoke(app, ["run", str(config), "--rehearse", "--catalog", str(catalog), "--from", DAY,
+                                      "--to", DAY, "--out", str(out)], env={"COLUMNS": "200"})
+    said = " ".join(result.output.split())
+    assert result.exit_code == 0, said
+    assert "none unexplained" in said and f"sextant journal drift {DAY}" in said
+    ledger = [json.loads(line) for line in (out / f"rehearsal-paper-{DAY}-{DAY}" / "phases.jsonl").read_text().splitlines()]
+    (close,) = [e for e in ledger if e["phase"] == "close"]
+    assert close["drift"]["unexplained"] == 0 and close["drift"]["differences"] >= 0
