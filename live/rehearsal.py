@@ -22,7 +22,7 @@ context, the strategy cancels and flattens, the journal is written (``live.node.
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Collection, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
@@ -77,6 +77,10 @@ class RehearsalResult:
     broker_orders: list[dict] = field(default_factory=list)
     broker_positions: dict = field(default_factory=dict)
     broker_cash: float = 0.0  # the account's cash afterwards: the next day's starting cash
+    run_id: str = ""  # the journal's run
+    model_dirs: dict[str, str] = field(default_factory=dict)  # the saved models it traded, as journaled
+    equity: list[tuple[int, float]] = field(default_factory=list)  # (ts, account total) as it moved
+    bars: set[tuple[str, int]] = field(default_factory=set)  # (instrument id, ts_event) the node received
 
 
 class PacerConfig(ActorConfig, frozen=True, kw_only=True):
@@ -89,6 +93,7 @@ class Pacer(Actor):
     def __init__(self, config: PacerConfig) -> None:
         super().__init__(config)
         self.bars_at: dict[int, int] = {}
+        self.bars: set[tuple[str, int]] = set()
         self.order_events = 0
 
     def on_start(self) -> None:
@@ -98,6 +103,7 @@ class Pacer(Actor):
 
     def on_bar(self, bar: Bar) -> None:
         self.bars_at[bar.ts_event] = self.bars_at.get(bar.ts_event, 0) + 1
+        self.bars.add((bar.bar_type.instrument_id.value, bar.ts_event))
 
     def _on_order_event(self, _event: OrderEvent) -> None:
         self.order_events += 1
@@ -124,13 +130,15 @@ def rehearse(
     until: str | None = None,
     minute_timeout_secs: float = 30.0,
     log_level: str = "ERROR",
+    withheld_bars: Collection[tuple[str, int]] = (),
 ) -> RehearsalResult:
     """Trade ``day`` of the catalog through both sandboxes; ``on_minute(done, total)``
     reports progress. ``until`` ("HH:MM", New York time) stops the node early, the way an
     operator would: the strategy cancels its orders and flattens on the way out. The journal
     goes where ``config.journal`` says (``out_dir``: the Parquet sink's directory). Returns
     what the journal recorded, the node's own order events and the broker's orders and
-    positions afterwards."""
+    positions afterwards. ``withheld_bars``: (symbol, bar close ns) the Polygon sandbox loses,
+    as a live feed can."""
     catalog, sessions = check_rehearsal_day(config, catalog_path, day)
     session_open = sessions["open"].iloc[0]
     minutes = session_minutes(sessions)
@@ -138,9 +146,12 @@ def rehearse(
         stop = pd.Timestamp(f"{sessions.index[0].date()} {until}", tz="America/New_York")
         minutes = minutes[minutes <= stop]
     expected = _bars_per_minute(catalog, config.universe, minutes)
+    for _symbol, close in withheld_bars:  # the node waits for the bars the feed sends
+        expected[close] = expected.get(close, 0) - 1
 
     clock = SimClock.manual(session_open)
-    polygon = PolygonSandbox(catalog.path, api_key=SANDBOX_KEYS["POLYGON_API_KEY"], clock=clock)
+    polygon = PolygonSandbox(catalog.path, api_key=SANDBOX_KEYS["POLYGON_API_KEY"], clock=clock,
+                             withheld_bars=withheld_bars)
     broker = AlpacaSandbox(CatalogMarket(catalog.path), key_id=SANDBOX_KEYS["ALPACA_API_KEY_ID"],
                            secret_key=SANDBOX_KEYS["ALPACA_API_SECRET_KEY"], clock=clock,
                            starting_cash=starting_cash)
@@ -179,6 +190,9 @@ def rehearse(
             result = RehearsalResult(day=sessions.index[0].date(), minutes=len(minutes), elapsed_s=0.0,
                                      intents=node.call(collector.intents))
         result.order_events = _order_events(node.node.cache)  # after the stop's cancels and flatten
+        result.run_id, result.bars = collector.config.run_id, pacer.bars
+        result.model_dirs = dict(collector.config.model_dirs)
+        result.equity = [(a["ts_event"], float(a["total"])) for a in record.records("account_states")]
         result.signals = record.records("signals")
         result.fills = record.records("fills")
         result.broker_orders = broker.orders()

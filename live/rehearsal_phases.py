@@ -20,6 +20,10 @@ from live.schedule import NEW_YORK, DayPlan
 from live.scheduler import RetrainHook, run_retrain
 from live.settings import LiveConfig
 
+# After a rehearsed day: (its result, starting cash, its directory) -> the drift report's
+# summary for the ledger (``live.drift_run``, with the day's backtest ``sextant`` builds).
+DriftHook = Callable[[RehearsalResult, float, Path], dict]
+
 
 @dataclass(frozen=True)
 class RehearsedDaySummary:
@@ -50,6 +54,7 @@ class RehearsalDayPhases:
         starting_cash: float = 100_000.0,
         retrain: RetrainHook | None = None,
         on_minute: Callable[[DayPlan, int, int], None] | None = None,
+        drift: DriftHook | None = None,
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -57,6 +62,7 @@ class RehearsalDayPhases:
         self.cash = starting_cash
         self.retrain = retrain
         self.on_minute = on_minute
+        self.drift = drift
         self.summaries: list[RehearsedDaySummary] = []
         self._traded: RehearsalResult | None = None
 
@@ -82,7 +88,9 @@ class RehearsalDayPhases:
                 fills=len(traded.fills), start_cash=self.cash, end_cash=traded.broker_cash, open_positions=open_positions)
             self.cash = traded.broker_cash
         self.summaries.append(summary)
-        return {"flat": summary.flat, "open_positions": summary.open_positions, "signals": summary.signals, "orders": summary.orders, "fills": summary.fills,
+        drift = {} if self.drift is None or traded is None or traded.day != plan.day else {
+            "drift": self.drift(traded, summary.start_cash, self.out / f"rehearsal-{self.config.name}-{plan.day}")}
+        return {**drift, "flat": summary.flat, "open_positions": summary.open_positions, "signals": summary.signals, "orders": summary.orders, "fills": summary.fills,
                 "pnl": round(summary.end_cash - summary.start_cash, 2)}
 
     def post_close(self, plan: DayPlan) -> dict:

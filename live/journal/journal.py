@@ -21,7 +21,9 @@ from typing import TYPE_CHECKING, Self
 from psycopg.types.json import Jsonb
 
 from catalog.database import embedded_postgres_dsn
+from live.drift import DriftReport
 from live.journal.day import DayReport, read_day
+from live.journal.drift import read_drift, write_drift
 from live.journal.postgres import PostgresSink, connect
 from live.journal.schema import migrate
 from live.journal.settings import JournalSettings, configured_dsn, database_key
@@ -103,6 +105,21 @@ class Journal:
             raise JournalConfigError("the journal has no database to read ('journal.sinks' lacks postgres)")
         with connect(self.dsn) as conn:
             return read_day(conn, day)
+
+    def record_drift(self, report: DriftReport) -> None:
+        """Store a day's drift report (``live.drift``), replacing an earlier one of its run."""
+        with connect(self._database("record in")) as conn:
+            write_drift(conn, report)
+
+    def read_drift(self, day: date) -> list[DriftReport]:
+        """The drift reports of ``day``'s runs (``NoDriftReportError`` when there is none)."""
+        with connect(self._database("read")) as conn:
+            return read_drift(conn, day)
+
+    def _database(self, verb: str) -> str:
+        if self.dsn is None:
+            raise JournalConfigError(f"the journal has no database to {verb} ('journal.sinks' lacks postgres)")
+        return self.dsn
 
     def finish(self, collector: "JournalCollector") -> None:
         """Flush and close the sinks of ``collector``'s run (its node has stopped)."""

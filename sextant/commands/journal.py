@@ -11,6 +11,7 @@ import pandas as pd
 import typer
 from rich.table import Table
 
+from live.drift import DriftReport
 from live.journal import (
     DayReport,
     EmptyDayError,
@@ -57,11 +58,62 @@ def day(
     data_dir: DataDirOpt = Path("data/postgres"),
 ) -> None:
     """One day's runs."""
+    _show(_date(session), dsn, data_dir)
+
+
+@journal_app.command()
+def drift(
+    session: Annotated[str, typer.Argument(metavar="YYYY-MM-DD", help="the trading day")],
+    html: Annotated[Path | None, typer.Option("--html", help="also write the report as an HTML page here")] = None,
+    dsn: DsnOpt = None,
+    data_dir: DataDirOpt = Path("data/postgres"),
+) -> None:
+    """A day's drift report: live vs the backtest of the same bars, and feature drift (PSI)."""
+    from live.drift_html import write_drift_html
+    from live.journal.drift import NoDriftReportError
+
+    when = _date(session)
+    settings = JournalSettings(sinks=(), data_dir=str(data_dir))
     try:
-        when = date.fromisoformat(session)
+        with open_journal(settings, dsn=dsn, must_exist=True) as journal:
+            reports = journal.read_drift(when)
+    except (*JOURNAL_ERRORS, NoDriftReportError) as e:
+        fail(str(e))
+    for report in reports:
+        print_drift(report)
+    if html is not None:
+        console.print(f"drift report: {write_drift_html(reports, html)}")
+
+
+def print_drift(report: DriftReport) -> None:
+    """Unexplained differences in red, significant features in red, moderate in yellow."""
+    counts = report.counts
+    console.print(f"[bold]drift of {report.trading_day.isoformat()}[/] (run {report.run_id[:8]}): signals "
+                  f"{counts['live_signals']:,} live / {counts['backtest_signals']:,} backtest, orders "
+                  f"{counts['live_orders']} / {counts['backtest_orders']}, fills {counts['live_fills']} / "
+                  f"{counts['backtest_fills']}, P&L {report.live_pnl:+.2f} / {report.backtest_pnl:+.2f}")
+    unexplained = len(report.unexplained)
+    console.print(f"{len(report.differences)} differences, " + (
+        f"[bold red]{unexplained} unexplained[/]" if unexplained else "none unexplained"))
+    by_reason: dict[str, int] = {}
+    for d in report.differences:
+        by_reason[d.reason] = by_reason.get(d.reason, 0) + 1
+    if by_reason:
+        console.print(_table("differences by reason", ["reason", "count"], sorted(by_reason.items())))
+    if unexplained:
+        console.print(_table("unexplained differences", ["kind", "what", "detail"],
+                             [[d.kind, d.key, d.detail] for d in report.unexplained]), style="red")
+    colour = {"significant": "bold red", "moderate": "yellow", "stable": ""}
+    console.print(_table("feature drift (PSI against the champion's training window)", ["feature", "PSI", "level"], [
+        [f.feature, f"{f.psi:.3f}", f"[{colour[f.level]}]{f.level}[/]" if colour[f.level] else f.level]
+        for f in report.features]))
+
+
+def _date(session: str) -> date:
+    try:
+        return date.fromisoformat(session)
     except ValueError:
         fail(f"{session!r} is not a date; give YYYY-MM-DD")
-    _show(when, dsn, data_dir)
 
 
 def _show(when: date, dsn: str | None, data_dir: Path) -> None:

@@ -10,7 +10,10 @@ from rich.progress import Progress
 
 from catalog.errors import CatalogError
 from sextant.commands.common import ParamsOpt, console, fail, writable_dir
-from sextant.commands.journal import JOURNAL_ERRORS, with_journal_sinks
+from sextant.commands.drift import DriftConfigOpt, drift_after_day
+from sextant.commands.journal import JOURNAL_ERRORS, print_drift, with_journal_sinks
+
+STARTING_CASH = 100_000.0  # a rehearsal's paper account
 
 
 def live(
@@ -23,6 +26,8 @@ def live(
         "--journal", help="journal sinks, comma-separated: postgres, parquet (default: the config's journal.sinks)")] = None,
     live_money: Annotated[bool, typer.Option("--live", help="real money: also needs --i-understand-real-money")] = False,
     understood: Annotated[bool, typer.Option("--i-understand-real-money")] = False,
+    drift: Annotated[bool, typer.Option(help="with --rehearse: the day's drift report (live vs its backtest)")] = True,
+    drift_config: DriftConfigOpt = None,
     params: ParamsOpt = None,
 ) -> None:
     """Run the TradingNode: Polygon data + Alpaca execution (paper unless told otherwise)."""
@@ -47,13 +52,16 @@ def live(
         fail(str(e))
     writable_dir(out)
     if rehearse:
-        _rehearse(cfg, catalog, day, out)
+        _rehearse(cfg, catalog, day, out, drift, drift_config)
     else:
         _run_node(cfg, out)
 
 
-def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
-    """Ctrl-C stops the rehearsal like a live stop (cancel, flatten, journal) and exits 130."""
+def _rehearse(cfg, catalog: Path, day: str, out: Path, drift: bool, drift_config: Path | None) -> None:
+    """Ctrl-C stops the rehearsal like a live stop (cancel, flatten, journal) and exits 130.
+    After the day, its drift report (``sextant journal drift DAY``; drift.json in the run's
+    directory)."""
+    from backtests.config import ConfigError
     from live.rehearsal import RehearsalError, rehearse
 
     run_dir = out / f"rehearsal-{cfg.name}-{day}"
@@ -61,7 +69,7 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
     try:
         with Progress(console=console) as progress:
             task = progress.add_task(f"rehearsing {day}", total=None)
-            result = rehearse(cfg, catalog, day, out_dir=run_dir,
+            result = rehearse(cfg, catalog, day, out_dir=run_dir, starting_cash=STARTING_CASH,
                               on_minute=lambda done, total: progress.update(task, completed=done, total=total))
     except (RehearsalError, CatalogError, *JOURNAL_ERRORS) as e:
         fail(str(e))
@@ -70,6 +78,15 @@ def _rehearse(cfg, catalog: Path, day: str, out: Path) -> None:
         raise typer.Exit(code=130) from None
     console.print(f"{result.day}: {result.minutes} minutes in {result.elapsed_s:.1f} s; {len(result.signals):,} "
                   f"signals, {len(result.intents)} orders, {len(result.fills)} fills; journal: {journal}")
+    if not drift:
+        return
+    try:
+        after = drift_after_day(cfg, catalog, run_dir, drift_config)
+        if after is not None:
+            report, _ = after(result, STARTING_CASH, run_dir)
+            print_drift(report)
+    except (ConfigError, CatalogError, *JOURNAL_ERRORS) as e:
+        fail(f"drift report: {e}")
 
 
 def _where(cfg, run_dir: Path, day: str) -> str:

@@ -10,6 +10,7 @@ from rich.progress import Progress
 
 from catalog.errors import CalendarRangeError, CatalogError
 from sextant.commands.common import ParamsOpt, console, fail, writable_dir
+from sextant.commands.drift import DriftConfigOpt, drift_after_day
 from sextant.commands.journal import JOURNAL_ERRORS
 
 
@@ -22,6 +23,8 @@ def run(
     out: Annotated[Path, typer.Option("--out", help="journals, the phase ledger and the lock go here")] = Path("runs"),
     live_money: Annotated[bool, typer.Option("--live", help="real money: also needs --i-understand-real-money")] = False,
     understood: Annotated[bool, typer.Option("--i-understand-real-money")] = False,
+    drift: Annotated[bool, typer.Option(help="with --rehearse: each day's drift report (live vs its backtest)")] = True,
+    drift_config: DriftConfigOpt = None,
     params: ParamsOpt = None,
 ) -> None:
     """The NYSE day on a schedule: pre-open, session, close (flatten, verified), post-close.
@@ -43,7 +46,7 @@ def run(
         fail(str(e))
     writable_dir(out)
     if rehearse:
-        _rehearse(cfg, catalog, days, out)
+        _rehearse(cfg, catalog, days, out, drift, drift_config)
     else:
         _run_live(cfg, out)
 
@@ -66,9 +69,11 @@ def _rehearsal_days(first: str | None, last: str | None) -> tuple[date, date]:
     return days
 
 
-def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path) -> None:
+def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path, drift: bool, drift_config: Path | None) -> None:
     """Every day is checked against the catalog before the first is traded; Ctrl-C stops the
-    day in progress like a live stop (cancel, flatten, journal) and exits 130."""
+    day in progress like a live stop (cancel, flatten, journal) and exits 130. Each day's
+    drift report is journaled at its close (``sextant journal drift DAY``)."""
+    from backtests.config import ConfigError
     from catalog.sessions import trading_sessions
     from live.rehearsal import RehearsalError, check_rehearsal_day
     from live.rehearsal_phases import RehearsalDayPhases
@@ -87,11 +92,13 @@ def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path) -> None:
             def on_minute(plan, done: int, total: int) -> None:
                 progress.update(task, description=f"{plan.day} session", completed=done, total=total)
 
-            phases = RehearsalDayPhases(cfg, catalog, run_dir, on_minute=on_minute)
+            after = drift_after_day(cfg, catalog, run_dir, drift_config) if drift else None
+            phases = RehearsalDayPhases(cfg, catalog, run_dir, on_minute=on_minute, drift=None if after is None else (
+                lambda result, cash, day_dir: after(result, cash, day_dir)[1]))
             clock = SimulatedClock(pd.Timestamp(days[0], tz=NEW_YORK))
             Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock, ledger,
                       on_event=_show_event, on_idle=_show_idle).run(*days)
-    except (RehearsalError, CatalogError) as e:
+    except (RehearsalError, CatalogError, ConfigError, *JOURNAL_ERRORS) as e:
         fail(str(e))
     except KeyboardInterrupt:
         console.print(f"rehearsal stopped (Ctrl-C): orders cancelled, positions flattened; journals: {run_dir}")
@@ -137,6 +144,9 @@ def _show_event(event) -> None:
     if event.slot.phase == Phase.CLOSE and event.outcome == "done":
         detail = event.detail
         line += "" if detail.get("flat", True) else f" [red]NOT FLAT at the broker: {detail.get('open_positions')}[/]"
+        if drift := detail.get("drift"):
+            unexplained = f"[red]{drift['unexplained']} unexplained[/]" if drift["unexplained"] else "none unexplained"
+            line += f"; drift: {drift['differences']} differences, {unexplained} (`sextant journal drift {event.slot.day}`)"
     console.print(line, highlight=False)
 
 

@@ -37,6 +37,7 @@ class PolygonSandbox(LoopbackServer):
         port: int = 0,
         clock: SimClock | None = None,
         faults: Iterable[Fault] = (),
+        withheld_bars: Iterable[tuple[str, int]] = (),
         max_page_size: int = 50_000,
         max_cached_rows: int = 20_000_000,
     ) -> None:
@@ -51,6 +52,9 @@ class PolygonSandbox(LoopbackServer):
         self.max_page_size = max_page_size
         self._requested_port = port
         self._faults = FaultSchedule(list(faults))
+        # (symbol, bar close ns) the stream never sends, as a feed that lost them: the live
+        # drift report must explain what the backtest (which has them) did differently
+        self.withheld_bars = frozenset(withheld_bars)
         self._bars = CatalogBars(self.catalog_path, max_cached_rows=max_cached_rows)
         if not self._bars.symbols:  # a mistyped path would otherwise serve an empty market
             raise EmptyCatalogError(f"no symbols with bars in catalog {self.catalog_path}")
@@ -72,7 +76,7 @@ class PolygonSandbox(LoopbackServer):
             self.clock.start()
             start_ns = self.clock.now_ns()
         self._hub = StreamHub(
-            self._bars, self._faults, self.api_key, start_ns, self._on_subscribers
+            self._bars, self._faults, self.api_key, start_ns, self._on_subscribers, self.withheld_bars
         )
         self._hub.close_listeners.extend(self._close_listeners)
         self._rest = RestApi(

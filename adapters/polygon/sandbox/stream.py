@@ -210,8 +210,10 @@ class StreamHub:
         api_key: str,
         published_ns: int | None,
         on_change: Callable[[int], None],
+        withheld_bars: frozenset[tuple[str, int]] = frozenset(),
     ) -> None:
         self.bars = bars
+        self.withheld_bars = withheld_bars
         self.faults = faults
         self.api_key = api_key
         self.frames_sent: list[FrameRecord] = []
@@ -326,7 +328,8 @@ class StreamHub:
                 events = [e for e in DATA_EVENTS if e in wanted[symbol]]
                 encoded = {e: feed.encode(e, first, last) for e in events}
                 for k, close in enumerate(feed.close_ns[first:last].tolist()):
-                    instants[close].append((symbol, k, encoded))
+                    if (symbol, close) not in self.withheld_bars:
+                        instants[close].append((symbol, k, encoded))
             selections: dict[tuple[frozenset[str], str], tuple[str, ...]] = {}
             sent = 0
             for close in sorted(instants):

@@ -301,3 +301,22 @@ def test_close_listeners_hear_every_close_before_its_frame(small_catalog) -> Non
     closes = [pd.Timestamp(f"2024-12-30 14:3{m}", tz="UTC").value for m in (1, 2, 3)]
     assert [ts for ts, _ in heard] == [*closes, pd.Timestamp("2024-12-30 14:33:30", tz="UTC").value]
     assert [sent for _, sent in heard[:3]] == [0, 1, 2]  # each close heard before its frame went out
+
+
+def test_withheld_bars_are_never_sent_and_the_rest_are(small_catalog: Path) -> None:
+    """A feed that loses bars (what the live drift report must explain): the withheld
+    (symbol, close) pairs never reach a subscriber, every other bar does, in order."""
+    lost = {("S001", (OPEN + pd.Timedelta(minutes=m)).value) for m in (2, 3)}
+    with PolygonSandbox(small_catalog, api_key="test-key", clock=SimClock.manual(OPEN),
+                        withheld_bars=lost) as sandbox:
+
+        async def scenario() -> Feed:
+            async with feed(sandbox, "AM.S000", "AM.S001") as f:
+                assert await advance(sandbox, "2024-12-30 14:35") == 8
+                await f.wait_until(lambda: len(f.data) == 8)
+                return f
+
+        f = asyncio.run(scenario())
+    received = {(m["sym"], m["e"] * 1_000_000) for m in f.data}
+    assert not received & lost
+    assert len(received) == 8 and {s for s, _ in received} == {"S000", "S001"}
