@@ -6,6 +6,7 @@ from typing import Annotated
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 
 from catalog.errors import CalendarRangeError, CatalogError
@@ -41,11 +42,12 @@ def run(
             check_mode(cfg, live_flag=live_money, understood=understood)
     except LiveConfigError as e:
         fail(str(e))
+    retrain = _retrain_config(cfg, config, live=not rehearse)
     writable_dir(out)
     if rehearse:
-        _rehearse(cfg, catalog, days, out)
+        _rehearse(cfg, catalog, days, out, retrain)
     else:
-        _run_live(cfg, out)
+        _run_live(cfg, out, retrain)
 
 
 def _rehearsal_days(first: str | None, last: str | None) -> tuple[date, date]:
@@ -66,9 +68,56 @@ def _rehearsal_days(first: str | None, last: str | None) -> tuple[date, date]:
     return days
 
 
-def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path) -> None:
+def _retrain_config(cfg, source: Path, *, live: bool):
+    """The walk-forward config ``models.retrain`` names (None: no retrain), checked before any
+    day runs: its own schema, the models the live strategy weighs (each night's champion must
+    hold them) and, live, the catalog it retrains on."""
+    if cfg.models.retrain is None:
+        return None
+    from backtests.config import ConfigError, load_config
+
+    try:
+        retrain = load_config(cfg.models.retrain)
+    except ConfigError as e:
+        fail(f"{source}: 'models.retrain': {e}")
+    missing = sorted(set(cfg.strategy.weights) - set(retrain.signal_columns()))
+    if missing:
+        fail(f"{source}: 'models.retrain': {cfg.models.retrain} trains {list(retrain.signal_columns())}, not "
+             f"{missing}, which 'strategy.weights' trades: the champions it makes would lack them")
+    if live and cfg.schedule.catalog is None:
+        fail(f"{source}: 'models.retrain' retrains on 'schedule.catalog' (the catalog pre-open ingests into), "
+             "which is not set")
+    return retrain
+
+
+def retrain_hook(cfg, retrain, catalog: Path, work: Path):
+    """The post-close's ``RetrainHook``: one night of ``backtests.nightly`` on the live registry
+    over ``catalog`` (the catalog the day was traded from), its backtests under ``work``. A
+    night that cannot train or judge (too few sessions, a crashed evaluation window) is
+    recorded as failed and the champion stays: the next session still trades."""
+    from backtests.nightly import retrain_and_evaluate
+    from backtests.window import WindowCrashedError
+    from catalog.store import open_catalog
+    from models.promotion import PromotionError
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(Path(cfg.models.registry))
+
+    def nightly(plan) -> dict:
+        try:
+            decision = retrain_and_evaluate(retrain, open_catalog(catalog), registry, plan.day,
+                                            work / f"nightly-{plan.day}")
+        except (CatalogError, PromotionError, WindowCrashedError) as e:
+            return {"action": "failed", "reason": str(e)}
+        return decision.to_record()
+
+    return nightly
+
+
+def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path, retrain) -> None:
     """Every day is checked against the catalog before the first is traded; Ctrl-C stops the
-    day in progress like a live stop (cancel, flatten, journal) and exits 130."""
+    day in progress like a live stop (cancel, flatten, journal) and exits 130. Each night
+    retrains on the rehearsal's catalog when ``models.retrain`` is set."""
     from catalog.sessions import trading_sessions
     from live.rehearsal import RehearsalError, check_rehearsal_day
     from live.rehearsal_phases import RehearsalDayPhases
@@ -87,11 +136,12 @@ def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path) -> None:
             def on_minute(plan, done: int, total: int) -> None:
                 progress.update(task, description=f"{plan.day} session", completed=done, total=total)
 
-            phases = RehearsalDayPhases(cfg, catalog, run_dir, on_minute=on_minute)
             clock = SimulatedClock(pd.Timestamp(days[0], tz=NEW_YORK))
-            Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock, ledger,
-                      on_event=_show_event, on_idle=_show_idle).run(*days)
-    except (RehearsalError, CatalogError) as e:
+            hook = None if retrain is None else retrain_hook(cfg, retrain, catalog, run_dir)
+            with RehearsalDayPhases(cfg, catalog, run_dir, retrain=hook, on_minute=on_minute) as phases:
+                Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock, ledger,
+                          on_event=_show_event, on_idle=_show_idle).run(*days)
+    except (RehearsalError, CatalogError, *JOURNAL_ERRORS) as e:
         fail(str(e))
     except KeyboardInterrupt:
         console.print(f"rehearsal stopped (Ctrl-C): orders cancelled, positions flattened; journals: {run_dir}")
@@ -102,8 +152,9 @@ def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path) -> None:
     console.print(f"phases: {ledger.path}")
 
 
-def _run_live(cfg, out: Path) -> None:
-    """One scheduler per config: a second is refused while the first holds the lock."""
+def _run_live(cfg, out: Path, retrain) -> None:
+    """One scheduler per config: a second is refused while the first holds the lock. Each
+    night retrains on the schedule's catalog when ``models.retrain`` is set."""
     import signal
 
     from live.live_phases import LiveDayPhases, NodeStoppedError
@@ -114,7 +165,8 @@ def _run_live(cfg, out: Path) -> None:
     clock = WallClock()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C, idle or trading
     try:
-        with SchedulerLock(state / "scheduler.lock"), LiveDayPhases(cfg, out, clock) as phases:
+        hook = None if retrain is None else retrain_hook(cfg, retrain, Path(cfg.schedule.catalog), state)
+        with SchedulerLock(state / "scheduler.lock"), LiveDayPhases(cfg, out, clock, retrain=hook) as phases:
             console.print(f"[bold]{cfg.mode.upper()}[/] schedule for {', '.join(cfg.universe)}; "
                           f"phases: {state / 'phases.jsonl'}; Ctrl-C stops and flattens")
             Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock,
@@ -137,6 +189,9 @@ def _show_event(event) -> None:
     if event.slot.phase == Phase.CLOSE and event.outcome == "done":
         detail = event.detail
         line += "" if detail.get("flat", True) else f" [red]NOT FLAT at the broker: {detail.get('open_positions')}[/]"
+    if event.slot.phase == Phase.POST_CLOSE and "action" in event.detail:  # the nightly retrain's decision
+        failed = event.detail["action"] == "failed"
+        line += f" {'[red]retrain failed[/]' if failed else event.detail['action']}: {escape(event.detail['reason'])}"
     console.print(line, highlight=False)
 
 
