@@ -23,6 +23,7 @@ How the two line up (which models trade day d):
 import dataclasses
 import datetime as dt
 import json
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -30,15 +31,26 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
-from backtests.config import parse_config
+from adapters.polygon.sandbox import PolygonSandbox
+from backtests.config import load_config, parse_config
 from backtests.trade import window_spec
 from backtests.train import train
 from backtests.window import run_windows
 from catalog.store import MarketCatalog, open_catalog
 from catalog.synthetic import generate_market
+from live.journal import open_journal
+from live.live_phases import LiveDayPhases
+from live.rehearsal_phases import RehearsalDayPhases
 from live.schedule import Phase, ScheduleSection, day_plan
+from live.scheduler import SimulatedClock
+from live.settings import LiveConfigError, PolygonSection, load_live_config
+from models.promotion import find_ensembles
+from models.registry import ModelRegistry
 from sextant.cli import app
+from sextant.commands.run import retrain_hook
 from strategies.risk import RiskRules
+from tests.live.conftest import live_config
+from tests.live.journal_support import dsn, server  # noqa: F401 - fixtures
 
 SYMBOLS = ["S000", "S001", "S002", "S003"]
 DAYS = ["2024-12-23", "2024-12-24", "2024-12-26"]  # 12-25 is a holiday
@@ -163,3 +175,144 @@ def test_same_order_intents_in_the_same_order_each_day(rehearsed, day):
     backtest = rehearsed["orders"][DAYS.index(day)]
     assert len(backtest) > 0
     assert rows(journal(rehearsed, day, "orders")) == rows(backtest)
+
+
+# -- fast: the config key and the retrain hook's wiring ---------------------------------------
+
+NIGHT = dt.date(2024, 12, 27)  # sessions of the `market` catalog: 12-20, 23, 24, 26, 27, 30, 31
+
+
+def retrain_file(path: Path, **fields) -> Path:
+    """A small walk-forward config: LightGBM with few trees on 3 sessions, a daily refit."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({
+        "walk_forward": {"folds": 1, "train_days": 3, "test_days": 1, "embargo_days": 0},
+        "models": {"lightgbm": {"params": {"n_estimators": 10}}}, "promotion": {"policy": "always"}, **fields}))
+    return path
+
+
+def live_file(path: Path, models: Path, retrain: str, **fields) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(yaml.safe_dump({"universe": ["S000", "S001"], "strategy": {"weights": {"lightgbm": 1.0}},
+                                    "models": {"registry": str(models), "retrain": retrain}, **fields}))
+    return path
+
+
+def copied_registry(models: Path, tmp_path: Path) -> Path:
+    registry = tmp_path / "models"
+    shutil.copytree(models, registry)
+    return registry
+
+
+def test_models_retrain_is_a_path_relative_to_the_live_config(market, tmp_path: Path, monkeypatch):
+    _, models = market
+    configs = tmp_path / "configs"
+    retrain = retrain_file(configs / "nightly" / "wf.yaml")
+    live = live_file(configs / "paper.yaml", models, "nightly/wf.yaml")
+    monkeypatch.chdir(tmp_path / "..")  # the process's directory plays no part
+    assert Path(load_live_config(live).models.retrain) == retrain
+    assert load_live_config(live_file(configs / "none.yaml", models, None)).models.retrain is None
+
+
+def test_a_missing_retrain_config_names_the_key(market, tmp_path: Path):
+    _, models = market
+    with pytest.raises(LiveConfigError, match=r"'models.retrain': .*wf.yaml is not a file .*relative to this file"):
+        load_live_config(live_file(tmp_path / "paper.yaml", models, "wf.yaml"))
+
+
+def run_cli(*args: str, env: dict | None = None) -> tuple[int, str]:
+    result = CliRunner().invoke(app, ["run", *args], env=env)
+    assert "Traceback" not in result.output
+    return result.exit_code, " ".join(result.output.split())
+
+
+REHEARSE = ("--rehearse", "--from", "2024-12-26", "--to", "2024-12-27")
+
+
+@pytest.mark.parametrize(("retrain", "message"), [
+    ({"walk_forward": {"trian_days": 3}}, "'models.retrain': "),
+    ({"models": {"xgboost": {}}}, "not ['lightgbm'], which 'strategy.weights' trades"),
+])
+def test_a_bad_retrain_config_stops_the_run_before_any_day(market, tmp_path: Path, retrain, message):
+    catalog, models = market
+    retrain_file(tmp_path / "wf.yaml", **retrain)
+    code, text = run_cli(str(live_file(tmp_path / "paper.yaml", models, "wf.yaml")), *REHEARSE,
+                         "--catalog", str(catalog), "--out", str(tmp_path / "runs"))
+    assert code == 2 and message in text, text
+    assert not (tmp_path / "runs").exists()
+
+
+def test_the_unknown_retrain_key_is_named(market, tmp_path: Path):
+    catalog, models = market
+    retrain_file(tmp_path / "wf.yaml", walk_forward={"trian_days": 3})
+    _, text = run_cli(str(live_file(tmp_path / "paper.yaml", models, "wf.yaml")), *REHEARSE, "--catalog", str(catalog))
+    assert "wf.yaml" in text and "walk_forward.trian_days" in text, text
+
+
+def test_a_live_retrain_needs_the_schedule_catalog(market, tmp_path: Path):
+    _, models = market
+    retrain_file(tmp_path / "wf.yaml")
+    code, text = run_cli(str(live_file(tmp_path / "paper.yaml", models, "wf.yaml")), "--out", str(tmp_path / "runs"),
+                         env={"ALPACA_API_KEY_ID": "PKTEST", "ALPACA_API_SECRET_KEY": "s", "POLYGON_API_KEY": "p"})
+    assert code == 2 and "'models.retrain' retrains on 'schedule.catalog'" in text, text
+
+
+def test_the_post_close_retrains_journals_the_decision_and_pins_it_for_the_next_morning(
+        market, tmp_path: Path, dsn):  # noqa: F811
+    """The hook `sextant run` builds (backtests.nightly on the live registry and the day's
+    catalog) run by a rehearsal's post-close: promoted (policy always), journaled with its
+    record, and the champion the next pre-open loads. The same night again trains no twin;
+    a night without enough sessions fails without touching the champion."""
+    catalog, models = market
+    registry = copied_registry(models, tmp_path)
+    retrain = retrain_file(tmp_path / "wf.yaml")
+    live = load_live_config(live_file(tmp_path / "paper.yaml", registry, "wf.yaml",
+                                      journal={"sinks": ["postgres"], "dsn": dsn,
+                                               "spool_dir": str(tmp_path / "spool")}))
+    before = live.model_dirs()["lightgbm"]
+    hook = retrain_hook(live, load_config(retrain), catalog, tmp_path / "work")
+    plan = day_plan(NIGHT, live.schedule, live.strategy.risk.flatten_minutes_before_close)
+    with RehearsalDayPhases(live, catalog, tmp_path / "out", retrain=hook) as phases:
+        night = phases.post_close(plan)
+        again = phases.post_close(plan)
+        early = phases.post_close(day_plan(dt.date(2024, 12, 23), live.schedule, 5))
+    assert (night["action"], night["trained"]["fold"], night["champion"]["fold"]) == ("promote", 1, 1)
+    assert night["trained"]["train_end"] == pd.Timestamp("2024-12-28", tz=NY).tz_convert("UTC").isoformat()
+    assert live.model_dirs()["lightgbm"] == registry / "lightgbm" / "v0002" != before
+    assert again["action"] == "wait" and "is the champion already" in again["reason"]
+    assert early["action"] == "failed" and "train_days" in early["reason"]
+    assert len(find_ensembles(ModelRegistry(registry))) == 2  # no twin, nothing from the failed night
+    with open_journal(live.journal) as journal:
+        decisions = journal.read_day(NIGHT).decisions
+    assert [(d["kind"], d["subject"]) for d in decisions] == [("promotion", "promote fold 1; champion fold 1"),
+                                                             ("promotion", "wait fold 1; champion fold 1")]
+    assert decisions[0]["details"] == {k: v for k, v in night.items() if k != "journal_decision"}
+
+
+def test_the_live_post_close_ingests_the_day_before_it_retrains(market, tmp_path: Path, monkeypatch):
+    """Pre-open brought the schedule's catalog to the day before; the retrain must see the day."""
+    source, models = market
+    dest = tmp_path / "catalog"
+    seen = []
+
+    def retrain(plan) -> dict:
+        last = MarketCatalog(dest).read_bars("S000").index[-1].tz_convert(NY).date()
+        seen.append(last)
+        return {"action": "wait", "reason": "test"}
+
+    monkeypatch.setenv("POLYGON_API_KEY", "key")
+    with PolygonSandbox(source, api_key="key") as polygon:
+        config = live_config(models, polygon=PolygonSection(base_url=polygon.base_url),
+                             schedule=ScheduleSection(catalog=str(dest)))
+        with LiveDayPhases(config, tmp_path / "runs", SimulatedClock(pd.Timestamp(NIGHT, tz=NY)),
+                           retrain=retrain) as phases:
+            record = phases.post_close(day_plan(NIGHT, config.schedule, 5))
+    assert seen == [NIGHT]
+    assert record == {"ingested_sessions": {"S000": 1, "S001": 1}, "ingest_failures": [], "action": "wait",
+                      "reason": "test"}
+
+
+def test_without_a_retrain_the_post_close_says_so(market, tmp_path: Path):
+    catalog, models = market
+    with RehearsalDayPhases(live_config(models), catalog, tmp_path) as phases:
+        assert phases.post_close(day_plan(NIGHT, ScheduleSection(), 5)) == {"retrain": "none configured"}
