@@ -94,7 +94,9 @@ def retrain_hook(cfg, retrain, catalog: Path, work: Path):
     """The post-close's ``RetrainHook``: one night of ``backtests.nightly`` on the live registry
     over ``catalog`` (the catalog the day was traded from), its backtests under ``work``. A
     night that cannot train or judge (too few sessions, a crashed evaluation window) is
-    recorded as failed and the champion stays: the next session still trades."""
+    recorded as failed (in the ledger, the journal and the console) and the champion stays:
+    the next session still trades."""
+    from backtests.config import ConfigError
     from backtests.nightly import retrain_and_evaluate
     from backtests.window import WindowCrashedError
     from catalog.store import open_catalog
@@ -107,7 +109,7 @@ def retrain_hook(cfg, retrain, catalog: Path, work: Path):
         try:
             decision = retrain_and_evaluate(retrain, open_catalog(catalog), registry, plan.day,
                                             work / f"nightly-{plan.day}")
-        except (CatalogError, PromotionError, WindowCrashedError) as e:
+        except (ConfigError, CatalogError, PromotionError, WindowCrashedError) as e:
             return {"action": "failed", "reason": str(e)}
         return decision.to_record()
 
@@ -182,6 +184,7 @@ def _run_live(cfg, out: Path, retrain) -> None:
 
 
 def _show_event(event) -> None:
+    from live.retrain import decision_subject
     from live.schedule import NEW_YORK, Phase
 
     at = event.slot.start.tz_convert(NEW_YORK).strftime("%H:%M")
@@ -190,8 +193,9 @@ def _show_event(event) -> None:
         detail = event.detail
         line += "" if detail.get("flat", True) else f" [red]NOT FLAT at the broker: {detail.get('open_positions')}[/]"
     if event.slot.phase == Phase.POST_CLOSE and "action" in event.detail:  # the nightly retrain's decision
-        failed = event.detail["action"] == "failed"
-        line += f" {'[red]retrain failed[/]' if failed else event.detail['action']}: {escape(event.detail['reason'])}"
+        detail = event.detail
+        what = "[red]retrain failed[/]" if detail["action"] == "failed" else escape(decision_subject(detail))
+        line += f" {what}: {escape(detail['reason'])}"
     console.print(line, highlight=False)
 
 

@@ -141,6 +141,7 @@ def test_each_night_promotes_its_challenger_and_the_next_morning_loads_it(rehear
     loaded = [e["models"]["lightgbm"] for e in ledger if e["phase"] == "pre-open"]
     assert [Path(p).name for p in loaded] == ["v0001", "v0002", "v0003"]  # fold 0, then each night's
     assert "2024-12-25: no session (holiday)" in rehearsed["output"]
+    assert "2024-12-24 13:15 post-close: done promote fold 2; champion fold 2" in rehearsed["output"]
     assert [e["minutes"] for e in ledger if e["phase"] == "session"] == [385, 205, 385]  # the 24th closes at 13:00
 
 
