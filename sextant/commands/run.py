@@ -2,7 +2,7 @@
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
@@ -12,6 +12,11 @@ from rich.progress import Progress
 from catalog.errors import CalendarRangeError, CatalogError
 from sextant.commands.common import ParamsOpt, console, fail, writable_dir
 from sextant.commands.journal import JOURNAL_ERRORS
+
+if TYPE_CHECKING:
+    from backtests.config import BacktestConfig
+    from live.scheduler import RetrainHook
+    from live.settings import LiveConfig
 
 
 def run(
@@ -90,7 +95,7 @@ def _retrain_config(cfg, source: Path, *, live: bool):
     return retrain
 
 
-def retrain_hook(cfg, retrain, catalog: Path, work: Path):
+def retrain_hook(cfg: "LiveConfig", retrain: "BacktestConfig", catalog: Path, work: Path) -> "RetrainHook":
     """The post-close's ``RetrainHook``: one night of ``backtests.nightly`` on the live registry
     over ``catalog`` (the catalog the day was traded from), its backtests under ``work``. A
     night that cannot train or judge (too few sessions, a crashed evaluation window) is
@@ -132,6 +137,9 @@ def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path, retrain) -
         for session in trading_sessions(*days).index:
             check_rehearsal_day(cfg, catalog, session.date())
         ledger.path.unlink(missing_ok=True)  # a rehearsal replays its whole range
+        if retrain is not None:
+            cfg = _rehearsal_registry(cfg, run_dir)
+        _warn_if_trained_later(cfg, days[0])
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("starting", total=None)
 
@@ -152,6 +160,32 @@ def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path, retrain) -
         console.print(f"{s.day}: {s.minutes} minutes, {s.signals:,} signals, {s.orders} orders, {s.fills} fills, "
                       f"P&L {s.end_cash - s.start_cash:+,.2f}, {'flat' if s.flat else '[red]NOT FLAT[/]'}")
     console.print(f"phases: {ledger.path}")
+
+
+def _rehearsal_registry(cfg, run_dir: Path):
+    """``cfg`` trading a copy of its registry made anew in ``run_dir``: the nights' promotions
+    of a rehearsal never change what the live registry pins, and a rehearsal run again starts
+    from the same champion (not from the last run's, trained on the days it replays)."""
+    import shutil
+
+    import msgspec
+
+    copy = run_dir / "models"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(cfg.models.registry, copy)
+    return msgspec.structs.replace(cfg, models=msgspec.structs.replace(cfg.models, registry=str(copy)))
+
+
+def _warn_if_trained_later(cfg, first: date) -> None:
+    """A champion trained on sessions from ``first`` on has seen the days it is about to trade."""
+    from live.schedule import NEW_YORK
+
+    champion = cfg.champion()
+    if champion.train_end_ns > pd.Timestamp(first, tz=NEW_YORK).value:
+        last = pd.Timestamp(champion.train_end_ns - 1, tz="UTC").tz_convert(NEW_YORK).date()
+        console.print(f"[yellow]warning:[/] the champion {escape(champion.label())} was trained on the sessions "
+                      f"through {last}: on the rehearsed days from {first} to then its signals see their own future")
 
 
 def _run_live(cfg, out: Path, retrain) -> None:

@@ -44,7 +44,7 @@ from live.rehearsal_phases import RehearsalDayPhases
 from live.schedule import Phase, ScheduleSection, day_plan
 from live.scheduler import SimulatedClock
 from live.settings import LiveConfigError, PolygonSection, load_live_config
-from models.promotion import find_ensembles
+from models.promotion import PromotionStore, find_ensembles
 from models.registry import ModelRegistry
 from sextant.cli import app
 from sextant.commands.run import retrain_hook
@@ -114,6 +114,7 @@ def rehearsed(tmp_path_factory) -> dict:
                                     for fold in backtest.folds), morning_cash, strict=True)]
     windows = run_windows(specs, workers=2)
     return {"output": " ".join(result.output.split()), "ledger": ledger, "run_dir": run_dir,
+            "seed_registry": ModelRegistry(seed_run.run_dir / "models"),
             "predictions": pd.read_parquet(backtest.run_dir / "predictions.parquet"),
             "orders": [pd.read_parquet(w.orders_path) for w in windows], "backtest": backtest}
 
@@ -138,8 +139,13 @@ def test_each_night_promotes_its_challenger_and_the_next_morning_loads_it(rehear
     nights = [e for e in ledger if e["phase"] == "post-close"]
     assert [(n["action"], n["as_of"], n["trained"]["fold"], n["champion"]["fold"]) for n in nights] == [
         ("promote", day, fold, fold) for day, fold in zip(DAYS, (1, 2, 3), strict=True)]
-    loaded = [e["models"]["lightgbm"] for e in ledger if e["phase"] == "pre-open"]
-    assert [Path(p).name for p in loaded] == ["v0001", "v0002", "v0003"]  # fold 0, then each night's
+    loaded = [Path(e["models"]["lightgbm"]) for e in ledger if e["phase"] == "pre-open"]
+    assert [p.name for p in loaded] == ["v0001", "v0002", "v0003"]  # fold 0, then each night's
+    # The nights trained into the rehearsal's copy of the registry: what live pins is untouched.
+    assert {p.parents[1] for p in loaded} == {rehearsed["run_dir"] / "models"}
+    seed = rehearsed["seed_registry"]
+    assert [e.fold for e in find_ensembles(seed)] == [0] and PromotionStore(seed.root).champion().fold == 0
+    assert "warning:" not in rehearsed["output"]  # the first champion never saw the rehearsed days
     assert "2024-12-25: no session (holiday)" in rehearsed["output"]
     assert "2024-12-24 13:15 post-close: done promote fold 2; champion fold 2" in rehearsed["output"]
     assert [e["minutes"] for e in ledger if e["phase"] == "session"] == [385, 205, 385]  # the 24th closes at 13:00
