@@ -61,7 +61,8 @@ class ModelsSection(_Section, kw_only=True):
     """The models are ``strategy.weights``' names, at the versions of ``registry``'s champion.
     ``retrain``: the walk-forward config whose train step and promotion rule the nightly
     retrain runs after each close (`sextant run`), a path relative to the live config (resolved
-    at load); none, the post-close retrains nothing."""
+    at load); none, the post-close retrains nothing. Its ``catalog.path`` is not read: a night
+    retrains on the catalog the day was traded from (``schedule.catalog``, or a rehearsal's)."""
 
     registry: str  # a model registry directory, e.g. a walk-forward run's models/
     retrain: str | None = None
