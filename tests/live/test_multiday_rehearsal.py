@@ -323,3 +323,19 @@ def test_without_a_retrain_the_post_close_says_so(market, tmp_path: Path):
     catalog, models = market
     with RehearsalDayPhases(live_config(models), catalog, tmp_path) as phases:
         assert phases.post_close(day_plan(NIGHT, ScheduleSection(), 5)) == {"retrain": "none configured"}
+
+
+def test_a_guarded_night_that_cannot_judge_yet_leaves_the_next_morning_on_the_champion(market, tmp_path: Path):
+    """The default policy: tonight's challenger has no evaluation window yet, so it waits and
+    the next pre-open loads the same champion."""
+    catalog, models = market
+    registry = copied_registry(models, tmp_path)
+    retrain = retrain_file(tmp_path / "wf.yaml", promotion={"policy": "guarded"})
+    live = load_live_config(live_file(tmp_path / "paper.yaml", registry, "wf.yaml", journal={"sinks": []}))
+    before = live.model_dirs()
+    hook = retrain_hook(live, load_config(retrain), catalog, tmp_path / "work")
+    with RehearsalDayPhases(live, catalog, tmp_path / "out", retrain=hook) as phases:
+        night = phases.post_close(day_plan(NIGHT, live.schedule, 5))
+    assert night["action"] == "wait" and night["trained"]["fold"] == 1 and night["champion"]["fold"] == 0
+    assert "no evaluation window yet" in night["reason"]
+    assert live.model_dirs() == before
