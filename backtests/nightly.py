@@ -20,6 +20,10 @@ in a rehearsal, are never used), on the live model registry:
    challenger is promoted only if it beats the champion on ``promotion.metric`` by more than
    ``promotion.margin``.
 
+With ``promotion.policy: always`` step 3 is skipped: the challenger trained tonight is
+promoted at once (a daily refit; what the multi-day rehearsal's parity with a walk-forward
+of one-session test steps runs, ``tests/live/test_multiday_rehearsal.py``).
+
 Every decision is written to the registry's promotion history and returned, as a record the
 journal stores (``Decision.to_record``). The weekly universe screen is not applied here: both
 ensembles trade every symbol over the window, which keeps the comparison about the models.
@@ -116,7 +120,23 @@ def retrain_and_evaluate(config: BacktestConfig, catalog: MarketCatalog, registr
     done = [e for e in find_ensembles(registry)
             if (e.train_start_ns, e.train_end_ns) == (start, end) and columns <= set(e.versions)]
     trained = done[-1] if done else train_challenger(inputs, registry, work_dir)
+    if config.promotion.policy == "always":
+        return promote_unjudged(registry, trained, inputs.as_of)
     return judge_challenger(inputs, registry, work_dir, trained=trained)
+
+
+def promote_unjudged(registry: ModelRegistry, trained: Ensemble, as_of: str) -> Decision:
+    """``promotion.policy: always``: tonight's challenger becomes the champion without a
+    comparison. A night run again after its promotion (a restarted scheduler) finds it the
+    champion already and records a wait."""
+    store = PromotionStore(registry.root)
+    champion = store.champion()
+    if champion.fold == trained.fold:
+        return store.record(Decision(
+            action="wait", at=utc_now(), as_of=as_of, champion=champion, previous=champion, trained=trained,
+            reason=f"{trained.label()}, trained on this window, is the champion already (promotion.policy: always)"))
+    return store.promote(trained, "promotion.policy: always: the challenger trained tonight trades from the next "
+                         "session, unjudged", None, as_of=as_of, trained=trained, judged_against=champion)
 
 
 def train_window(inputs: NightlyInputs) -> tuple[int, int]:

@@ -11,6 +11,7 @@ context (Ctrl-C, SIGTERM) stops a running node the same way.
 
 import asyncio
 from contextlib import ExitStack
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Self
 
@@ -24,8 +25,9 @@ from live.daily_ingest import ingest_recent_sessions
 from live.journal import Journal, RunInfo, open_journal
 from live.journal.collector import JournalCollector
 from live.node import NodeThread, build_node, node_config
+from live.retrain import retrain_after_close
 from live.schedule import DayPlan
-from live.scheduler import Clock, RetrainHook, run_retrain
+from live.scheduler import Clock, RetrainHook
 from live.settings import LiveConfig
 
 _WATCH_SECS = 1.0
@@ -63,13 +65,8 @@ class LiveDayPhases:
 
     def pre_open(self, plan: DayPlan) -> dict:
         record = {"models": {name: str(path) for name, path in self.config.model_dirs().items()}}
-        schedule = self.config.schedule
-        if schedule.catalog is not None:
-            report = ingest_recent_sessions(
-                schedule.catalog, self.config.universe, plan.day, schedule.ingest_sessions,
-                base_url=self.config.polygon.base_url, api_key=api_key_from_env(), sectors=dict(self.config.sectors))
-            record["ingested_sessions"] = dict(report.sessions_fetched)
-            record["ingest_failures"] = [str(f) for f in report.failures]
+        if self.config.schedule.catalog is not None:
+            record |= self._ingest(plan.day, self.config.schedule.ingest_sessions)
         self._start_node(plan)
         return record
 
@@ -89,7 +86,18 @@ class LiveDayPhases:
         return {"flat": not positions, "open_positions": positions}
 
     def post_close(self, plan: DayPlan) -> dict:
-        return run_retrain(self.retrain, plan)
+        """A retrain reads the schedule's catalog (`sextant run` requires one with a retrain):
+        pre-open brought it to yesterday, so the day's own bars are ingested first."""
+        catalog = self.config.schedule.catalog
+        ingested = {} if self.retrain is None or catalog is None else self._ingest(plan.day + timedelta(days=1), 1)
+        return ingested | retrain_after_close(self.retrain, plan, self._journal)
+
+    def _ingest(self, before: date, sessions: int) -> dict:
+        """The ``sessions`` sessions before ``before`` that the schedule's catalog lacks."""
+        report = ingest_recent_sessions(
+            self.config.schedule.catalog, self.config.universe, before, sessions,
+            base_url=self.config.polygon.base_url, api_key=api_key_from_env(), sectors=dict(self.config.sectors))
+        return {"ingested_sessions": dict(report.sessions_fetched), "ingest_failures": [str(f) for f in report.failures]}
 
     def _start_node(self, plan: DayPlan) -> None:
         run = RunInfo(trading_day=plan.day, name=self.config.name, mode=self.config.mode,

@@ -6,18 +6,23 @@ The session is traded until the close phase starts, the minute the strategy flat
 closes on half days move it), and the node is stopped there as the live close stops it; the
 close then checks the sandbox broker's account is flat. The account carries over: each day
 starts with the cash the previous one ended with. The catalog is the data source, so there
-is nothing to ingest.
+is nothing to ingest, and the post-close retrains on it (``live.retrain``): every session's
+bars are there, and the nightly step reads none after the night's ``as_of``. The journal is
+open for the whole rehearsal (each day's run and the nights' decisions).
 """
 
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Self
 
 import pandas as pd
 
+from live.journal import Journal, open_journal
 from live.rehearsal import RehearsalResult, rehearse
+from live.retrain import retrain_after_close
 from live.schedule import NEW_YORK, DayPlan
-from live.scheduler import RetrainHook, run_retrain
+from live.scheduler import RetrainHook
 from live.settings import LiveConfig
 
 # After a rehearsed day: (its result, starting cash, its directory) -> the drift report's
@@ -65,6 +70,14 @@ class RehearsalDayPhases:
         self.drift = drift
         self.summaries: list[RehearsedDaySummary] = []
         self._traded: RehearsalResult | None = None
+        self._journal: Journal | None = None
+
+    def __enter__(self) -> Self:
+        self._journal = open_journal(self.config.journal, out_dir=self.out)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._journal.close()
 
     def pre_open(self, plan: DayPlan) -> dict:
         return {"models": {name: str(path) for name, path in self.config.model_dirs().items()}}
@@ -94,4 +107,4 @@ class RehearsalDayPhases:
                 "pnl": round(summary.end_cash - summary.start_cash, 2)}
 
     def post_close(self, plan: DayPlan) -> dict:
-        return run_retrain(self.retrain, plan)
+        return retrain_after_close(self.retrain, plan, self._journal)

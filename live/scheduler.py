@@ -94,13 +94,9 @@ class DayPhases(Protocol):
 
 
 # The nightly retrain and guarded promotion (post-close): given the day, fit and evaluate the
-# challengers, promote or not, return the decision's record. None: the post-close only records
-# that no retrain is configured.
+# challengers, promote or not, return the decision's record (``live.retrain`` runs it and
+# journals the decision). None: the post-close only records that no retrain is configured.
 RetrainHook = Callable[[DayPlan], dict]
-
-
-def run_retrain(retrain: RetrainHook | None, plan: DayPlan) -> dict:
-    return {"retrain": "none configured"} if retrain is None else retrain(plan)
 
 
 class PhaseLedger(Protocol):

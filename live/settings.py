@@ -58,9 +58,14 @@ class _Section(msgspec.Struct, forbid_unknown_fields=True, frozen=True, kw_only=
 
 
 class ModelsSection(_Section, kw_only=True):
-    """The models are ``strategy.weights``' names, at the versions of ``registry``'s champion."""
+    """The models are ``strategy.weights``' names, at the versions of ``registry``'s champion.
+    ``retrain``: the walk-forward config whose train step and promotion rule the nightly
+    retrain runs after each close (`sextant run`), a path relative to the live config (resolved
+    at load); none, the post-close retrains nothing. Its ``catalog.path`` is not read: a night
+    retrains on the catalog the day was traded from (``schedule.catalog``, or a rehearsal's)."""
 
     registry: str  # a model registry directory, e.g. a walk-forward run's models/
+    retrain: str | None = None
 
 
 class PolygonSection(_Section, kw_only=True):
@@ -161,7 +166,20 @@ def load_live_config(path: str | Path, params: str | Path | None = None) -> Live
                 weights_source = overlay.source
     except SettingsFileError as e:
         raise LiveConfigError(str(e)) from e
-    return _with_models(config, str(path), weights_source)
+    return _with_models(_with_retrain(config, Path(path)), str(path), weights_source)
+
+
+def _with_retrain(config: LiveConfig, path: Path) -> LiveConfig:
+    """``models.retrain`` resolved against the live config's directory. It must be a file; what
+    it holds is the walk-forward schema's to check (``live`` reads no backtest config: the
+    command that builds the retrain hook loads it, before anything runs)."""
+    if config.models.retrain is None:
+        return config
+    retrain = path.parent / config.models.retrain
+    if not retrain.is_file():
+        raise LiveConfigError(f"{path}: 'models.retrain': {retrain} is not a file (the walk-forward config the "
+                              "nightly retrain runs; a path relative to this file)")
+    return msgspec.structs.replace(config, models=msgspec.structs.replace(config.models, retrain=str(retrain)))
 
 
 def _with_models(config: LiveConfig, source: str, weights_source: str) -> LiveConfig:

@@ -53,11 +53,16 @@ class PromotionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_
     AUC of the ensemble probability); ``margin``: how much the challenger must exceed the
     champion by, in the metric's units; ``evaluation_sessions``: how many of the most recent
     sessions the comparison covers (all of them after both training windows and the embargo;
-    until that many exist the challenger waits)."""
+    until that many exist the challenger waits). ``policy``: ``guarded`` promotes on that
+    comparison only; ``always`` makes each night's challenger the champion at once, unjudged (a
+    daily refit: the next session trades the models fitted on the sessions through the night
+    before, as a walk-forward with a one-session test step does; metric, margin and
+    evaluation_sessions are then unused)."""
 
     metric: Metric = "sharpe"
     margin: Annotated[float, Meta(ge=0.0)] = 0.0
     evaluation_sessions: Annotated[int, Meta(ge=1, le=250)] = 10
+    policy: Literal["guarded", "always"] = "guarded"
 
 
 class Ensemble(msgspec.Struct, frozen=True, kw_only=True):

@@ -2,16 +2,22 @@
 
 from datetime import date
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
+from rich.markup import escape
 from rich.progress import Progress
 
 from catalog.errors import CalendarRangeError, CatalogError
 from sextant.commands.common import ParamsOpt, console, fail, writable_dir
 from sextant.commands.drift import DriftConfigOpt, drift_after_day
 from sextant.commands.journal import JOURNAL_ERRORS
+
+if TYPE_CHECKING:
+    from backtests.config import BacktestConfig
+    from live.scheduler import RetrainHook
+    from live.settings import LiveConfig
 
 
 def run(
@@ -44,11 +50,12 @@ def run(
             check_mode(cfg, live_flag=live_money, understood=understood)
     except LiveConfigError as e:
         fail(str(e))
+    retrain = _retrain_config(cfg, config, live=not rehearse)
     writable_dir(out)
     if rehearse:
-        _rehearse(cfg, catalog, days, out, drift, drift_config)
+        _rehearse(cfg, catalog, days, out, retrain, drift, drift_config)
     else:
-        _run_live(cfg, out)
+        _run_live(cfg, out, retrain)
 
 
 def _rehearsal_days(first: str | None, last: str | None) -> tuple[date, date]:
@@ -69,10 +76,60 @@ def _rehearsal_days(first: str | None, last: str | None) -> tuple[date, date]:
     return days
 
 
-def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path, drift: bool, drift_config: Path | None) -> None:
+def _retrain_config(cfg, source: Path, *, live: bool):
+    """The walk-forward config ``models.retrain`` names (None: no retrain), checked before any
+    day runs: its own schema, the models the live strategy weighs (each night's champion must
+    hold them) and, live, the catalog it retrains on."""
+    if cfg.models.retrain is None:
+        return None
+    from backtests.config import ConfigError, load_config
+
+    try:
+        retrain = load_config(cfg.models.retrain)
+    except ConfigError as e:
+        fail(f"{source}: 'models.retrain': {e}")
+    missing = sorted(set(cfg.strategy.weights) - set(retrain.signal_columns()))
+    if missing:
+        fail(f"{source}: 'models.retrain': {cfg.models.retrain} trains {list(retrain.signal_columns())}, not "
+             f"{missing}, which 'strategy.weights' trades: the champions it makes would lack them")
+    if live and cfg.schedule.catalog is None:
+        fail(f"{source}: 'models.retrain' retrains on 'schedule.catalog' (the catalog pre-open ingests into), "
+             "which is not set")
+    return retrain
+
+
+def retrain_hook(cfg: "LiveConfig", retrain: "BacktestConfig", catalog: Path, work: Path) -> "RetrainHook":
+    """The post-close's ``RetrainHook``: one night of ``backtests.nightly`` on the live registry
+    over ``catalog`` (the catalog the day was traded from), its backtests under ``work``. A
+    night that cannot train or judge (too few sessions, a crashed evaluation window) is
+    recorded as failed (in the ledger, the journal and the console) and the champion stays:
+    the next session still trades."""
+    from backtests.config import ConfigError
+    from backtests.nightly import retrain_and_evaluate
+    from backtests.window import WindowCrashedError
+    from catalog.store import open_catalog
+    from models.promotion import PromotionError
+    from models.registry import ModelRegistry
+
+    registry = ModelRegistry(Path(cfg.models.registry))
+
+    def nightly(plan) -> dict:
+        try:
+            decision = retrain_and_evaluate(retrain, open_catalog(catalog), registry, plan.day,
+                                            work / f"nightly-{plan.day}")
+        except (ConfigError, CatalogError, PromotionError, WindowCrashedError) as e:
+            return {"action": "failed", "reason": str(e)}
+        return decision.to_record()
+
+    return nightly
+
+
+def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path, retrain, drift: bool,
+              drift_config: Path | None) -> None:
     """Every day is checked against the catalog before the first is traded; Ctrl-C stops the
-    day in progress like a live stop (cancel, flatten, journal) and exits 130. Each day's
-    drift report is journaled at its close (``sextant journal drift DAY``)."""
+    day in progress like a live stop (cancel, flatten, journal) and exits 130. Each night
+    retrains on the rehearsal's catalog when ``models.retrain`` is set; each day's drift report
+    is journaled at its close (``sextant journal drift DAY``)."""
     from backtests.config import ConfigError
     from catalog.sessions import trading_sessions
     from live.rehearsal import RehearsalError, check_rehearsal_day
@@ -86,18 +143,24 @@ def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path, drift: boo
         for session in trading_sessions(*days).index:
             check_rehearsal_day(cfg, catalog, session.date())
         ledger.path.unlink(missing_ok=True)  # a rehearsal replays its whole range
+        if retrain is not None:
+            cfg = _rehearsal_registry(cfg, run_dir)
+        _warn_if_trained_later(cfg, days[0])
         with Progress(console=console, transient=True) as progress:
             task = progress.add_task("starting", total=None)
 
             def on_minute(plan, done: int, total: int) -> None:
                 progress.update(task, description=f"{plan.day} session", completed=done, total=total)
 
+            if drift_config is None and retrain is not None:
+                drift_config = Path(cfg.models.retrain)  # what the nightly champions are trained with
             after = drift_after_day(cfg, catalog, run_dir, drift_config) if drift else None
-            phases = RehearsalDayPhases(cfg, catalog, run_dir, on_minute=on_minute, drift=None if after is None else (
-                lambda result, cash, day_dir: after(result, cash, day_dir)[1]))
             clock = SimulatedClock(pd.Timestamp(days[0], tz=NEW_YORK))
-            Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock, ledger,
-                      on_event=_show_event, on_idle=_show_idle).run(*days)
+            hook = None if retrain is None else retrain_hook(cfg, retrain, catalog, run_dir)
+            with RehearsalDayPhases(cfg, catalog, run_dir, retrain=hook, on_minute=on_minute, drift=None if after is None else (
+                    lambda result, cash, day_dir: after(result, cash, day_dir)[1])) as phases:
+                Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock, ledger,
+                          on_event=_show_event, on_idle=_show_idle).run(*days)
     except (RehearsalError, CatalogError, ConfigError, *JOURNAL_ERRORS) as e:
         fail(str(e))
     except KeyboardInterrupt:
@@ -109,8 +172,35 @@ def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path, drift: boo
     console.print(f"phases: {ledger.path}")
 
 
-def _run_live(cfg, out: Path) -> None:
-    """One scheduler per config: a second is refused while the first holds the lock."""
+def _rehearsal_registry(cfg, run_dir: Path):
+    """``cfg`` trading a copy of its registry made anew in ``run_dir``: the nights' promotions
+    of a rehearsal never change what the live registry pins, and a rehearsal run again starts
+    from the same champion (not from the last run's, trained on the days it replays)."""
+    import shutil
+
+    import msgspec
+
+    copy = run_dir / "models"
+    if copy.exists():
+        shutil.rmtree(copy)
+    shutil.copytree(cfg.models.registry, copy)
+    return msgspec.structs.replace(cfg, models=msgspec.structs.replace(cfg.models, registry=str(copy)))
+
+
+def _warn_if_trained_later(cfg, first: date) -> None:
+    """A champion trained on sessions from ``first`` on has seen the days it is about to trade."""
+    from live.schedule import NEW_YORK
+
+    champion = cfg.champion()
+    if champion.train_end_ns > pd.Timestamp(first, tz=NEW_YORK).value:
+        last = pd.Timestamp(champion.train_end_ns - 1, tz="UTC").tz_convert(NEW_YORK).date()
+        console.print(f"[yellow]warning:[/] the champion {escape(champion.label())} was trained on the sessions "
+                      f"through {last}: on the rehearsed days from {first} to then its signals see their own future")
+
+
+def _run_live(cfg, out: Path, retrain) -> None:
+    """One scheduler per config: a second is refused while the first holds the lock. Each
+    night retrains on the schedule's catalog when ``models.retrain`` is set."""
     import signal
 
     from live.live_phases import LiveDayPhases, NodeStoppedError
@@ -121,7 +211,8 @@ def _run_live(cfg, out: Path) -> None:
     clock = WallClock()
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C, idle or trading
     try:
-        with SchedulerLock(state / "scheduler.lock"), LiveDayPhases(cfg, out, clock) as phases:
+        hook = None if retrain is None else retrain_hook(cfg, retrain, Path(cfg.schedule.catalog), state)
+        with SchedulerLock(state / "scheduler.lock"), LiveDayPhases(cfg, out, clock, retrain=hook) as phases:
             console.print(f"[bold]{cfg.mode.upper()}[/] schedule for {', '.join(cfg.universe)}; "
                           f"phases: {state / 'phases.jsonl'}; Ctrl-C stops and flattens")
             Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock,
@@ -137,6 +228,7 @@ def _run_live(cfg, out: Path) -> None:
 
 
 def _show_event(event) -> None:
+    from live.retrain import decision_subject
     from live.schedule import NEW_YORK, Phase
 
     at = event.slot.start.tz_convert(NEW_YORK).strftime("%H:%M")
@@ -147,6 +239,10 @@ def _show_event(event) -> None:
         if drift := detail.get("drift"):
             unexplained = f"[red]{drift['unexplained']} unexplained[/]" if drift["unexplained"] else "none unexplained"
             line += f"; drift: {drift['differences']} differences, {unexplained} (`sextant journal drift {event.slot.day}`)"
+    if event.slot.phase == Phase.POST_CLOSE and "action" in event.detail:  # the nightly retrain's decision
+        detail = event.detail
+        what = "[red]retrain failed[/]" if detail["action"] == "failed" else escape(decision_subject(detail))
+        line += f" {what}: {escape(detail['reason'])}"
     console.print(line, highlight=False)
 
 
