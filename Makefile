@@ -13,7 +13,7 @@ setup:
 	$(BIN)/pip install -e '.[dev]'
 
 test:
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q $(PYTEST_ARGS)
 
 test-fast:
 	$(BIN)/python -m pytest -q -m "not slow"
