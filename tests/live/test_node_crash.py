@@ -48,6 +48,11 @@ class LiveProcess:
         self.seen: list[str] = []
         threading.Thread(target=lambda: [self.lines.put(line) for line in self.process.stdout], daemon=True).start()
 
+    def output(self) -> str:
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        return "".join(self.seen[-400:])
+
     def wait_for(self, text: str, timeout: float = 120.0) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -71,18 +76,18 @@ def signal_keys(journal_dsn: str) -> list[tuple[str, int]]:
     return [(i, ts) for i, ts in query(journal_dsn, "SELECT instrument_id, ts_event FROM journal.signals ORDER BY run_id, seq")]
 
 
-def trade_minutes(polygon: PolygonSandbox, broker: AlpacaSandbox, start: pd.Timestamp, n: int,
-                  journal_dsn: str) -> pd.Timestamp:
+def trade_minutes(node: LiveProcess, polygon: PolygonSandbox, broker: AlpacaSandbox, start: pd.Timestamp,
+                  n: int, journal_dsn: str) -> pd.Timestamp:
     """Advance both sandboxes ``n`` minutes from ``start``; each minute waits until the
     journal holds its signals (so the node has acted on it). Returns the last minute."""
     t = start
     for _ in range(n):
         t = t + MINUTE
         broker.advance_to(t)
-        polygon.advance_to(t)
+        sent = polygon.advance_to(t)
         deadline = time.monotonic() + 30
         while sum(1 for _, ts in signal_keys(journal_dsn) if ts == t.value) < len(SYMBOLS):
-            assert time.monotonic() < deadline, f"no signals of {t} in the journal"
+            assert time.monotonic() < deadline, f"no signals of {t} in the journal ({sent} sent):\n{node.output()}"
             time.sleep(0.02)
         time.sleep(0.2)  # the broker's answer to what the signal ordered
     return t
@@ -112,7 +117,8 @@ def test_kill_9_mid_session_loses_at_most_the_last_interval_and_a_restart_orders
         first = LiveProcess(config, OPEN, dsn, tmp_path / "runs")
         try:
             first.wait_for("PAPER trading")
-            t = trade_minutes(polygon, broker, OPEN, 25, dsn)
+            polygon.wait_for_subscribers(1, timeout=30)
+            t = trade_minutes(first, polygon, broker, OPEN, 25, dsn)
             time.sleep(3 * FLUSH_MS / 1000)  # everything so far is past a flush
             known_orders = broker.orders()
             known_fills = broker.activities()
@@ -135,20 +141,23 @@ def test_kill_9_mid_session_loses_at_most_the_last_interval_and_a_restart_orders
         assert [ts for _, ts in signals] == sorted(ts for _, ts in signals)
         journaled = [c for (c,) in query(dsn, "SELECT client_order_id FROM journal.orders WHERE run_id = %s ORDER BY seq", first_run)]
         assert len(journaled) == len(set(journaled))
-        assert {o["client_order_id"] for o in known_orders} <= set(journaled)
-        fills = query(dsn, "SELECT trade_id, client_order_id, last_qty, last_px FROM journal.fills WHERE run_id = %s ORDER BY seq", first_run)
-        assert len(fills) == len({f[0] for f in fills})
-        by_order = {o["id"]: o["client_order_id"] for o in broker.orders()}
-        journaled_fills = Counter((cid, float(qty), round(float(px), 4)) for _, cid, qty, px in fills)
-        broker_fills = Counter((by_order[a["order_id"]], float(a["qty"]), round(float(a["price"]), 4)) for a in known_fills)
-        assert broker_fills <= journaled_fills
-        events = query(dsn, "SELECT client_order_id, kind, ts_event FROM journal.order_events WHERE run_id = %s ORDER BY seq", first_run)
-        for cid in {o["client_order_id"] for o in known_orders}:
-            kinds = [k for c, k, _ in events if c == cid]
-            assert kinds[0] in ("OrderInitialized", "OrderSubmitted"), (cid, kinds)
-            status = next(o["status"] for o in known_orders if o["client_order_id"] == cid)
-            if status == "filled":
+        # the broker names bracket legs itself: an order is matched by the broker's id
+        events = query(dsn, "SELECT client_order_id, venue_order_id, kind FROM journal.order_events "
+                            "WHERE run_id = %s ORDER BY seq", first_run)
+        venue_ids = {v for _, v, _ in events if v is not None}
+        assert {o["id"] for o in known_orders} <= venue_ids
+        assert {c for c, _, _ in events} <= set(journaled)
+        for order in known_orders:
+            [cid] = {c for c, v, _ in events if v == order["id"]}
+            kinds = [k for c, _, k in events if c == cid]
+            assert kinds[:2] == ["OrderInitialized", "OrderSubmitted"] or kinds[0] == "OrderInitialized", (cid, kinds)
+            if order["status"] == "filled":
                 assert "OrderFilled" in kinds, (cid, kinds)
+        fills = query(dsn, "SELECT trade_id, venue_order_id, last_qty, last_px FROM journal.fills WHERE run_id = %s ORDER BY seq", first_run)
+        assert len(fills) == len({f[0] for f in fills})
+        journaled_fills = Counter((vid, float(qty), round(float(px), 4)) for _, vid, qty, px in fills)
+        broker_fills = Counter((a["order_id"], float(a["qty"]), round(float(a["price"]), 4)) for a in known_fills)
+        assert broker_fills <= journaled_fills
         assert not query(dsn, "SELECT 1 FROM journal.run_events WHERE kind = 'stopped'")  # no clean stop
 
         # (b) the restart reconciles, claims, orders nothing twice, and carries on
@@ -158,6 +167,7 @@ def test_kill_9_mid_session_loses_at_most_the_last_interval_and_a_restart_orders
         second = LiveProcess(config, t, dsn, tmp_path / "runs")
         try:
             second.wait_for("PAPER trading")
+            polygon.wait_for_subscribers(1, timeout=30)
             assert len(broker.order_requests) == requests  # reconciled, nothing sent on start
             runs = query(dsn, "SELECT run_id, trading_day FROM journal.run_events WHERE kind = 'started' ORDER BY ts")
             assert len(runs) == 2 and runs[0][1] == runs[1][1] == OPEN.tz_convert(NEW_YORK).date()
@@ -165,9 +175,18 @@ def test_kill_9_mid_session_loses_at_most_the_last_interval_and_a_restart_orders
             time.sleep(3 * FLUSH_MS / 1000)
             claimed = {c for (c,) in query(dsn, "SELECT client_order_id FROM journal.orders WHERE run_id = %s", second_run)}
             assert open_at_broker <= claimed
-            trade_minutes(polygon, broker, t, 20, dsn)
-            assert broker.positions() != held or len(broker.order_requests) > requests or open_at_broker, \
-                "the restarted node neither held nor traded anything"
+            before = len(broker.orders())
+            trade_minutes(second, polygon, broker, t, 20, dsn)
+            legs_filled = {o["symbol"] for o in broker.orders()[:before] if o["status"] == "filled"
+                           and o["client_order_id"] in open_at_broker}
+            # the reconciled positions are kept (their brackets manage them), not flattened at
+            # the restarted node's first bar; a symbol whose bracket closed may enter again
+            for order in broker.orders()[before:]:
+                assert order["symbol"] not in held or order["symbol"] in legs_filled, order
+            assert {s: q for s, (q, _) in broker.positions().items() if s not in legs_filled} == \
+                {s: q for s, (q, _) in held.items() if s not in legs_filled}
+            second_signals = query(dsn, "SELECT count(*) FROM journal.signals WHERE run_id = %s", second_run)
+            assert second_signals == [(20 * len(SYMBOLS),)]  # it carried on, every bar once
             second.process.send_signal(signal.SIGINT)
             second.process.wait(timeout=90)
         finally:
@@ -175,7 +194,7 @@ def test_kill_9_mid_session_loses_at_most_the_last_interval_and_a_restart_orders
     ids = [o["client_order_id"] for o in broker.orders()]
     assert len(ids) == len(set(ids))
     # no bar acted on twice: at most one entry per symbol per simulated minute
-    parents = [o for o in broker.orders() if o["order_class"] == "bracket"]
+    parents = [o for o in broker.orders() if o["order_class"] == "bracket" and o["type"] == "market"]
     assert len(parents) == len({(o["symbol"], o["submitted_at"]) for o in parents})
     signals = signal_keys(dsn)
     assert len(signals) == len(set(signals))  # the restarted run signalled each bar once
