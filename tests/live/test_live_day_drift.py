@@ -86,7 +86,7 @@ def test_a_live_day_with_a_lost_bar_reports_it_as_missing_bar_live(setup, dsn: s
     assert closed["drift"]["differences"] == len(report.differences)
     missing = [d for d in report.differences if d.reason == "missing bar live"]
     # the lost bar, then S001's later signals (its features miss that bar): nothing else
-    assert [d.key for d in missing if d.kind == "signal"][0] == f"S001.ALPACA @ {LOST.value}"
+    assert next(d.key for d in missing if d.kind == "signal") == f"S001.ALPACA @ {LOST.value}"
     assert all(d.key.startswith("S001.ALPACA") for d in missing)
     assert all(int(d.key.split(" @ ")[1]) >= LOST.value for d in missing if d.kind == "signal")
     assert report.counts["live_signals"] == report.counts["backtest_signals"] - 1
