@@ -6,10 +6,14 @@ in its background thread through the session; the close stops it (the strategy c
 flattens, see ``live.node.SextantNode``) and then asks Alpaca itself whether the account is
 flat. A process restarted during the session starts the node in ``session``: NautilusTrader
 reconciles the orders and positions the broker holds, so none is placed twice. Leaving the
-context (Ctrl-C, SIGTERM) stops a running node the same way.
+context (Ctrl-C, SIGTERM) stops a running node the same way. With a drift hook the close
+also ingests the day into the schedule's catalog and reports the day's drift: the run's side
+read back from the journal (the bars it received, its signals, orders and fills), the
+backtest over the catalog's bars.
 """
 
 import asyncio
+from collections.abc import Callable
 from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
@@ -32,6 +36,10 @@ from live.settings import LiveConfig
 
 _WATCH_SECS = 1.0
 
+# After a live day: (the journal, the day's run id, the day, the run's directory) -> the drift
+# report's summary for the ledger (``live.drift_run.report_live_day``, built by ``sextant``).
+LiveDriftHook = Callable[[Journal, str, date, Path], dict]
+
 
 class NodeStoppedError(RuntimeError):
     """The node stopped by itself during the session (see its log)."""
@@ -42,11 +50,13 @@ class LiveDayPhases:
     happen, and/or Parquet files under ``out/NAME-DAY``) is open for the whole process; each
     day's node is one run of it, finished at that day's close."""
 
-    def __init__(self, config: LiveConfig, out: Path, clock: Clock, retrain: RetrainHook | None = None) -> None:
+    def __init__(self, config: LiveConfig, out: Path, clock: Clock, retrain: RetrainHook | None = None,
+                 drift: LiveDriftHook | None = None) -> None:
         self.config = config
         self.out = out
         self.clock = clock
         self.retrain = retrain
+        self.drift = drift
         self._stack = ExitStack()
         self._node: NodeThread | None = None
         self._journal: Journal | None = None
@@ -81,9 +91,14 @@ class LiveDayPhases:
         return {"resumed": resumed}
 
     def close(self, plan: DayPlan) -> dict:
+        run_id = None if self._collector is None else self._collector.config.run_id
         self._stop_node()
         positions = self._broker_positions()
-        return {"flat": not positions, "open_positions": positions}
+        record = {"flat": not positions, "open_positions": positions}
+        if self.drift is not None and run_id is not None and self.config.schedule.catalog is not None:
+            record |= self._ingest(plan.day + timedelta(days=1), 1)  # the day's own bars
+            record["drift"] = self.drift(self._journal, run_id, plan.day, self._run_dir(plan))
+        return record
 
     def post_close(self, plan: DayPlan) -> dict:
         """A retrain reads the schedule's catalog (`sextant run` requires one with a retrain):
@@ -102,9 +117,13 @@ class LiveDayPhases:
     def _start_node(self, plan: DayPlan) -> None:
         run = RunInfo(trading_day=plan.day, name=self.config.name, mode=self.config.mode,
                       model_dirs={name: str(path) for name, path in self.config.model_dirs().items()})
-        self._collector = self._journal.collector(run, out_dir=self.out / f"{self.config.name}-{plan.day}")
+        self._collector = self._journal.collector(run, out_dir=self._run_dir(plan))
         self._node = self._stack.enter_context(NodeThread(
-            build_node, self.config, node_config(self.config), extra_actors=[self._collector]))
+            build_node, self.config, node_config(self.config), warmup_as_of=self.clock.now().isoformat(),
+            extra_actors=[self._collector]))
+
+    def _run_dir(self, plan: DayPlan) -> Path:
+        return self.out / f"{self.config.name}-{plan.day}"
 
     def _stop_node(self) -> None:
         self._stack.close()  # the node stops: cancel, flatten, the collector's last rows

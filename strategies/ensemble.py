@@ -202,8 +202,11 @@ class EnsembleStrategy(Strategy):
         if self._halted:
             self.msgbus.send(TRADING_STATE_ENDPOINT, TradingState.ACTIVE)
             self._halted = False
-        # Anything still open here survived a session end without a bar to trigger the alert.
-        self.flatten("position carried over a session boundary")
+        # Anything opened before this session survived a session end without a bar to trigger
+        # the alert. What a node restarted mid-session reconciled from today stays: its
+        # brackets manage it, as they did before the restart.
+        if self._opened_before(self._session_open):
+            self.flatten("position carried over a session boundary")
         self._day_start_equity = self._equity()
         self.clock.cancel_timers()
         self._flatten_at = self._session_close - self.rules.flatten_minutes_before_close * minute
@@ -213,6 +216,10 @@ class EnsembleStrategy(Strategy):
         self._flatten_by_bar = self._flatten_at + 1 <= self.clock.timestamp_ns()
         if not self._flatten_by_bar:
             self.clock.set_time_alert_ns(FLATTEN_ALERT, self._flatten_at + 1, self._flatten_for_close)
+
+    def _opened_before(self, ts: int) -> bool:
+        return (any(p.ts_opened < ts for p in self.cache.positions_open(venue=self.venue))
+                or any(o.ts_init < ts for o in self.cache.orders_open(venue=self.venue)))
 
     def _flatten_for_close(self, _alert: object = None) -> None:
         """Once per session: by the clock alert, or, when the clock is already past the flatten

@@ -4,7 +4,7 @@ It runs on the event loop, so it only builds typed rows (``live.journal.rows``) 
 each to every sink; the sinks do the I/O elsewhere (a writer thread, files at the end).
 What it records: the run starting and stopping, the model versions it trades, every order
 (as created) and every order event, fills, position snapshots, account equity, every
-MLSignal, and the day's summary when it stops.
+MLSignal, every bar the data client delivered, and the day's summary when it stops.
 """
 
 import itertools
@@ -16,7 +16,7 @@ from pathlib import Path
 import msgspec
 from nautilus_trader.common.actor import Actor
 from nautilus_trader.config import ActorConfig
-from nautilus_trader.model.data import DataType
+from nautilus_trader.model.data import Bar, DataType
 from nautilus_trader.model.events import (
     AccountState,
     OrderEvent,
@@ -28,6 +28,7 @@ from nautilus_trader.model.events import (
 
 from live.journal.rows import (
     AccountRow,
+    BarRow,
     DailySummary,
     FillRow,
     ModelVersion,
@@ -79,6 +80,7 @@ class JournalCollector(Actor):
         msgbus.subscribe(topic="events.order.*", handler=self._on_order_event)
         msgbus.subscribe(topic="events.position.*", handler=self._on_position_event)
         msgbus.subscribe(topic="events.account.*", handler=self._on_account_state)
+        msgbus.subscribe(topic="data.bars.*", handler=self._on_bar)
 
     def on_start(self) -> None:
         self._emit_run("started")
@@ -107,6 +109,11 @@ class JournalCollector(Actor):
         if isinstance(data, MLSignal):
             self._counts["signals"] += 1
             self._emit(SignalRow, **signal_record(data))
+
+    def _on_bar(self, bar: Bar) -> None:
+        self._emit(BarRow, ts_event=bar.ts_event, ts_init=bar.ts_init,
+                   instrument_id=bar.bar_type.instrument_id.value, open=str(bar.open), high=str(bar.high),
+                   low=str(bar.low), close=str(bar.close), volume=str(bar.volume))
 
     def _on_order_event(self, event: OrderEvent) -> None:
         """The event, and any event of its order NautilusTrader applied without publishing

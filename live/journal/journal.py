@@ -25,6 +25,7 @@ from live.drift import DriftReport
 from live.journal.day import DayReport, read_day
 from live.journal.drift import read_drift, write_drift
 from live.journal.postgres import PostgresSink, connect
+from live.journal.run_rows import RunRows, read_run
 from live.journal.schema import migrate
 from live.journal.settings import JournalSettings, configured_dsn, database_key
 from live.journal.sinks import ParquetSink, Sink
@@ -110,6 +111,11 @@ class Journal:
         """Store a day's drift report (``live.drift``), replacing an earlier one of its run."""
         with connect(self._database("record in")) as conn:
             write_drift(conn, report)
+
+    def read_run(self, run_id: str) -> RunRows:
+        """What the database holds of one run (a live day's drift report reads its side here)."""
+        with connect(self._database("read")) as conn:
+            return read_run(conn, run_id)
 
     def read_drift(self, day: date) -> list[DriftReport]:
         """The drift reports of ``day``'s runs (``NoDriftReportError`` when there is none)."""

@@ -122,6 +122,19 @@ class SignalRow(Row, tag="signals"):
     horizon_returns: list[float]
 
 
+class BarRow(Row, tag="bars"):
+    """A bar as the node received it from its data client (``ts_init``: when it arrived)."""
+
+    ts_event: int
+    ts_init: int
+    instrument_id: str
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+
+
 class DailySummary(Row, tag="daily_summaries"):
     """What the run did on its day, written when it stops; P&L = end - start equity."""
 
@@ -135,9 +148,9 @@ class DailySummary(Row, tag="daily_summaries"):
 
 
 ROW_TYPES: tuple[type[Row], ...] = (RunEvent, ModelVersion, OrderRow, OrderEventRow, FillRow,
-                                    PositionRow, AccountRow, SignalRow, DailySummary)
+                                    PositionRow, AccountRow, SignalRow, BarRow, DailySummary)
 AnyRow = (RunEvent | ModelVersion | OrderRow | OrderEventRow | FillRow | PositionRow | AccountRow
-          | SignalRow | DailySummary)
+          | SignalRow | BarRow | DailySummary)
 
 
 def table_of(row_type: type[Row]) -> str:

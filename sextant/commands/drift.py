@@ -88,3 +88,24 @@ def drift_after_day(cfg, catalog: Path, out: Path, drift_config: Path | None) ->
         return report, drift_summary(report)
 
     return after
+
+
+def drift_after_live_day(cfg, out: Path, drift_config: Path | None):
+    """A ``live.live_phases.LiveDriftHook``: the day's backtest over the schedule's catalog and
+    the report of the run read back from the journal. None, with a one-line notice, when the
+    schedule has no catalog, the journal no database, or the models' config cannot be found."""
+    from backtests.config import ConfigError
+    from live.drift_run import drift_summary, report_live_day
+    from sextant.commands.common import console
+
+    if cfg.schedule.catalog is None or "postgres" not in cfg.journal.sinks:
+        console.print("[yellow]no drift reports: they need schedule.catalog and the postgres journal[/]")
+        return None
+    try:
+        hook = day_backtest_hook(cfg, backtest_config(cfg, drift_config), Path(cfg.schedule.catalog), out)
+    except ConfigError as e:
+        if drift_config is not None:
+            raise
+        console.print(f"[yellow]no drift report: {e}[/]")
+        return None
+    return lambda journal, run_id, day, day_dir: drift_summary(report_live_day(journal, run_id, day, hook, day_dir))

@@ -28,6 +28,10 @@ def live(
     understood: Annotated[bool, typer.Option("--i-understand-real-money")] = False,
     drift: Annotated[bool, typer.Option(help="with --rehearse: the day's drift report (live vs its backtest)")] = True,
     drift_config: DriftConfigOpt = None,
+    as_of: Annotated[str | None, typer.Option(
+        "--as-of", help="trade sandboxes whose simulated clock stands at this time (ISO, UTC unless "
+        "it says): the warm-up history ends there, the journal's day is its session, and "
+        "reconciliation reads the broker's orders without a wall-clock lookback")] = None,
     params: ParamsOpt = None,
 ) -> None:
     """Run the TradingNode: Polygon data + Alpaca execution (paper unless told otherwise)."""
@@ -50,11 +54,24 @@ def live(
             check_mode(cfg, live_flag=live_money, understood=understood)
     except LiveConfigError as e:
         fail(str(e))
+    venue_now = None
+    if as_of is not None:
+        if rehearse:
+            fail("--as-of is for `sextant live` against sandboxes; a rehearsal keeps its own clock")
+        venue_now = _utc(as_of)
     writable_dir(out)
     if rehearse:
         _rehearse(cfg, catalog, day, out, drift, drift_config)
     else:
-        _run_node(cfg, out)
+        _run_node(cfg, out, venue_now)
+
+
+def _utc(text: str) -> pd.Timestamp:
+    try:
+        stamp = pd.Timestamp(text)
+    except ValueError:
+        fail(f"--as-of {text!r} is not a time; give ISO, e.g. 2024-12-30T15:00Z")
+    return stamp.tz_localize("UTC") if stamp.tz is None else stamp.tz_convert("UTC")
 
 
 def _rehearse(cfg, catalog: Path, day: str, out: Path, drift: bool, drift_config: Path | None) -> None:
@@ -97,14 +114,15 @@ def _where(cfg, run_dir: Path, day: str) -> str:
     return " and ".join(places) or "in memory only (journal.sinks is empty)"
 
 
-def _run_node(cfg, out: Path) -> None:
+def _run_node(cfg, out: Path, venue_now: pd.Timestamp | None = None) -> None:
     """Until Ctrl-C (or SIGTERM): then the strategy cancels its orders and flattens, the journal
     is written and the node disconnects, the same stop as a rehearsal's. Exits 2 with the
-    reason when a client cannot connect (a rejected key, no network)."""
+    reason when a client cannot connect (a rejected key, no network). ``venue_now``: the
+    simulated time of sandboxes (``--as-of``), else the venues run on the wall clock."""
     from live.journal import RunInfo, open_journal
     from live.node import NodeStartError, NodeThread, build_node, node_config
 
-    now = pd.Timestamp.now(tz="UTC")
+    now = venue_now if venue_now is not None else pd.Timestamp.now(tz="UTC")
     run_dir = out / f"{cfg.name}-{now.strftime('%Y%m%dT%H%M%SZ')}"
     run = RunInfo(trading_day=now.tz_convert("America/New_York").date(), name=cfg.name, mode=cfg.mode,
                   model_dirs={name: str(path) for name, path in cfg.model_dirs().items()})
@@ -112,7 +130,9 @@ def _run_node(cfg, out: Path) -> None:
     try:
         with open_journal(cfg.journal, out_dir=run_dir) as opened:
             collector = opened.collector(run)
-            with NodeThread(build_node, cfg, node_config(cfg), extra_actors=[collector]) as node:
+            node_cfg = node_config(cfg) if venue_now is None else node_config(cfg, reconciliation_lookback_mins=None)
+            warmup_as_of = None if venue_now is None else venue_now.isoformat()
+            with NodeThread(build_node, cfg, node_cfg, warmup_as_of=warmup_as_of, extra_actors=[collector]) as node:
                 console.print(f"[bold]{cfg.mode.upper()}[/] trading {', '.join(cfg.universe)}; Ctrl-C stops and flattens")
                 node.wait()
     except NodeStartError as e:

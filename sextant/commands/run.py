@@ -11,7 +11,7 @@ from rich.progress import Progress
 
 from catalog.errors import CalendarRangeError, CatalogError
 from sextant.commands.common import ParamsOpt, console, fail, writable_dir
-from sextant.commands.drift import DriftConfigOpt, drift_after_day
+from sextant.commands.drift import DriftConfigOpt, drift_after_day, drift_after_live_day
 from sextant.commands.journal import JOURNAL_ERRORS
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ def run(
     out: Annotated[Path, typer.Option("--out", help="journals, the phase ledger and the lock go here")] = Path("runs"),
     live_money: Annotated[bool, typer.Option("--live", help="real money: also needs --i-understand-real-money")] = False,
     understood: Annotated[bool, typer.Option("--i-understand-real-money")] = False,
-    drift: Annotated[bool, typer.Option(help="with --rehearse: each day's drift report (live vs its backtest)")] = True,
+    drift: Annotated[bool, typer.Option(help="each day's drift report at its close (live vs its backtest)")] = True,
     drift_config: DriftConfigOpt = None,
     params: ParamsOpt = None,
 ) -> None:
@@ -55,7 +55,7 @@ def run(
     if rehearse:
         _rehearse(cfg, catalog, days, out, retrain, drift, drift_config)
     else:
-        _run_live(cfg, out, retrain)
+        _run_live(cfg, out, retrain, drift, drift_config)
 
 
 def _rehearsal_days(first: str | None, last: str | None) -> tuple[date, date]:
@@ -198,11 +198,14 @@ def _warn_if_trained_later(cfg, first: date) -> None:
                       f"through {last}: on the rehearsed days from {first} to then its signals see their own future")
 
 
-def _run_live(cfg, out: Path, retrain) -> None:
+def _run_live(cfg, out: Path, retrain, drift: bool, drift_config: Path | None) -> None:
     """One scheduler per config: a second is refused while the first holds the lock. Each
-    night retrains on the schedule's catalog when ``models.retrain`` is set."""
+    night retrains on the schedule's catalog when ``models.retrain`` is set; each close
+    reports the day's drift (``drift``) when the schedule has a catalog and the journal a
+    database."""
     import signal
 
+    from backtests.config import ConfigError
     from live.live_phases import LiveDayPhases, NodeStoppedError
     from live.node import NodeStartError
     from live.scheduler import FileLedger, Scheduler, SchedulerLock, SchedulerLockedError, WallClock
@@ -212,7 +215,11 @@ def _run_live(cfg, out: Path, retrain) -> None:
     signal.signal(signal.SIGTERM, signal.default_int_handler)  # SIGTERM stops like Ctrl-C, idle or trading
     try:
         hook = None if retrain is None else retrain_hook(cfg, retrain, Path(cfg.schedule.catalog), state)
-        with SchedulerLock(state / "scheduler.lock"), LiveDayPhases(cfg, out, clock, retrain=hook) as phases:
+        if drift_config is None and retrain is not None:
+            drift_config = Path(cfg.models.retrain)  # what the nightly champions are trained with
+        after = drift_after_live_day(cfg, state, drift_config) if drift else None
+        with (SchedulerLock(state / "scheduler.lock"),
+              LiveDayPhases(cfg, out, clock, retrain=hook, drift=after) as phases):
             console.print(f"[bold]{cfg.mode.upper()}[/] schedule for {', '.join(cfg.universe)}; "
                           f"phases: {state / 'phases.jsonl'}; Ctrl-C stops and flattens")
             Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock,
@@ -221,7 +228,7 @@ def _run_live(cfg, out: Path, retrain) -> None:
         fail(str(e))
     except (NodeStartError, NodeStoppedError) as e:
         fail(f"the node did not trade: {e}")
-    except JOURNAL_ERRORS as e:
+    except (ConfigError, *JOURNAL_ERRORS) as e:
         fail(str(e))
     except KeyboardInterrupt:
         console.print("stopped: orders cancelled, positions flattened")
