@@ -22,6 +22,7 @@ from typing import Any, TypeVar
 import pandas as pd
 from aiohttp import web
 
+from adapters.alpaca.sandbox.arrival import ArrivalStampingRunner
 from adapters.alpaca.sandbox.book import Book, TradeUpdate
 from adapters.alpaca.sandbox.faults import AlpacaFault, FaultSchedule
 from adapters.alpaca.sandbox.market import CatalogMarket
@@ -99,7 +100,7 @@ class AlpacaSandbox(LoopbackServer):
         app = web.Application(middlewares=[self._rest.middleware])
         app.add_routes(self._rest.routes())
         app.add_routes([web.get(STREAM_PATH, self._stream.handle)])
-        self._runner = await self._listen(app, self.host, self._requested_port)
+        self._runner = await self._listen(app, self.host, self._requested_port, ArrivalStampingRunner)
         self._port = int(self._runner.addresses[0][1])
         if not self.clock.is_manual:
             self._paced = asyncio.create_task(self._run_paced())
