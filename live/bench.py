@@ -133,7 +133,7 @@ def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_wo
             for k, t in enumerate(closes.asi8, start=1):
                 remote("advance", int(t))
                 _wait_quiet(activity, orders=k * n_orders, events=events_per_order * k * n_orders)
-        frames, received = remote("records")
+        frames, received, answered = remote("records")
         remote("stop")
     finally:
         host.join(timeout=30)
@@ -141,6 +141,11 @@ def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_wo
     frame_times = np.array(sorted(frames))
     latency_ms = _since_frame(frame_times, np.array(arrived))
     decision_ms = _since_frame(frame_times, np.array(probe.decided_ns))
+    broker_figures = {}
+    if not floor:  # the sandbox's own queue and work: received -> decided
+        broker_ms = (np.array(answered) - np.array(received)) / 1e6
+        broker_figures = {"broker_p50_ms": float(np.percentile(broker_ms, 50)),
+                  "broker_p99_ms": float(np.percentile(broker_ms, 99))}
     return {
         "orders": float(len(latency_ms)),
         "closes": float(len(closes)),
@@ -149,6 +154,7 @@ def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_wo
         "max_ms": float(latency_ms.max()),
         "decision_p50_ms": float(np.percentile(decision_ms, 50)),
         "decision_p99_ms": float(np.percentile(decision_ms, 99)),
+        **broker_figures,
     }
 
 
@@ -218,8 +224,9 @@ def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
             elif command == "activity":
                 conn.send(broker_activity(broker))
             elif command == "records":
+                posts = [r for r in broker.order_requests if r.method == "POST"]
                 conn.send(([f.sent_ns for f in polygon.frames_sent],
-                           [r.received_ns for r in broker.order_requests if r.method == "POST"]))
+                           [r.received_ns for r in posts], [r.answered_ns for r in posts]))
             elif command == "stop":
                 conn.send(None)
                 return
