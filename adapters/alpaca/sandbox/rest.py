@@ -1,7 +1,9 @@
 """Alpaca's trading REST API under /v2 over the book: routes, auth, faults, request records.
 
-Every handler runs on the sandbox's event loop, so book commands never race; the trade
-updates a command causes are published before its answer is returned, in order.
+Every handler runs on the sandbox's event loop, one at a time in arrival order (``_turn``),
+so book commands never race; the trade updates a command causes are published before its
+answer is returned, in order. An order request's record is stamped when its bytes were read
+(``arrival.py``) and when it was answered (see the server's docstring on bursts).
 """
 
 import asyncio
