@@ -7,7 +7,9 @@ strategy is a probe that sends one market order per bar, so every bar of every s
 an order and the figure is the edges' cost: parse, route, strategy callback, risk checks,
 the execution client's request over HTTP, the broker's intake. The floor is the same node
 with an execution client that does no I/O: what the full path costs beyond it is ours (the
-client, the HTTP exchange) and the sandbox broker's (it takes requests one at a time). The
+client, the HTTP exchange) and the sandbox broker's. "Received" is when the broker read the
+request off its socket; the broker then decides the burst's requests one at a time, which
+``full_broker_*`` reports (received -> answered: the sandbox's queue, not our path). The
 SignalActor's inference comes on top and is measured by the backtest bench (batch) and the
 parity test (streaming).
 """
