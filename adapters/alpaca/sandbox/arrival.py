@@ -11,7 +11,6 @@ carried to the request by the request factory. Hooks into aiohttp's ``RequestHan
 """
 
 import time
-from collections import deque
 from typing import Any
 
 from aiohttp import web
@@ -23,17 +22,27 @@ ARRIVED_NS = web.RequestKey("sandbox.arrived_ns", int)  # time.time_ns() of the 
 class ArrivalStampingHandler(RequestHandler):
     """One connection: stamps every request message parsed from a read with that read's time."""
 
-    __slots__ = ("arrivals",)
+    __slots__ = ("_arrivals", "_handed", "_last_read_ns")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.arrivals: deque[int] = deque()
+        self._arrivals: dict[int, int] = {}  # message number on the connection -> its read's ns
+        self._handed = 0  # messages made into requests so far
+        self._last_read_ns = time.time_ns()
 
     def data_received(self, data: bytes) -> None:
-        stamp = time.time_ns()
+        self._last_read_ns = stamp = time.time_ns()
         before = self._request_count
         super().data_received(data)
-        self.arrivals.extend([stamp] * (self._request_count - before))
+        for number in range(before + 1, self._request_count + 1):
+            self._arrivals[number] = stamp
+
+    def next_arrival_ns(self) -> int:
+        """The stamp of the next message to become a request (messages are handled in order).
+        One parsed outside a read (aiohttp reparses bytes held behind a declined upgrade) had
+        its bytes read by the last read at the latest."""
+        self._handed += 1
+        return self._arrivals.pop(self._handed, self._last_read_ns)
 
 
 class ArrivalStampingServer(web.Server):
@@ -55,7 +64,7 @@ class ArrivalStampingServer(web.Server):
     def _stamped(make_request):
         def make(message, payload, protocol: ArrivalStampingHandler, writer, task) -> web.BaseRequest:
             request = make_request(message, payload, protocol, writer, task)
-            request[ARRIVED_NS] = protocol.arrivals.popleft()  # messages are handled in read order
+            request[ARRIVED_NS] = protocol.next_arrival_ns()
             return request
 
         return make

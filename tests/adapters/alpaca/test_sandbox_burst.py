@@ -142,3 +142,19 @@ def test_a_burst_of_one_client_order_id_makes_one_order(alpaca_sandbox):
                if s == 422)
     orders = alpaca_sandbox.orders()
     assert [(o["client_order_id"], o["qty"]) for o in orders] == [("once", "5")]
+
+
+def test_requests_on_one_connection_carry_the_stamp_of_the_read_that_brought_them(alpaca_sandbox):
+    with socket.create_connection((alpaca_sandbox.host, alpaca_sandbox.port), timeout=10.0) as sock:
+        sock.sendall(request_bytes(alpaca_sandbox, "POST", "/v2/orders", limit_buy(1, "first"), close=False))
+        assert read_response(sock)[0] == 200
+        between = time.time_ns()
+        with loop_held(alpaca_sandbox):  # two pipelined requests, read together
+            pair = [request_bytes(alpaca_sandbox, "POST", "/v2/orders", limit_buy(1, name), close=False)
+                    for name in ("second", "third")]
+            sock.sendall(b"".join(pair))
+        assert [read_response(sock)[0] for _ in pair] == [200, 200]
+    first, second, third = alpaca_sandbox.order_requests
+    assert [r.client_order_id for r in (first, second, third)] == ["first", "second", "third"]
+    assert first.received_ns < between <= second.received_ns
+    assert second.received_ns == third.received_ns < second.answered_ns < third.answered_ns
