@@ -35,9 +35,11 @@ class LoopbackServer:
     async def _shutdown(self) -> None:
         raise NotImplementedError
 
-    async def _listen(self, app: web.Application, host: str, port: int) -> web.AppRunner:
+    async def _listen(
+        self, app: web.Application, host: str, port: int, runner_class: type[web.AppRunner] = web.AppRunner
+    ) -> web.AppRunner:
         """Serve ``app`` on ``host:port`` (0 = a free port); a bind failure names the address."""
-        runner = web.AppRunner(
+        runner = runner_class(
             app, handle_signals=False, access_log=None, handler_cancellation=True, shutdown_timeout=1.0
         )
         await runner.setup()

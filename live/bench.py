@@ -7,7 +7,9 @@ strategy is a probe that sends one market order per bar, so every bar of every s
 an order and the figure is the edges' cost: parse, route, strategy callback, risk checks,
 the execution client's request over HTTP, the broker's intake. The floor is the same node
 with an execution client that does no I/O: what the full path costs beyond it is ours (the
-client, the HTTP exchange) and the sandbox broker's (it takes requests one at a time). The
+client, the HTTP exchange) and the sandbox broker's. "Received" is when the broker read the
+request off its socket; the broker then decides the burst's requests one at a time, which
+``full_broker_*`` reports (received -> answered: the sandbox's queue, not our path). The
 SignalActor's inference comes on top and is measured by the backtest bench (batch) and the
 parity test (streaming).
 """
@@ -133,7 +135,7 @@ def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_wo
             for k, t in enumerate(closes.asi8, start=1):
                 remote("advance", int(t))
                 _wait_quiet(activity, orders=k * n_orders, events=events_per_order * k * n_orders)
-        frames, received = remote("records")
+        frames, received, answered = remote("records")
         remote("stop")
     finally:
         host.join(timeout=30)
@@ -141,6 +143,11 @@ def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_wo
     frame_times = np.array(sorted(frames))
     latency_ms = _since_frame(frame_times, np.array(arrived))
     decision_ms = _since_frame(frame_times, np.array(probe.decided_ns))
+    broker_figures = {}
+    if not floor:  # the sandbox's own queue and work: received -> decided
+        broker_ms = (np.array(answered) - np.array(received)) / 1e6
+        broker_figures = {"broker_p50_ms": float(np.percentile(broker_ms, 50)),
+                  "broker_p99_ms": float(np.percentile(broker_ms, 99))}
     return {
         "orders": float(len(latency_ms)),
         "closes": float(len(closes)),
@@ -149,6 +156,7 @@ def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_wo
         "max_ms": float(latency_ms.max()),
         "decision_p50_ms": float(np.percentile(decision_ms, 50)),
         "decision_p99_ms": float(np.percentile(decision_ms, 99)),
+        **broker_figures,
     }
 
 
@@ -218,8 +226,9 @@ def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
             elif command == "activity":
                 conn.send(broker_activity(broker))
             elif command == "records":
+                posts = [r for r in broker.order_requests if r.method == "POST"]
                 conn.send(([f.sent_ns for f in polygon.frames_sent],
-                           [r.received_ns for r in broker.order_requests if r.method == "POST"]))
+                           [r.received_ns for r in posts], [r.answered_ns for r in posts]))
             elif command == "stop":
                 conn.send(None)
                 return

@@ -227,9 +227,10 @@ class AlpacaHttpClient:
     async def _post_order(self, label: str, body: dict) -> dict:
         orders = self._orders_on_this_loop()
         try:
-            response = await asyncio.wait_for(
-                orders.request("POST", "/v2/orders", msgspec.json.encode(body)), self._timeout
-            )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for runs the request in a task of its
+            # own, queued behind every order of the burst, and its bytes left after all of them
+            async with asyncio.timeout(self._timeout):
+                response = await orders.request("POST", "/v2/orders", msgspec.json.encode(body))
         except TimeoutError:
             raise _Retryable(f"no answer within {self._timeout:g}s", timeout=True) from None
         except HttpConnectionError as exc:

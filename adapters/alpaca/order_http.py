@@ -13,7 +13,7 @@ runs to the connection's close (1xx interim answers are skipped, no compression 
 for); a connection is kept alive unless the server says ``Connection: close`` or closes it,
 and dropped after ``IDLE_SECS`` unused; TLS for ``https``. Connections can be opened ahead
 (``open_connections``) so a burst does not pay for connecting (TCP, TLS) on its way. No proxy is used (neither did the aiohttp
-session: it did not trust the environment). Timeouts are the caller's (``asyncio.wait_for``):
+session: it did not trust the environment). Timeouts are the caller's (``asyncio.timeout``):
 a request cancelled midway closes its connection, whose answer could otherwise be read by the
 next request.
 """

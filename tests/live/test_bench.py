@@ -15,4 +15,5 @@ def test_order_latency_times_every_order_on_both_paths():
         assert result[f"{path}_orders"] == 3 * 4
         assert 0 < result[f"{path}_decision_p50_ms"] <= result[f"{path}_p50_ms"]
         assert result[f"{path}_p50_ms"] <= result[f"{path}_p99_ms"] <= result[f"{path}_max_ms"]
+    assert 0 < result["full_broker_p50_ms"] <= result["full_broker_p99_ms"]
     assert result["ratio_p99"] == pytest.approx(result["full_p99_ms"] / result["floor_p99_ms"])

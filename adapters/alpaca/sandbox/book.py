@@ -391,6 +391,10 @@ class Book:
             if t in closes:
                 self.last_equity = self.account().equity
         self.market_ns = upto_ns
+        # Value the positions and find the session of the new instant now, at the bar close,
+        # not on the first order of the burst that follows it (both are memoised per instant).
+        self.account()
+        self._session(upto_ns)
         return self._drain()
 
     # -- fill rules -----------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """Alpaca's trading REST API under /v2 over the book: routes, auth, faults, request records.
 
-Every handler runs on the sandbox's event loop, so book commands never race; the trade
-updates a command causes are published before its answer is returned, in order.
+Every handler runs on the sandbox's event loop, one at a time in arrival order (``_turn``),
+so book commands never race; the trade updates a command causes are published before its
+answer is returned, in order. An order request's record is stamped when its bytes were read
+(``arrival.py``) and when it was answered (see the server's docstring on bursts).
 """
 
 import asyncio
@@ -16,6 +18,7 @@ from typing import Any, NamedTuple
 import pandas as pd
 from aiohttp import web
 
+from adapters.alpaca.sandbox.arrival import ARRIVED_NS
 from adapters.alpaca.sandbox.book import Book, TradeUpdate
 from adapters.alpaca.sandbox.faults import AlpacaFault, FaultSchedule
 from adapters.alpaca.sandbox.hours import calendar_json, clock_json
@@ -41,12 +44,13 @@ _BODY = web.RequestKey("sandbox.body", object)  # the parsed JSON body, kept on 
 class OrderRequestRecord(NamedTuple):
     """One order-changing request (POST/PATCH/DELETE of orders and positions), as answered."""
 
-    received_ns: int  # time.time_ns()
+    received_ns: int  # time.time_ns() of the socket read that brought it (arrival.py)
     method: str
     path: str
     client_order_id: str | None
     symbol: str | None
     status_code: int
+    answered_ns: int  # time.time_ns() once decided: received_ns to here is the broker's queue and work
 
 
 def _json(body: Any, status: int = 200) -> web.Response:
@@ -87,6 +91,7 @@ class RestApi:
         self.created_ns = book.market_ns
         self.passthrough_paths = passthrough_paths
         self.stopping = asyncio.Event()
+        self._turn = asyncio.Lock()
 
     def routes(self) -> list[web.RouteDef]:
         return [
@@ -116,13 +121,15 @@ class RestApi:
     async def middleware(self, request: web.Request, handler) -> web.StreamResponse:
         if request.path in self.passthrough_paths:
             return await handler(request)
-        received_ns = time.time_ns()
+        received_ns = request[ARRIVED_NS]
         describe = await self._describe(request)
 
         def record(response: web.StreamResponse) -> web.StreamResponse:
             if describe is not None:
                 self.records.append(
-                    OrderRequestRecord(received_ns, request.method, request.path, *describe, response.status)
+                    OrderRequestRecord(
+                        received_ns, request.method, request.path, *describe, response.status, time.time_ns()
+                    )
                 )
             return response
 
@@ -157,6 +164,15 @@ class RestApi:
         return record(await self._process(request, handler))
 
     async def _process(self, request: web.Request, handler) -> web.StreamResponse:
+        """The book's work for one request, one request at a time in arrival order. Each takes
+        its turn in a loop step of its own, so the loop reads (and stamps) the sockets between
+        two requests of a burst instead of after all the requests woken with them."""
+        async with self._turn:
+            answer = await self._decide(request, handler)
+            await asyncio.sleep(0)  # the next turn comes after the loop has read its sockets
+        return answer
+
+    async def _decide(self, request: web.Request, handler) -> web.StreamResponse:
         await self.sync()
         try:
             return await handler(request)

@@ -10,6 +10,18 @@ With its own manual clock, ``advance_to`` moves the clock and settles; in a rehe
 ``PolygonSandbox.add_close_listener(broker.on_market_time)`` settles each bar close before
 the Polygon sandbox sends that bar, so the strategy's orders fill at the prices it saw; with a
 paced clock the broker settles by itself as the clock runs.
+
+Bursts (a bar close for many symbols sends their orders at once). The real Alpaca takes them
+on many servers concurrently; this sandbox decides them one after another on one loop, so the
+instant its handler runs says how long the sandbox's queue was, not when the order reached
+the broker. Decision: an order request is stamped (``received_ns``) when its bytes are read off
+the socket (``arrival.py``), the book decides one request per loop step in arrival order (the
+loop reads the other connections between two decisions, so their stamps are not held behind
+the queue), and the answer still waits for the book's decision and carries the order's real
+state (``answered_ns`` records it). Nothing is accepted that the book would refuse: buying
+power, duplicate client order ids and validation are checked in order, one writer. More
+workers (threads or processes) were not taken: threads share the interpreter lock, so they
+would stamp no earlier, and processes would need the book's state shipped to them.
 """
 
 import asyncio
@@ -22,6 +34,7 @@ from typing import Any, TypeVar
 import pandas as pd
 from aiohttp import web
 
+from adapters.alpaca.sandbox.arrival import ArrivalStampingRunner
 from adapters.alpaca.sandbox.book import Book, TradeUpdate
 from adapters.alpaca.sandbox.faults import AlpacaFault, FaultSchedule
 from adapters.alpaca.sandbox.market import CatalogMarket
@@ -99,7 +112,7 @@ class AlpacaSandbox(LoopbackServer):
         app = web.Application(middlewares=[self._rest.middleware])
         app.add_routes(self._rest.routes())
         app.add_routes([web.get(STREAM_PATH, self._stream.handle)])
-        self._runner = await self._listen(app, self.host, self._requested_port)
+        self._runner = await self._listen(app, self.host, self._requested_port, ArrivalStampingRunner)
         self._port = int(self._runner.addresses[0][1])
         if not self.clock.is_manual:
             self._paced = asyncio.create_task(self._run_paced())

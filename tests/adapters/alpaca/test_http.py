@@ -293,3 +293,19 @@ def test_assets(sandbox: AlpacaSandbox):
     assert [a["symbol"] for a in run(client.list_assets())] == ["S000", "S001", "S002"]
     assert run(client.get_asset("S001"))["tradable"] is True
     assert run(client.get_asset("NOPE")) is None
+
+
+def test_an_order_is_written_by_the_task_that_submits_it(sandbox: AlpacaSandbox):
+    """No task of its own for the request (3.11's wait_for made one, queued behind every
+    order of a burst): the task that submits is the one that writes, in its first step."""
+    client = http(sandbox)
+
+    async def main() -> tuple[int, dict]:
+        await client.open_order_connections(1)
+        submitting = asyncio.create_task(client.submit_order(market("O-step")))
+        await asyncio.sleep(0)  # the submitting task's first step runs: the bytes are written
+        tasks = len(asyncio.all_tasks())  # this one and the submitting one
+        return tasks, await submitting
+
+    tasks, order = run(main())
+    assert tasks == 2 and order["client_order_id"] == "O-step"
