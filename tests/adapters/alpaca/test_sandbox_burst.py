@@ -43,8 +43,9 @@ def request_bytes(sandbox: AlpacaSandbox, method: str, path: str, body: dict | N
 
 
 def read_response(sock: socket.socket) -> tuple[int, dict]:
-    """One response with a Content-Length body: (status, parsed body)."""
-    data = b""
+    """One response with a Content-Length body: (status, parsed body). Bytes of the responses
+    after it (pipelined answers can arrive in one read) wait for the next call."""
+    data = _unread.pop(sock, b"")
     while b"\r\n\r\n" not in data:
         data += sock.recv(65536)
     head, _, payload = data.partition(b"\r\n\r\n")
@@ -52,7 +53,12 @@ def read_response(sock: socket.socket) -> tuple[int, dict]:
     length = next(int(v) for k, _, v in (line.partition(": ") for line in lines[1:]) if k.lower() == "content-length")
     while len(payload) < length:
         payload += sock.recv(65536)
-    return int(lines[0].split(" ", 2)[1]), json.loads(payload)
+    if payload[length:]:
+        _unread[sock] = payload[length:]
+    return int(lines[0].split(" ", 2)[1]), json.loads(payload[:length])
+
+
+_unread: dict[socket.socket, bytes] = {}
 
 
 @contextmanager
