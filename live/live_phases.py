@@ -32,7 +32,9 @@ from live.node import NodeThread, build_node, node_config
 from live.retrain import retrain_after_close
 from live.schedule import DayPlan
 from live.scheduler import Clock, RetrainHook
+from live.screen import screened_universe
 from live.settings import LiveConfig
+from models.universe import week_start
 
 _WATCH_SECS = 1.0
 
@@ -61,6 +63,7 @@ class LiveDayPhases:
         self._node: NodeThread | None = None
         self._journal: Journal | None = None
         self._collector: JournalCollector | None = None
+        self._traded: list[str] | None = None  # this week's screen (None: every symbol)
 
     def __enter__(self) -> Self:
         self._journal = open_journal(self.config.journal, out_dir=self.out)
@@ -78,6 +81,8 @@ class LiveDayPhases:
         if self.config.schedule.catalog is not None:
             record |= self._ingest(plan.day, self.config.schedule.ingest_sessions)
         self._start_node(plan)
+        if self._traded is not None:
+            record["screen"] = {"week": week_start(plan.day).isoformat(), "traded": list(self._traded)}
         return record
 
     def session(self, plan: DayPlan, until: pd.Timestamp) -> dict:
@@ -118,9 +123,19 @@ class LiveDayPhases:
         run = RunInfo(trading_day=plan.day, name=self.config.name, mode=self.config.mode,
                       model_dirs={name: str(path) for name, path in self.config.model_dirs().items()})
         self._collector = self._journal.collector(run, out_dir=self._run_dir(plan))
+        self._traded = self._screen(plan.day)
         self._node = self._stack.enter_context(NodeThread(
             build_node, self.config, node_config(self.config), warmup_as_of=self.clock.now().isoformat(),
-            extra_actors=[self._collector]))
+            extra_actors=[self._collector], traded=self._traded))
+
+    def _screen(self, day: date) -> list[str] | None:
+        """The universe's stocks this week's screen passes (None: no screen configured), from
+        the schedule's catalog as pre-open left it: the sessions before the week's Monday."""
+        rule = self.config.universe_screen
+        if rule is None:
+            return None
+        frame = screened_universe(self.config.schedule.catalog, self.config.universe, rule, day)
+        return sorted(frame.loc[frame["selected"], "symbol"])
 
     def _run_dir(self, plan: DayPlan) -> Path:
         return self.out / f"{self.config.name}-{plan.day}"

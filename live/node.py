@@ -105,9 +105,11 @@ def build_node(
     warmup_as_of: str | None = None,
     extra_actors: Sequence[Actor] = (),
     loop: asyncio.AbstractEventLoop | None = None,
+    traded: Sequence[str] | None = None,
 ) -> TradingNode:
     """Build (not start) the node with the SignalActor (newest registry models) and the
-    EnsembleStrategy; ``extra_actors`` (the journal, a rehearsal pacer) come first."""
+    EnsembleStrategy; ``extra_actors`` (the journal, a rehearsal pacer) come first. ``traded``:
+    the symbols the week's universe screen passed (None: the whole universe)."""
     ids = [str(instrument_id(s)) for s in config.universe]
     node = SextantNode(config=node_cfg, loop=loop)
     for actor in extra_actors:
@@ -118,6 +120,7 @@ def build_node(
         warmup_sessions=config.warmup_sessions,
         warmup_as_of=warmup_as_of,
         close_wait_ms=config.close_wait_ms,
+        traded=None if traded is None else list(traded),
         **config.outlook_fields(),
     )))
     node.trader.add_strategy(EnsembleStrategy(EnsembleStrategyConfig.parse(msgspec.json.encode(config.strategy_settings(ids)))))

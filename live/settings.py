@@ -39,6 +39,7 @@ from catalog.instruments import parse_symbol
 from live.journal.settings import JournalSettings
 from live.schedule import ScheduleSection
 from models.names import NAME_PATTERN
+from models.universe import ScreenRule
 from strategies.settings import StrategySettings, read_settings_overlay
 from strategies.settings_file import SettingsFileError, convert, read_yaml_mapping
 
@@ -99,6 +100,9 @@ class LiveConfig(_Section, kw_only=True):
     warmup_sessions: Annotated[int, Meta(ge=0, le=60)] = 3
     # How long the SignalActor waits for a bar close's missing symbols (no trades, no aggregate).
     close_wait_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1_000
+    # The weekly universe screen (models.universe, the walk-forward's rule), run by `sextant run`
+    # at pre-open over schedule.catalog: only the stocks it passes get signals that week.
+    universe_screen: ScreenRule | None = None
     schedule: ScheduleSection = ScheduleSection()  # `sextant run`'s phase times (live.schedule)
     journal: JournalSettings = JournalSettings()  # where the record of each run goes (live.journal)
 
@@ -110,6 +114,8 @@ class LiveConfig(_Section, kw_only=True):
                             allow_custom_host=self.alpaca.allow_custom_host)
         except AlpacaEndpointError as e:
             raise ValueError(f"'alpaca.base_url' {e}") from e
+        if self.universe_screen is not None and self.schedule.catalog is None:
+            raise ValueError("'universe_screen' screens the bars of 'schedule.catalog', which is not set")
 
     def model_dirs(self) -> dict[str, Path]:
         """The champion's saved version of every weighted model."""

@@ -64,6 +64,9 @@ class SignalActorConfig(ActorConfig, frozen=True, kw_only=True):
     volatility_feature: str = DEFAULT_VOLATILITY_FEATURE
     horizon: int = DEFAULT_HORIZON
     horizons_dir: str | None = None
+    # The symbols whose signals are published (the week's universe screen); None: every one.
+    # The others' bars still feed the features (proxy, rolling windows).
+    traded: list[str] | None = None
     # How long after the first bar of a close the actor waits for the others before it
     # predicts the ones it has: Polygon sends no minute aggregate for a symbol without trades.
     close_wait_ms: Annotated[int, Meta(ge=1, le=60_000)] = 1_000
@@ -148,6 +151,7 @@ class SignalActor(Actor):
         self._history = 1
         self._min_bars = 0
         self._signalled_ts: dict[InstrumentId, int] = {}
+        self._traded = None if config.traded is None else frozenset(config.traded)
         self._close = PendingClose()
         self._close_alert = f"{self.id}-close-wait"
         # Instruments whose warm-up history has not arrived yet, and the live bars held until
@@ -299,12 +303,17 @@ class SignalActor(Actor):
     def _publish_close(self, bars: dict[InstrumentId, Bar]) -> None:
         """One MLSignal per symbol of ``bars`` (one bar time) that can be predicted, in symbol order."""
         ready = sorted((iid for iid in bars if len(self.buffers[iid]) >= self._min_bars), key=self._order.__getitem__)
+
         if not ready:
             return
         predicted, probabilities, view = self.predict_close(ready)
         if not predicted:
             return
         for k, iid in enumerate(predicted):
+            if self._traded is not None and iid.symbol.value not in self._traded:
+                # Screened out this week: predicted with the close (its bars keep the market
+                # proxy and its windows whole), not published, so the strategy never enters it.
+                continue
             bar = bars[iid]
             self._signalled_ts[iid] = bar.ts_event
             self.publish_data(

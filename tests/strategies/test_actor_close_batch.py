@@ -189,3 +189,23 @@ def test_close_wait_out_of_bounds_is_refused(model_dir, feeds) -> None:
     with pytest.raises(ValueError, match="close_wait_ms"):
         SignalActor(SignalActorConfig(instrument_ids=["AAA.ALPACA"], model_dirs={"random_forest": str(model_dir)},
                                       close_wait_ms=0))
+
+
+def test_a_screened_out_symbol_feeds_the_close_but_gets_no_signal(model_dir, feeds) -> None:
+    """The week's screen passed AAA and CCC: BBB's bars still reach the features, its signal
+    does not reach the strategy."""
+    rig = _rig(model_dir, feeds, traded=["AAA", "CCC"])
+    rig.actor.start()
+    rig.recorder.start()
+    k = rig.actor._min_bars + 5
+    for bars in feeds.values():
+        for bar in bars[:k]:
+            rig.actor.on_historical_data(bar)
+    try:
+        for symbol in SYMBOLS:
+            rig.actor.handle_bar(feeds[symbol][k])
+        ts = feeds["AAA"][k].ts_event
+        assert [(s, t) for _, s, t in rig.signals()] == [("AAA", ts), ("CCC", ts)]
+        assert rig.actor.buffers[instrument_id("BBB")].last_ts == ts  # its bar joined its buffer
+    finally:
+        rig.engine.dispose()
