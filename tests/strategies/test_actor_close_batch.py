@@ -132,10 +132,10 @@ def test_a_close_missing_a_symbol_goes_out_at_the_alert_and_complete_closes_at_t
     assert all(s.ts_init == s.ts_event for _, s in rig.recorder.seen)
 
 
-def _by_hand(model_dir, feeds) -> tuple[Rig, int]:
+def _by_hand(model_dir, feeds, **config) -> tuple[Rig, int]:
     """A started actor whose buffers hold the history; the clock stands still (no alert fires).
     Returns the rig and the index of the first bar to hand it."""
-    rig = _rig(model_dir, feeds)
+    rig = _rig(model_dir, feeds, **config)
     rig.actor.start()
     rig.recorder.start()
     first = rig.actor._min_bars + 5
@@ -194,13 +194,7 @@ def test_close_wait_out_of_bounds_is_refused(model_dir, feeds) -> None:
 def test_a_screened_out_symbol_feeds_the_close_but_gets_no_signal(model_dir, feeds) -> None:
     """The week's screen passed AAA and CCC: BBB's bars still reach the features, its signal
     does not reach the strategy."""
-    rig = _rig(model_dir, feeds, traded=["AAA", "CCC"])
-    rig.actor.start()
-    rig.recorder.start()
-    k = rig.actor._min_bars + 5
-    for bars in feeds.values():
-        for bar in bars[:k]:
-            rig.actor.on_historical_data(bar)
+    rig, k = _by_hand(model_dir, feeds, traded=["AAA", "CCC"])
     try:
         for symbol in SYMBOLS:
             rig.actor.handle_bar(feeds[symbol][k])
