@@ -22,8 +22,27 @@ from nautilus_trader.trading.strategy import Strategy
 
 from catalog.instruments import BAR_SPEC, sector_of
 from catalog.sessions import load_calendar, session_bounds
+from models import outlook
 from models.ensemble import ensemble_probability
-from models.outlook import BUY, HOLD, decide
+from strategies.decisions import (
+    BELOW_THRESHOLD,
+    ENTER_LONG,
+    ENTER_SHORT,
+    ENTRY_PENDING,
+    EXECUTION_DISCONNECTED,
+    HALTED,
+    HOLD,
+    MAX_POSITIONS,
+    NO_BAR,
+    NO_VOLATILITY,
+    ORDER_OPEN,
+    OUTSIDE_ENTRY_WINDOW,
+    POSITION_OPEN,
+    SECTOR_CAP,
+    SIZE_BELOW_ONE,
+    SKIP,
+    StrategyDecision,
+)
 from strategies.risk import (
     TRADING_STATE_ENDPOINT,
     RiskRules,
@@ -50,13 +69,16 @@ _DEFAULTS = StrategySettings()
 
 class EnsembleStrategyConfig(StrategyConfig, frozen=True, kw_only=True):
     """The engine-facing config, built by ``StrategySettings.engine_fields`` (which owns the
-    bounds) plus the instruments; its defaults are the settings' defaults."""
+    bounds) plus the instruments; its defaults are the settings' defaults.
+    ``publish_decisions``: publish a StrategyDecision for every signal of a traded stock (the
+    live node's journal stores them); off in backtests and tuning trials, which need speed."""
 
     instrument_ids: list[str]
     weights: dict[str, float]
     entry_threshold: float = _DEFAULTS.entry_threshold
     allow_short: bool = _DEFAULTS.allow_short
     risk: RiskRules = _DEFAULTS.risk
+    publish_decisions: bool = False
 
 
 class EnsembleStrategy(Strategy):
@@ -83,6 +105,8 @@ class EnsembleStrategy(Strategy):
         # other signals of the same bar are handled; these orders must count against the caps.
         self._entries_in_flight: dict[ClientOrderId, float] = {}
         self._without_volatility: set[InstrumentId] = set()
+        self._publish_decisions = config.publish_decisions
+        self._decision_type = DataType(StrategyDecision)
         load_calendar()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -112,17 +136,19 @@ class EnsembleStrategy(Strategy):
         if ts != self._last_check_ns:
             self._last_check_ns = ts
             self._check_daily_loss()
-        if self._halted or not self._execution_connected or not (self._session_open < ts <= self._entry_cutoff):
-            return
         iid = data.instrument_id
         if iid not in self._sectors:
             return  # MLSignal subscriptions are not per instrument: ignore stocks we do not trade
-        if not self.portfolio.is_flat(iid) or self.cache.orders_open_count(instrument_id=iid):
-            return  # one position per stock; its bracket manages the exit
-        decision = decide(self._ensemble(data), self.threshold, self.config.allow_short)
-        if decision == HOLD:
+        blocked = self._entry_blocked(iid, ts)
+        if blocked is not None:
+            self._decided(data, SKIP, blocked)
             return
-        self._enter(iid, OrderSide.BUY if decision == BUY else OrderSide.SELL, data)
+        probability = self._ensemble(data)
+        vote = outlook.decide(probability, self.threshold, self.config.allow_short)
+        if vote == outlook.HOLD:
+            self._decided(data, HOLD, BELOW_THRESHOLD, probability)
+            return
+        self._enter(iid, OrderSide.BUY if vote == outlook.BUY else OrderSide.SELL, data, probability)
 
     def on_bar(self, bar: Bar) -> None:
         if self._flatten_by_bar and not self._flattened and bar.ts_event >= self._flatten_at:
@@ -151,23 +177,41 @@ class EnsembleStrategy(Strategy):
             names = self._names_by_models[signal.models] = signal.model_names()
         return ensemble_probability(dict(zip(names, signal.probabilities.tolist())), self.config.weights)
 
-    def _enter(self, iid: InstrumentId, side: OrderSide, signal: MLSignal) -> None:
+    def _entry_blocked(self, iid: InstrumentId, ts: int) -> str | None:
+        """The reason no signal of ``iid`` at ``ts`` may enter, whatever the vote; None: none."""
+        if self._halted:
+            return HALTED
+        if not self._execution_connected:
+            return EXECUTION_DISCONNECTED
+        if not (self._session_open < ts <= self._entry_cutoff):
+            return OUTSIDE_ENTRY_WINDOW
+        if not self.portfolio.is_flat(iid):
+            return POSITION_OPEN  # one position per stock; its bracket manages the exit
+        if self.cache.orders_open_count(instrument_id=iid):
+            return ORDER_OPEN
+        return None
+
+    def _enter(self, iid: InstrumentId, side: OrderSide, signal: MLSignal, probability: float) -> None:
         stop_loss = self.rules.stop_distance(signal.volatility, signal.horizon)
         if stop_loss is None:
             if iid not in self._without_volatility:  # once per stock: a whole old catalog lacks it
                 self._without_volatility.add(iid)
                 self.log.warning(f"{iid}: the volatility-targeted stop needs the signal's volatility "
                                  f"(got {signal.volatility}, horizon {signal.horizon}); no entry")
+            self._decided(signal, SKIP, NO_VOLATILITY, probability)
             return
         pending = self._pending_entries()
         if iid in pending:
+            self._decided(signal, SKIP, ENTRY_PENDING, probability)
             return
         open_positions = self.cache.positions_open_count(venue=self.venue)
         open_positions += sum(1 for p in pending if self.portfolio.is_flat(p))
         if open_positions >= self.rules.max_positions:
+            self._decided(signal, SKIP, MAX_POSITIONS, probability)
             return
         bar = self.cache.bar(self._bar_types[iid])
         if bar is None:
+            self._decided(signal, SKIP, NO_BAR, probability)
             return
         price = bar.close.as_double()
         instrument = self.cache.instrument(iid)
@@ -176,8 +220,12 @@ class EnsembleStrategy(Strategy):
         )
         equity = self._equity()
         quantity = position_size(equity, price, float(stop), self.rules)
+        if quantity < 1:
+            self._decided(signal, SKIP, SIZE_BELOW_ONE, probability)
+            return
         quantity = capped_by_sector(quantity, price, self._sector_exposure(self._sectors[iid], pending), equity, self.rules)
         if quantity < 1:
+            self._decided(signal, SKIP, SECTOR_CAP, probability)
             return
         bracket = self.order_factory.bracket(
             instrument_id=iid,
@@ -187,8 +235,21 @@ class EnsembleStrategy(Strategy):
             tp_price=instrument.make_price(target),
             tp_post_only=False,
         )
+        entry_id = bracket.first.client_order_id
+        self._decided(signal, ENTER_LONG if side == OrderSide.BUY else ENTER_SHORT, "", probability, entry_id.value)
         self.submit_order_list(bracket)
-        self._entries_in_flight[bracket.first.client_order_id] = price
+        self._entries_in_flight[entry_id] = price
+
+    def _decided(self, signal: MLSignal, action: str, reason: str, probability: float | None = None,
+                 client_order_id: str = "") -> None:
+        """Publish what became of ``signal`` (when the config asks); ``probability`` None: the
+        signal was stopped before the vote, which is computed here for the record."""
+        if not self._publish_decisions:
+            return
+        self.publish_data(self._decision_type, StrategyDecision(
+            ts_event=signal.ts_event, ts_init=self.clock.timestamp_ns(), instrument_id=signal.instrument_id,
+            probability=self._ensemble(signal) if probability is None else probability,
+            threshold=self.threshold, action=action, reason=reason, client_order_id=client_order_id))
 
     # -- risk ----------------------------------------------------------------------------------
 

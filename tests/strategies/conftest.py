@@ -31,6 +31,7 @@ from nautilus_trader.persistence.wranglers import BarDataWrangler
 from backtests.costs import FullLiquidityFillModel, PerShareFeeModel, PerShareFeeModelConfig
 from catalog.instruments import VENUE, bar_type, equity, instrument_id
 from catalog.sessions import session_minutes, trading_sessions
+from strategies.decisions import StrategyDecision
 from strategies.ensemble import EnsembleStrategy, EnsembleStrategyConfig
 from strategies.risk import RiskRules, install_trading_state_endpoint
 from strategies.signals import MLSignal
@@ -178,6 +179,7 @@ class Run:
     strategy: TeedEnsembleStrategy
     market: Market
     state_changes: list[tuple[pd.Timestamp, TradingState]] = field(default_factory=list)
+    decisions: list[StrategyDecision] = field(default_factory=list)  # when it publishes them
 
     def orders(self, symbol: str | None = None, tag: str | None = None) -> list[Order]:
         iid = instrument_id(symbol) if symbol else None
@@ -231,8 +233,10 @@ def build_engine(
     traded: Iterable[str] | None,
     latency_ms: float = 0.0,
     venue_costs: bool = False,
+    publish_decisions: bool = False,
 ) -> Run:
-    """``venue_costs`` adds the production fee and fill models (backtests.costs)."""
+    """``venue_costs`` adds the production fee and fill models (backtests.costs);
+    ``publish_decisions``: the strategy publishes its decisions, collected in ``Run.decisions``."""
     engine = BacktestEngine(
         BacktestEngineConfig(logging=LoggingConfig(log_level="ERROR"), run_analysis=False)
     )
@@ -266,6 +270,7 @@ def build_engine(
             entry_threshold=threshold,
             allow_short=allow_short,
             risk=rules,
+            publish_decisions=publish_decisions,
         )
     )
     engine.add_strategy(strategy)
@@ -277,6 +282,7 @@ def build_engine(
             (pd.Timestamp(event.ts_event, tz="UTC"), event.state)
         ),
     )
+    engine.kernel.msgbus.subscribe(topic=f"data.{DataType(StrategyDecision).topic}", handler=run.decisions.append)
     return run
 
 
@@ -297,6 +303,7 @@ def backtest():
         traded: Iterable[str] | None = None,
         latency_ms: float = 0.0,
         venue_costs: bool = False,
+        publish_decisions: bool = False,
     ) -> Run:
         result = build_engine(
             market,
@@ -309,6 +316,7 @@ def backtest():
             traded=traded,
             latency_ms=latency_ms,
             venue_costs=venue_costs,
+            publish_decisions=publish_decisions,
         )
         engines.append(result.engine)
         result.engine.run()
