@@ -123,7 +123,9 @@ def build_node(
         traded=None if traded is None else list(traded),
         **config.outlook_fields(),
     )))
-    node.trader.add_strategy(EnsembleStrategy(EnsembleStrategyConfig.parse(msgspec.json.encode(config.strategy_settings(ids)))))
+    # Live, the journal records what the strategy did with every signal (a backtest need not).
+    strategy = {**config.strategy_settings(ids), "publish_decisions": True}
+    node.trader.add_strategy(EnsembleStrategy(EnsembleStrategyConfig.parse(msgspec.json.encode(strategy))))
     node.add_data_client_factory(POLYGON, PolygonLiveDataClientFactory)
     node.add_exec_client_factory(ALPACA, AlpacaLiveExecClientFactory)
     node.build()

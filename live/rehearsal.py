@@ -71,6 +71,7 @@ class RehearsalResult:
     minutes: int
     elapsed_s: float
     signals: list[dict] = field(default_factory=list)
+    decisions: list[dict] = field(default_factory=list)  # the strategy's, one per signal of a traded stock
     intents: list[dict] = field(default_factory=list)
     fills: list[dict] = field(default_factory=list)
     order_events: list[dict] = field(default_factory=list)  # the node cache's, per order in order
@@ -194,6 +195,7 @@ def rehearse(
         result.model_dirs = dict(collector.config.model_dirs)
         result.equity = [(a["ts_event"], float(a["total"])) for a in record.records("account_states")]
         result.signals = record.records("signals")
+        result.decisions = record.records("strategy_decisions")
         result.fills = record.records("fills")
         result.broker_orders = broker.orders()
         result.broker_positions = broker.positions()

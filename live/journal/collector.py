@@ -4,7 +4,8 @@ It runs on the event loop, so it only builds typed rows (``live.journal.rows``) 
 each to every sink; the sinks do the I/O elsewhere (a writer thread, files at the end).
 What it records: the run starting and stopping, the model versions it trades, every order
 (as created) and every order event, fills, position snapshots, account equity, every
-MLSignal, every bar the data client delivered, and the day's summary when it stops.
+MLSignal, every decision the strategy published about one (``strategies.decisions``), every
+bar the data client delivered, and the day's summary when it stops.
 """
 
 import itertools
@@ -38,8 +39,10 @@ from live.journal.rows import (
     Row,
     RunEvent,
     SignalRow,
+    StrategyDecisionRow,
 )
 from live.journal.sinks import Sink
+from strategies.decisions import StrategyDecision
 from strategies.records import creation_key, order_intent, signal_record
 from strategies.signals import MLSignal
 
@@ -87,6 +90,7 @@ class JournalCollector(Actor):
         for name, path in sorted(self.config.model_dirs.items()):
             self._emit(ModelVersion, name=name, version=_version_of(Path(path)), path=path)
         self.subscribe_data(DataType(MLSignal))
+        self.subscribe_data(DataType(StrategyDecision))
 
     def on_stop(self) -> None:
         """The node stops its strategies (cancel, flatten, settled) before its actors: every
@@ -109,6 +113,11 @@ class JournalCollector(Actor):
         if isinstance(data, MLSignal):
             self._counts["signals"] += 1
             self._emit(SignalRow, **signal_record(data))
+        elif isinstance(data, StrategyDecision):
+            self._emit(StrategyDecisionRow, ts_event=data.ts_event, ts_init=data.ts_init,
+                       instrument_id=data.instrument_id.value, probability=data.probability,
+                       threshold=data.threshold, action=data.action, reason=data.reason,
+                       client_order_id=data.client_order_id)
 
     def _on_bar(self, bar: Bar) -> None:
         self._emit(BarRow, ts_event=bar.ts_event, ts_init=bar.ts_init,

@@ -24,6 +24,7 @@ class DayReport:
     signal_count: int
     top_signals: list[dict]     # the most confident signals
     decisions: list[dict]       # ts, kind, subject, details: promotions and the like
+    strategy_decisions: list[dict]  # per run, action and reason: how many signals ended so
 
 
 def read_day(conn: psycopg.Connection, day: date) -> DayReport:
@@ -65,5 +66,9 @@ def read_day(conn: psycopg.Connection, day: date) -> DayReport:
         "FROM journal.signals WHERE run_id = ANY(%s) AND confidence <> 'NaN' "
         "ORDER BY confidence DESC, seq LIMIT %s",
         (ids, TOP_SIGNALS)).fetchall()
+    strategy_decisions = rows("SELECT run_id, action, reason, count(*) AS n FROM journal.strategy_decisions "
+                              "WHERE run_id = ANY(%s) GROUP BY run_id, action, reason "
+                              "ORDER BY run_id, action, reason")
     return DayReport(day=day, runs=runs, model_versions=versions, orders=orders, fills=fills,
-                     summaries=summaries, signal_count=count, top_signals=top, decisions=decisions)
+                     summaries=summaries, signal_count=count, top_signals=top, decisions=decisions,
+                     strategy_decisions=strategy_decisions)

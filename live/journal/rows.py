@@ -122,6 +122,20 @@ class SignalRow(Row, tag="signals"):
     horizon_returns: list[float]
 
 
+class StrategyDecisionRow(Row, tag="strategy_decisions"):
+    """What the strategy did with one signal (``strategies.decisions``): an entry with the
+    order it created, or hold/skip with the reason."""
+
+    ts_event: int  # the signal's bar close
+    ts_init: int  # when the strategy decided
+    instrument_id: str
+    probability: float
+    threshold: float
+    action: str
+    reason: str
+    client_order_id: str
+
+
 class BarRow(Row, tag="bars"):
     """A bar as the node received it from its data client (``ts_init``: when it arrived)."""
 
@@ -148,9 +162,10 @@ class DailySummary(Row, tag="daily_summaries"):
 
 
 ROW_TYPES: tuple[type[Row], ...] = (RunEvent, ModelVersion, OrderRow, OrderEventRow, FillRow,
-                                    PositionRow, AccountRow, SignalRow, BarRow, DailySummary)
+                                    PositionRow, AccountRow, SignalRow, StrategyDecisionRow, BarRow,
+                                    DailySummary)
 AnyRow = (RunEvent | ModelVersion | OrderRow | OrderEventRow | FillRow | PositionRow | AccountRow
-          | SignalRow | BarRow | DailySummary)
+          | SignalRow | StrategyDecisionRow | BarRow | DailySummary)
 
 
 def table_of(row_type: type[Row]) -> str:

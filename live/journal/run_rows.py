@@ -1,5 +1,6 @@
 """One run read back from the journal database as the drift report's live side needs it: the
-bars the node received, its signals, order intents (as created), fills, equity and models."""
+bars the node received, its signals, order intents (as created), fills, equity and models;
+and what the strategy decided about each signal."""
 
 from dataclasses import dataclass
 
@@ -15,6 +16,7 @@ class RunRows:
     intents: list[dict]              # strategies.records.order_intent fields, in creation order
     fills: list[dict]                # FillRow fields, in order
     equity: list[tuple[int, float]]  # (ts, the first currency's account total) as it moved
+    decisions: list[dict]            # StrategyDecisionRow fields, in the order they happened
 
 
 def read_run(conn: psycopg.Connection, run_id: str) -> RunRows:
@@ -34,7 +36,9 @@ def read_run(conn: psycopg.Connection, run_id: str) -> RunRows:
         "SELECT instrument_id, ts_event FROM journal.bars WHERE run_id = %s")}
     accounts = rows("SELECT ts_event, currency, total FROM journal.account_states WHERE run_id = %s ORDER BY seq")
     currency = accounts[0]["currency"] if accounts else None
+    decisions = rows("SELECT ts_event, ts_init, instrument_id, probability, threshold, action, reason, "
+                     "client_order_id FROM journal.strategy_decisions WHERE run_id = %s ORDER BY seq")
     models = rows("SELECT name, path FROM journal.model_versions WHERE run_id = %s ORDER BY seq")
     return RunRows(model_dirs={m["name"]: m["path"] for m in models}, bars=bars, signals=signals,
-                   intents=intents, fills=fills,
+                   intents=intents, fills=fills, decisions=decisions,
                    equity=[(a["ts_event"], float(a["total"])) for a in accounts if a["currency"] == currency])

@@ -27,7 +27,7 @@ from sextant.commands.common import console, fail, ny
 # what a journal refuses with a message of its own (a wrong DSN, a newer schema, a setting)
 JOURNAL_ERRORS = (JournalUnavailableError, JournalSchemaError, JournalConfigError)
 
-journal_app = typer.Typer(help="Read the live journal: runs, orders, fills, P&L, signals, model versions.",
+journal_app = typer.Typer(help="Read the live journal: runs, orders, fills, P&L, signals, strategy decisions, model versions.",
                           no_args_is_help=True)
 
 DsnOpt = Annotated[str | None, typer.Option(
@@ -157,6 +157,7 @@ def print_day(report: DayReport) -> None:
                                                           "commission"], [
         [ny(f["ts_event"], "%H:%M:%S"), f["client_order_id"], f["instrument_id"], f["side"], f["last_qty"],
          f["last_px"], f["commission"]] for f in report.fills]))
+    _print_strategy_decisions(report.strategy_decisions)
     console.print(_table(f"signals: {report.signal_count:,}; the most confident",
                          ["bar", "instrument", "decision", "confidence", "expected return", "risk"], [
         [ny(s["ts_event"], "%H:%M"), s["instrument_id"], s["decision"], _number(s["confidence"], ".3f"),
@@ -167,6 +168,13 @@ def _print_decisions(decisions: list[dict]) -> None:
     if decisions:
         console.print(_table("decisions", ["time", "kind", "subject", "evidence"], [
             [ny(d["ts"], "%H:%M:%S"), d["kind"], d["subject"], _brief(d["details"])] for d in decisions]))
+
+
+def _print_strategy_decisions(counts: list[dict]) -> None:
+    """How many signals each run entered on, held or skipped, by reason."""
+    if counts:
+        console.print(_table("strategy decisions", ["run", "action", "reason", "signals"], [
+            [c["run_id"][:8], c["action"], c["reason"] or "-", f"{c['n']:,}"] for c in counts]))
 
 
 def _brief(details: dict, width: int = 100) -> str:

@@ -10,7 +10,7 @@ from tests.live.journal_support import dsn, server  # noqa: F401 - fixtures
 
 TABLES = {"run_events", "model_versions", "orders", "order_events", "fills", "positions",
           "account_states", "signals", "daily_summaries", "decisions", "schema_version",
-          "drift_reports", "drift_differences", "drift_features", "bars"}
+          "drift_reports", "drift_differences", "drift_features", "bars", "strategy_decisions"}
 
 
 def tables(conn: psycopg.Connection) -> set[str]:
