@@ -91,6 +91,38 @@ def test_every_signal_in_the_database_is_the_actors(journaled):
 
 
 @pytest.mark.slow
+def test_every_signal_has_one_decision_and_every_entry_its_order(journaled):
+    """Each signal of a traded stock (all of them: a rehearsal trades the whole universe) was
+    decided once; an entry decision names the entry order the node created for that stock, in
+    the minute of its signal (no other minute's signal journaled between them); the database
+    holds exactly the decisions the run recorded."""
+    db, result = journaled
+    decided = sorted((d["ts_event"], d["instrument_id"]) for d in result.decisions)
+    assert decided == sorted((s["ts_event"], s["instrument_id"]) for s in result.signals)
+    entries = [d for d in result.decisions if d["action"] in ("enter_long", "enter_short")]
+    created = {i["client_order_id"]: i for i in result.intents}
+    assert entries and sorted(d["client_order_id"] for d in entries) == sorted(
+        cid for cid, i in created.items() if i["tags"] == "ENTRY")
+    for decision in entries:
+        order = created[decision["client_order_id"]]
+        assert order["instrument_id"] == decision["instrument_id"]
+        assert order["side"] == ("BUY" if decision["action"] == "enter_long" else "SELL")
+    journal = rows(db, "SELECT seq, 'signal' AS what, ts_event, NULL AS client_order_id FROM journal.signals "
+                       "UNION ALL SELECT seq, 'order', NULL, client_order_id FROM journal.orders ORDER BY seq")
+    minute_of = {}
+    last_signal = None
+    for row in journal:
+        if row["what"] == "signal":
+            last_signal = row["ts_event"]
+        else:
+            minute_of[row["client_order_id"]] = last_signal
+    assert all(minute_of[d["client_order_id"]] == d["ts_event"] for d in entries)
+    stored = rows(db, "SELECT * FROM journal.strategy_decisions ORDER BY seq")
+    assert [{k: r[k] for k in decision} for r, decision in zip(stored, result.decisions, strict=True)] == result.decisions
+    assert {d["reason"] for d in result.decisions} >= {"below_threshold", "position_open"}
+
+
+@pytest.mark.slow
 def test_the_run_its_models_equity_and_summary_are_journaled(journaled, market):
     db, result = journaled
     _, models = market
