@@ -1,7 +1,7 @@
 """`sextant bench --part journal`: how fast the PostgreSQL sink takes rows and commits them.
 
-A realistic mix (per bar close and symbol a signal; every fifth an order with its events and
-a fill) is handed to a real ``PostgresSink`` on an embedded server in a temporary directory,
+A realistic mix (per bar close and symbol a signal and the strategy's decision about it;
+every fifth an order with its events and a fill) is handed to a real ``PostgresSink`` on an embedded server in a temporary directory,
 as the collector hands rows over on the event loop. Figures: the hand-over rate, the
 committed rate (first row handed over -> the last one committed, COPY through the staging
 tables, conflict checks included; target >= 50,000 events/s), and what the event loop pays
@@ -19,14 +19,14 @@ from nautilus_trader.model.identifiers import InstrumentId
 from catalog.database import embedded_postgres_dsn
 from live.journal.collector import JournalCollector, JournalCollectorConfig
 from live.journal.postgres import PostgresSink
-from live.journal.rows import FillRow, OrderEventRow, Row, RunEvent, SignalRow
+from live.journal.rows import FillRow, OrderEventRow, Row, RunEvent, SignalRow, StrategyDecisionRow
 from strategies.signals import MLSignal
 
 TARGET_EVENTS_PER_SEC = 50_000
 
 
 def mixed_rows(run_id: str, n: int) -> list[Row]:
-    """``n`` rows: mostly signals, with order events and fills among them."""
+    """``n`` rows: mostly signals and decisions, with order events and fills among them."""
     rows: list[Row] = [RunEvent(run_id=run_id, seq=1, ts=0, kind="started", trading_day=date(2024, 12, 30),
                                 trader_id="BENCH-001", name="bench", mode="bench")]
     for seq in range(2, n + 1):
@@ -41,6 +41,10 @@ def mixed_rows(run_id: str, n: int) -> list[Row]:
                                       kind="OrderAccepted", client_order_id=f"O-{seq}", venue_order_id=f"V-{seq}",
                                       strategy_id="EnsembleStrategy-000", instrument_id="S000.ALPACA",
                                       details='{"type": "OrderAccepted", "reconciliation": false}'))
+        elif seq % 2 == 0:
+            rows.append(StrategyDecisionRow(run_id=run_id, seq=seq, ts_event=ts - 1_000_000, ts_init=ts,
+                                            instrument_id="S000.ALPACA", probability=0.58, threshold=0.65,
+                                            action="hold", reason="below_threshold", client_order_id=""))
         else:
             rows.append(SignalRow(run_id=run_id, seq=seq, ts_event=ts, instrument_id="S000.ALPACA",
                                   models="lightgbm,xgboost,lstm", probabilities=[0.61, 0.58, 0.55],

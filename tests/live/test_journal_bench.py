@@ -2,14 +2,14 @@
 `sextant bench --part journal`, not asserted)."""
 
 from live.journal.bench import journal_throughput, mixed_rows
-from live.journal.rows import FillRow, OrderEventRow, SignalRow
+from live.journal.rows import FillRow, OrderEventRow, SignalRow, StrategyDecisionRow
 
 
-def test_the_mix_holds_signals_order_events_and_fills_in_sequence():
+def test_the_mix_holds_signals_decisions_order_events_and_fills_in_sequence():
     rows = mixed_rows("r", 100)
     assert [r.seq for r in rows] == list(range(1, 101))
     kinds = {type(r) for r in rows}
-    assert {SignalRow, OrderEventRow, FillRow} <= kinds
+    assert {SignalRow, StrategyDecisionRow, OrderEventRow, FillRow} <= kinds
 
 
 def test_journal_throughput_commits_every_row_it_times():
