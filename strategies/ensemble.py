@@ -8,7 +8,8 @@ to risk 1% of equity; be flat before the session's real close; stop for the day 
 loss reaches the limit.
 
 The same class runs in backtests (signals replayed from the catalog) and live (signals
-published by the SignalActor).
+published by the SignalActor). Live, it also says what it did with each signal of a stock it
+trades (``strategies.decisions``: entered, or why not), for the journal.
 """
 
 import pandas as pd

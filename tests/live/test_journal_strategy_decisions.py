@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import date
 from pathlib import Path
 
+import msgspec
 import pandas as pd
 from nautilus_trader.model.enums import AccountType
 from typer.testing import CliRunner
@@ -13,7 +14,9 @@ from typer.testing import CliRunner
 from live.journal import JournalSettings, open_journal
 from live.journal.collector import JournalCollector, JournalCollectorConfig
 from live.journal.postgres import PostgresSink
+from live.journal.rows import StrategyDecisionRow
 from live.journal.sinks import MemorySink, ParquetSink
+from live.journal.spool import Spool
 from sextant.cli import app
 from strategies.risk import RiskRules
 from tests.live.journal_support import dsn, server  # noqa: F401 - fixtures
@@ -55,3 +58,20 @@ def test_every_decision_reaches_the_database_and_the_parquet_file(dsn: str, tmp_
     assert shown.exit_code == 0, shown.output
     table = shown.output[shown.output.index("strategy decisions"):]
     assert "outside_entry_window" in table and "enter_long" in table and "below_threshold" in table
+
+
+def test_a_spooled_decision_is_replayed_once(dsn: str, tmp_path: Path):  # noqa: F811
+    """A run that died while the database was away left its decisions in the spool: the next
+    journal on that database writes them, once."""
+    row = StrategyDecisionRow(run_id="crashed", seq=1, ts_event=1_735_570_860_000_000_000,
+                              ts_init=1_735_570_860_000_500_000, instrument_id="S000.ALPACA", probability=0.71,
+                              threshold=0.65, action="enter_long", reason="", client_order_id="O-1")
+    spool = Spool(tmp_path / "spool" / "crashed.spool")
+    spool.append([row, row])
+    spool.close()
+    sink = PostgresSink(dsn, tmp_path / "spool" / "next.spool")
+    sink.open()
+    sink.close()
+    with open_journal(JournalSettings(sinks=("postgres",), spool_dir=str(tmp_path / "spool")), dsn=dsn) as journal:
+        stored = journal.read_run("crashed").decisions
+    assert stored == [{k: v for k, v in msgspec.structs.asdict(row).items() if k not in ("run_id", "seq")}]
