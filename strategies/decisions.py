@@ -7,50 +7,47 @@ journal collector stores them as ``strategy_decisions`` rows.
 
 ``action`` is one of ACTIONS; an entry (``enter_long``/``enter_short``) names the entry order it
 created (``client_order_id``) and has no ``reason``; ``hold`` (the vote is not sure enough) and
-``skip`` (a rule stopped the entry) carry one of REASONS. No ``from __future__ import
+``skip`` (a rule stopped the entry) carry one of REASONS. The row carries plain strings (the
+enums' values), which the journal stores as they are. No ``from __future__ import
 annotations`` here: ``@customdataclass`` reads real annotation types.
 """
 
 import math
+from enum import StrEnum
 
 from nautilus_trader.core.data import Data
 from nautilus_trader.model.custom import customdataclass
 from nautilus_trader.model.identifiers import InstrumentId
 
-ENTER_LONG = "enter_long"
-ENTER_SHORT = "enter_short"
-HOLD = "hold"
-SKIP = "skip"
-ACTIONS = frozenset({ENTER_LONG, ENTER_SHORT, HOLD, SKIP})
 
-# Why a signal was not traded, in the order the strategy checks. One name a line: an operator
-# control that stops entries adds its own reason here.
-BELOW_THRESHOLD = "below_threshold"  # the ensemble is not sure enough either way (action hold)
-HALTED = "halted"  # the daily loss limit stopped trading for the day
-EXECUTION_DISCONNECTED = "execution_disconnected"  # the venue's order updates are unseen
-OUTSIDE_ENTRY_WINDOW = "outside_entry_window"  # before the session opens or after the entry cutoff
-POSITION_OPEN = "position_open"  # one position per stock: its bracket manages the exit
-ORDER_OPEN = "order_open"  # an order of this stock is still working
-NO_VOLATILITY = "no_volatility"  # the volatility-targeted stop needs the signal's volatility
-ENTRY_PENDING = "entry_pending"  # an entry of this stock is in flight
-MAX_POSITIONS = "max_positions"  # open positions and entries in flight are at the limit
-NO_BAR = "no_bar"  # no bar of the stock yet to price the entry
-SIZE_BELOW_ONE = "size_below_one"  # the risk budget or the per-stock cap buys less than a share
-SECTOR_CAP = "sector_cap"  # the sector's cap leaves room for less than a share
-REASONS = frozenset({
-    BELOW_THRESHOLD,
-    HALTED,
-    EXECUTION_DISCONNECTED,
-    OUTSIDE_ENTRY_WINDOW,
-    POSITION_OPEN,
-    ORDER_OPEN,
-    NO_VOLATILITY,
-    ENTRY_PENDING,
-    MAX_POSITIONS,
-    NO_BAR,
-    SIZE_BELOW_ONE,
-    SECTOR_CAP,
-})
+class Action(StrEnum):
+    ENTER_LONG = "enter_long"
+    ENTER_SHORT = "enter_short"
+    HOLD = "hold"  # the ensemble is not sure enough either way
+    SKIP = "skip"  # a rule stopped the entry
+
+
+class Reason(StrEnum):
+    """Why a signal was not traded, in the order the strategy checks. One name a line: an
+    operator control that stops entries adds its own here (and its check to
+    ``EnsembleStrategy._entry_blocked``)."""
+
+    BELOW_THRESHOLD = "below_threshold"  # the vote (action hold)
+    HALTED = "halted"  # the daily loss limit stopped trading for the day
+    EXECUTION_DISCONNECTED = "execution_disconnected"  # the venue's order updates are unseen
+    OUTSIDE_ENTRY_WINDOW = "outside_entry_window"  # before the session opens or after the entry cutoff
+    POSITION_OPEN = "position_open"  # one position per stock: its bracket manages the exit
+    ORDER_OPEN = "order_open"  # an order of this stock is still working
+    NO_VOLATILITY = "no_volatility"  # the volatility-targeted stop needs the signal's volatility
+    ENTRY_PENDING = "entry_pending"  # an entry of this stock is in flight
+    MAX_POSITIONS = "max_positions"  # open positions and entries in flight are at the limit
+    NO_BAR = "no_bar"  # no bar of the stock yet to price the entry
+    SIZE_BELOW_ONE = "size_below_one"  # the risk budget or the per-stock cap buys less than a share
+    SECTOR_CAP = "sector_cap"  # the sector's cap leaves room for less than a share
+
+
+ACTIONS = frozenset(a.value for a in Action)
+REASONS = frozenset(r.value for r in Reason)
 
 
 @customdataclass

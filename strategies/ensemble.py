@@ -25,25 +25,7 @@ from catalog.instruments import BAR_SPEC, sector_of
 from catalog.sessions import load_calendar, session_bounds
 from models import outlook
 from models.ensemble import ensemble_probability
-from strategies.decisions import (
-    BELOW_THRESHOLD,
-    ENTER_LONG,
-    ENTER_SHORT,
-    ENTRY_PENDING,
-    EXECUTION_DISCONNECTED,
-    HALTED,
-    HOLD,
-    MAX_POSITIONS,
-    NO_BAR,
-    NO_VOLATILITY,
-    ORDER_OPEN,
-    OUTSIDE_ENTRY_WINDOW,
-    POSITION_OPEN,
-    SECTOR_CAP,
-    SIZE_BELOW_ONE,
-    SKIP,
-    StrategyDecision,
-)
+from strategies.decisions import Action, Reason, StrategyDecision
 from strategies.risk import (
     TRADING_STATE_ENDPOINT,
     RiskRules,
@@ -142,12 +124,12 @@ class EnsembleStrategy(Strategy):
             return  # MLSignal subscriptions are not per instrument: ignore stocks we do not trade
         blocked = self._entry_blocked(iid, ts)
         if blocked is not None:
-            self._decided(data, SKIP, blocked)
+            self._decided(data, Action.SKIP, blocked)
             return
         probability = self._ensemble(data)
         vote = outlook.decide(probability, self.threshold, self.config.allow_short)
         if vote == outlook.HOLD:
-            self._decided(data, HOLD, BELOW_THRESHOLD, probability)
+            self._decided(data, Action.HOLD, Reason.BELOW_THRESHOLD, probability)
             return
         self._enter(iid, OrderSide.BUY if vote == outlook.BUY else OrderSide.SELL, data, probability)
 
@@ -178,18 +160,18 @@ class EnsembleStrategy(Strategy):
             names = self._names_by_models[signal.models] = signal.model_names()
         return ensemble_probability(dict(zip(names, signal.probabilities.tolist())), self.config.weights)
 
-    def _entry_blocked(self, iid: InstrumentId, ts: int) -> str | None:
+    def _entry_blocked(self, iid: InstrumentId, ts: int) -> Reason | None:
         """The reason no signal of ``iid`` at ``ts`` may enter, whatever the vote; None: none."""
         if self._halted:
-            return HALTED
+            return Reason.HALTED
         if not self._execution_connected:
-            return EXECUTION_DISCONNECTED
+            return Reason.EXECUTION_DISCONNECTED
         if not (self._session_open < ts <= self._entry_cutoff):
-            return OUTSIDE_ENTRY_WINDOW
+            return Reason.OUTSIDE_ENTRY_WINDOW
         if not self.portfolio.is_flat(iid):
-            return POSITION_OPEN  # one position per stock; its bracket manages the exit
+            return Reason.POSITION_OPEN  # one position per stock; its bracket manages the exit
         if self.cache.orders_open_count(instrument_id=iid):
-            return ORDER_OPEN
+            return Reason.ORDER_OPEN
         return None
 
     def _enter(self, iid: InstrumentId, side: OrderSide, signal: MLSignal, probability: float) -> None:
@@ -199,20 +181,20 @@ class EnsembleStrategy(Strategy):
                 self._without_volatility.add(iid)
                 self.log.warning(f"{iid}: the volatility-targeted stop needs the signal's volatility "
                                  f"(got {signal.volatility}, horizon {signal.horizon}); no entry")
-            self._decided(signal, SKIP, NO_VOLATILITY, probability)
+            self._decided(signal, Action.SKIP, Reason.NO_VOLATILITY, probability)
             return
         pending = self._pending_entries()
         if iid in pending:
-            self._decided(signal, SKIP, ENTRY_PENDING, probability)
+            self._decided(signal, Action.SKIP, Reason.ENTRY_PENDING, probability)
             return
         open_positions = self.cache.positions_open_count(venue=self.venue)
         open_positions += sum(1 for p in pending if self.portfolio.is_flat(p))
         if open_positions >= self.rules.max_positions:
-            self._decided(signal, SKIP, MAX_POSITIONS, probability)
+            self._decided(signal, Action.SKIP, Reason.MAX_POSITIONS, probability)
             return
         bar = self.cache.bar(self._bar_types[iid])
         if bar is None:
-            self._decided(signal, SKIP, NO_BAR, probability)
+            self._decided(signal, Action.SKIP, Reason.NO_BAR, probability)
             return
         price = bar.close.as_double()
         instrument = self.cache.instrument(iid)
@@ -222,11 +204,11 @@ class EnsembleStrategy(Strategy):
         equity = self._equity()
         quantity = position_size(equity, price, float(stop), self.rules)
         if quantity < 1:
-            self._decided(signal, SKIP, SIZE_BELOW_ONE, probability)
+            self._decided(signal, Action.SKIP, Reason.SIZE_BELOW_ONE, probability)
             return
         quantity = capped_by_sector(quantity, price, self._sector_exposure(self._sectors[iid], pending), equity, self.rules)
         if quantity < 1:
-            self._decided(signal, SKIP, SECTOR_CAP, probability)
+            self._decided(signal, Action.SKIP, Reason.SECTOR_CAP, probability)
             return
         bracket = self.order_factory.bracket(
             instrument_id=iid,
@@ -237,20 +219,22 @@ class EnsembleStrategy(Strategy):
             tp_post_only=False,
         )
         entry_id = bracket.first.client_order_id
-        self._decided(signal, ENTER_LONG if side == OrderSide.BUY else ENTER_SHORT, "", probability, entry_id.value)
+        self._decided(signal, Action.ENTER_LONG if side == OrderSide.BUY else Action.ENTER_SHORT, None, probability,
+                      entry_id.value)
         self.submit_order_list(bracket)
         self._entries_in_flight[entry_id] = price
 
-    def _decided(self, signal: MLSignal, action: str, reason: str, probability: float | None = None,
+    def _decided(self, signal: MLSignal, action: Action, reason: Reason | None, probability: float | None = None,
                  client_order_id: str = "") -> None:
-        """Publish what became of ``signal`` (when the config asks); ``probability`` None: the
-        signal was stopped before the vote, which is computed here for the record."""
+        """Publish what became of ``signal`` (when the config asks); ``reason`` None: an entry;
+        ``probability`` None: the signal was stopped before the vote, computed here for the record."""
         if not self._publish_decisions:
             return
         self.publish_data(self._decision_type, StrategyDecision(
             ts_event=signal.ts_event, ts_init=self.clock.timestamp_ns(), instrument_id=signal.instrument_id,
             probability=self._ensemble(signal) if probability is None else probability,
-            threshold=self.threshold, action=action, reason=reason, client_order_id=client_order_id))
+            threshold=self.threshold, action=action.value, reason="" if reason is None else reason.value,
+            client_order_id=client_order_id))
 
     # -- risk ----------------------------------------------------------------------------------
 

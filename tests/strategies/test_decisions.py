@@ -9,26 +9,7 @@ from nautilus_trader.model.identifiers import InstrumentId
 from nautilus_trader.trading.strategy import Strategy
 
 from catalog.instruments import instrument_id
-from strategies.decisions import (
-    ACTIONS,
-    BELOW_THRESHOLD,
-    ENTER_LONG,
-    ENTER_SHORT,
-    ENTRY_PENDING,
-    EXECUTION_DISCONNECTED,
-    HALTED,
-    HOLD,
-    MAX_POSITIONS,
-    NO_BAR,
-    NO_VOLATILITY,
-    ORDER_OPEN,
-    OUTSIDE_ENTRY_WINDOW,
-    POSITION_OPEN,
-    REASONS,
-    SECTOR_CAP,
-    SIZE_BELOW_ONE,
-    SKIP,
-)
+from strategies.decisions import ACTIONS, REASONS, Action, Reason
 from strategies.risk import RiskRules
 from tests.strategies.conftest import EQUAL_WEIGHTS, START_CASH, Market, build_engine, utc
 from tests.strategies.test_execution_status import StatusScript, StatusScriptConfig
@@ -103,19 +84,20 @@ def the_day():
 def test_every_signal_of_a_traded_stock_has_one_decision_with_its_reason(the_day):
     run = the_day[True]
     assert decided(run) == [
-        ("AAA", "14:30", SKIP, OUTSIDE_ENTRY_WINDOW),
-        ("AAA", "15:00", HOLD, BELOW_THRESHOLD),
-        ("AAA", "15:01", ENTER_LONG, ""),
-        ("AAA", "15:01", SKIP, ENTRY_PENDING),
-        ("BBB", "15:01", ENTER_SHORT, ""),
-        ("CCC", "15:02", SKIP, SIZE_BELOW_ONE),
-        ("DDD", "15:03", SKIP, NO_BAR),
-        ("EEE", "15:04", SKIP, ORDER_OPEN),
-        ("AAA", "15:10", SKIP, POSITION_OPEN),
-        ("FFF", "20:46", SKIP, OUTSIDE_ENTRY_WINDOW),
+        ("AAA", "14:30", Action.SKIP, Reason.OUTSIDE_ENTRY_WINDOW),
+        ("AAA", "15:00", Action.HOLD, Reason.BELOW_THRESHOLD),
+        ("AAA", "15:01", Action.ENTER_LONG, ""),
+        ("AAA", "15:01", Action.SKIP, Reason.ENTRY_PENDING),
+        ("BBB", "15:01", Action.ENTER_SHORT, ""),
+        ("CCC", "15:02", Action.SKIP, Reason.SIZE_BELOW_ONE),
+        ("DDD", "15:03", Action.SKIP, Reason.NO_BAR),
+        ("EEE", "15:04", Action.SKIP, Reason.ORDER_OPEN),
+        ("AAA", "15:10", Action.SKIP, Reason.POSITION_OPEN),
+        ("FFF", "20:46", Action.SKIP, Reason.OUTSIDE_ENTRY_WINDOW),
     ]
     assert {d.action for d in run.decisions} <= ACTIONS
-    assert {d.reason for d in run.decisions if d.action in (HOLD, SKIP)} <= REASONS
+    assert all(type(d.action) is str and type(d.reason) is str for d in run.decisions)  # plain values
+    assert {d.reason for d in run.decisions if d.action in (Action.HOLD, Action.SKIP)} <= REASONS
     assert all(d.threshold == 0.65 for d in run.decisions)
     # the ensemble's vote is recorded also when a rule stopped the signal before it
     assert [round(d.probability, 6) for d in run.decisions] == [0.9, 0.6, 0.9, 0.9, 0.1, 0.9, 0.9, 0.9, 0.9, 0.9]
@@ -123,13 +105,13 @@ def test_every_signal_of_a_traded_stock_has_one_decision_with_its_reason(the_day
 
 def test_an_entry_decision_names_the_entry_order_it_created(the_day):
     run = the_day[True]
-    entries = {d.client_order_id: d for d in run.decisions if d.action in (ENTER_LONG, ENTER_SHORT)}
+    entries = {d.client_order_id: d for d in run.decisions if d.action in (Action.ENTER_LONG, Action.ENTER_SHORT)}
     assert sorted(entries) == sorted(o.client_order_id.value for o in run.entries())
     for order in run.entries():
         decision = entries[order.client_order_id.value]
         assert decision.instrument_id == order.instrument_id and decision.ts_event == order.ts_init
-        assert (decision.action == ENTER_LONG) == (order.side == OrderSide.BUY)
-    assert all(d.client_order_id == "" for d in run.decisions if d.action in (HOLD, SKIP))
+        assert (decision.action == Action.ENTER_LONG) == (order.side == OrderSide.BUY)
+    assert all(d.client_order_id == "" for d in run.decisions if d.action in (Action.HOLD, Action.SKIP))
 
 
 def test_publishing_is_off_by_default_and_changes_no_trade(the_day):
@@ -156,7 +138,7 @@ def test_max_positions():
     market.signal("AAA", f"{DAY} 15:00", 0.9)
     market.signal("BBB", f"{DAY} 15:00", 0.9)
     assert one_rule_run(market, RiskRules(max_positions=1)) == [
-        ("AAA", "15:00", ENTER_LONG, ""), ("BBB", "15:00", SKIP, MAX_POSITIONS)]
+        ("AAA", "15:00", Action.ENTER_LONG, ""), ("BBB", "15:00", Action.SKIP, Reason.MAX_POSITIONS)]
 
 
 def test_sector_cap():
@@ -165,7 +147,7 @@ def test_sector_cap():
     market.signal("AAA", f"{DAY} 15:00", 0.9)
     market.signal("BBB", f"{DAY} 15:01", 0.9)
     assert one_rule_run(market, RiskRules(max_sector_pct=0.05)) == [
-        ("AAA", "15:00", ENTER_LONG, ""), ("BBB", "15:01", SKIP, SECTOR_CAP)]
+        ("AAA", "15:00", Action.ENTER_LONG, ""), ("BBB", "15:01", Action.SKIP, Reason.SECTOR_CAP)]
 
 
 def test_no_volatility():
@@ -173,14 +155,14 @@ def test_no_volatility():
     market.signal("AAA", f"{DAY} 15:00", 0.9)  # volatility NaN: an old catalog's signal
     market.signal("AAA", f"{DAY} 15:01", 0.9, volatility=0.001, horizon=25)
     rules = RiskRules(stop_volatility_multiple=3.0)
-    assert one_rule_run(market, rules) == [("AAA", "15:00", SKIP, NO_VOLATILITY), ("AAA", "15:01", ENTER_LONG, "")]
+    assert one_rule_run(market, rules) == [("AAA", "15:00", Action.SKIP, Reason.NO_VOLATILITY), ("AAA", "15:01", Action.ENTER_LONG, "")]
 
 
 def test_halted_by_the_daily_loss_limit():
     """The halt comes at 15:30 (tests/strategies/test_risk_rules.py): every signal after it."""
     after = [d for d in one_rule_run(losing_market([DAY]), WIDE_RULES) if d[1] >= "15:30"]
-    assert after and {(a, r) for _, _, a, r in after} == {(SKIP, HALTED)}
-    assert ("AAA", "16:00", SKIP, HALTED) in after and ("CCC", "17:00", SKIP, HALTED) in after
+    assert after and {(a, r) for _, _, a, r in after} == {(Action.SKIP, Reason.HALTED)}
+    assert ("AAA", "16:00", Action.SKIP, Reason.HALTED) in after and ("CCC", "17:00", Action.SKIP, Reason.HALTED) in after
 
 
 def test_execution_disconnected():
@@ -189,5 +171,5 @@ def test_execution_disconnected():
     market.signal("BBB", f"{DAY} 15:40", 0.9)
     script = StatusScript(StatusScriptConfig(script=[(f"{DAY} 15:10", False), (f"{DAY} 15:30", True)]))
     assert one_rule_run(market, RiskRules(), script) == [
-        ("AAA", "15:20", SKIP, EXECUTION_DISCONNECTED), ("BBB", "15:40", ENTER_LONG, "")]
+        ("AAA", "15:20", Action.SKIP, Reason.EXECUTION_DISCONNECTED), ("BBB", "15:40", Action.ENTER_LONG, "")]
 
