@@ -18,6 +18,8 @@ import gc
 import multiprocessing
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date
 from multiprocessing.connection import Connection
@@ -224,7 +226,7 @@ def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_wo
                 events_per_order = 2  # new + fill
             for k, t in enumerate(closes.asi8, start=1):
                 remote("advance", int(t))
-                _wait_quiet(activity, orders=k * n_orders, events=events_per_order * k * n_orders)
+                wait_quiet(activity, orders=k * n_orders, events=events_per_order * k * n_orders)
         frames, received, answered = remote("records")
         remote("stop")
     finally:
@@ -280,8 +282,9 @@ def probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str |
     return node
 
 
-def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
-    """The spawned process: both sandboxes on one simulated clock, driven over a pipe."""
+@contextmanager
+def bench_sandboxes(catalog: str, open_ns: int) -> Iterator[tuple[PolygonSandbox, AlpacaSandbox]]:
+    """Both sandboxes serving ``catalog`` on one simulated clock standing at ``open_ns``."""
     clock = SimClock.manual(pd.Timestamp(open_ns, tz="UTC"))
     polygon = PolygonSandbox(catalog, api_key=SANDBOX_KEYS["POLYGON_API_KEY"], clock=clock)
     market = CatalogMarket(catalog)
@@ -290,6 +293,12 @@ def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
                            secret_key=SANDBOX_KEYS["ALPACA_API_SECRET_KEY"], clock=clock,
                            starting_cash=10_000_000.0)
     with polygon, broker:
+        yield polygon, broker
+
+
+def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
+    """The spawned process: ``bench_sandboxes`` driven over a pipe."""
+    with bench_sandboxes(catalog, open_ns) as (polygon, broker):
         gc.collect()
         gc.freeze()  # the venues' own full collections would stall their intake mid-burst
         conn.send((polygon.base_url, polygon.ws_feed, broker.base_url))
@@ -316,7 +325,7 @@ def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
                 raise ValueError(f"unknown sandbox host command {command!r}")
 
 
-def _wait_quiet(activity, orders: int, events: int, timeout: float = 30.0) -> None:
+def wait_quiet(activity, orders: int, events: int, timeout: float = 30.0) -> None:
     """Until ``activity()`` (requests, events) has reached ``orders`` and ``events`` and gone
     quiet. Reads the broker or the floor client's record, never the node's loop: that loop
     is what is being timed."""
