@@ -114,6 +114,8 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, rounds: int = 6, http_
     - ``journal_*``: the full path with the journal's collector in the node writing to
       PostgreSQL (an embedded server in ``journal_dir``, default a temporary directory);
       ``journal_ratio_p99`` = journal p99 / full p99, ``journal_change_pct`` the same in %;
+      ``journal_paired_ratio_median`` the median over rounds of that round's journal p99 /
+      full p99 (the variants of a round ran back to back: one slow round moves it little);
       ``journal_rows`` what the database committed;
     - ``*_decision_*``: AM frame sent -> the probe's ``on_bar`` (the feed alone);
     - ``*_round_p99_min_ms``/``max``: the spread of the rounds' own p99s (the noise).
@@ -146,6 +148,8 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, rounds: int = 6, http_
     figures["ratio_p99"] = figures["full_p99_ms"] / figures["floor_p99_ms"]
     figures["journal_ratio_p99"] = figures["journal_p99_ms"] / figures["full_p99_ms"]
     figures["journal_change_pct"] = (figures["journal_ratio_p99"] - 1.0) * 100.0
+    figures["journal_paired_ratio_median"] = float(np.median(
+        [_p99(on) / _p99(off) for on, off in zip(runs["journal"], runs["full"], strict=True)]))
     figures["journal_rows"] = float(journal_rows)
     return figures
 
@@ -175,7 +179,7 @@ def _summary(runs: list[BurstSamples]) -> dict[str, float]:
     latency_ms = np.concatenate([run.latency_ms for run in runs])
     decision_ms = np.concatenate([run.decision_ms for run in runs])
     broker_ms = np.concatenate([run.broker_ms for run in runs])
-    round_p99 = [float(np.percentile(run.latency_ms, 99)) for run in runs]
+    round_p99 = [_p99(run) for run in runs]
     figures = {
         "orders": float(len(latency_ms)),
         "p50_ms": float(np.percentile(latency_ms, 50)),
@@ -190,6 +194,10 @@ def _summary(runs: list[BurstSamples]) -> dict[str, float]:
         figures.update(broker_p50_ms=float(np.percentile(broker_ms, 50)),
                        broker_p99_ms=float(np.percentile(broker_ms, 99)))
     return figures
+
+
+def _p99(run: BurstSamples) -> float:
+    return float(np.percentile(run.latency_ms, 99))
 
 
 def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_workers: int,

@@ -21,5 +21,6 @@ def test_order_latency_times_every_order_on_every_variant():
     assert result["ratio_p99"] == pytest.approx(result["full_p99_ms"] / result["floor_p99_ms"])
     assert result["journal_ratio_p99"] == pytest.approx(result["journal_p99_ms"] / result["full_p99_ms"])
     assert result["journal_change_pct"] == pytest.approx((result["journal_ratio_p99"] - 1) * 100)
+    assert result["journal_paired_ratio_median"] > 0
     # two journal-on runs of 12 orders: at least an order, an event and a bar row for each
     assert result["journal_rows"] >= 2 * 3 * 12
