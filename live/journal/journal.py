@@ -25,7 +25,6 @@ from live.drift import DriftReport
 from live.journal.day import DayReport, read_day
 from live.journal.drift import read_drift, write_drift
 from live.journal.postgres import PostgresSink, connect
-from live.journal.priority import yield_cpu
 from live.journal.run_rows import RunRows, read_run
 from live.journal.schema import migrate
 from live.journal.settings import JournalSettings, configured_dsn, database_key
@@ -171,7 +170,6 @@ def open_journal(settings: JournalSettings, *, dsn: str | None = None, out_dir: 
                     f"no journal database in {data_dir} ('journal.data_dir'); pass --dsn, or "
                     "run `sextant live` with the postgres journal first")
             dsn = stack.enter_context(embedded_postgres_dsn(data_dir))
-            yield_cpu(data_dir, settings.embedded_nice)
         with connect(dsn) as conn:
             migrate(conn)
         return Journal(settings, dsn, out_dir, also, stack.pop_all())

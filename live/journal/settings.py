@@ -22,9 +22,7 @@ class JournalSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     """``sinks``: postgres (the database, written as events arrive) and/or parquet (files in
     the run's directory under ``--out``, written when the run ends); none keeps the record in
     memory only. ``flush_interval_ms`` bounds what a crash can lose; ``max_batch`` flushes
-    early when events come faster. ``embedded_nice``: the niceness the embedded server is
-    raised to (``live.journal.priority``; 0 leaves it alone), so its writes yield the CPU to
-    the node on a shared machine."""
+    early when events come faster."""
 
     sinks: tuple[SinkName, ...] = ("postgres", "parquet")
     dsn: str | None = None
@@ -32,7 +30,6 @@ class JournalSettings(msgspec.Struct, forbid_unknown_fields=True, frozen=True, k
     spool_dir: str = "data/journal-spool"
     flush_interval_ms: Annotated[int, Meta(ge=1, le=60_000)] = 200
     max_batch: Annotated[int, Meta(ge=1, le=1_000_000)] = 5_000
-    embedded_nice: Annotated[int, Meta(ge=0, le=19)] = 10
 
 
 def configured_dsn(settings: JournalSettings, environ: Mapping[str, str] = os.environ) -> str | None:
