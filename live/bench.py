@@ -18,6 +18,10 @@ import gc
 import multiprocessing
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date
 from multiprocessing.connection import Connection
 from pathlib import Path
 
@@ -35,6 +39,7 @@ from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.enums import OrderSide
 from nautilus_trader.model.identifiers import ClientId, InstrumentId
 from nautilus_trader.trading.strategy import Strategy
+from psycopg import sql
 
 from adapters.alpaca.common import ALPACA
 from adapters.alpaca.config import AlpacaExecClientConfig
@@ -47,8 +52,14 @@ from catalog.instruments import instrument_id
 from catalog.jobs import generate_catalog
 from catalog.sessions import session_minutes, sessions_ending
 from live.bench_floor import FloorExecClientConfig, FloorExecClientFactory, FloorExecutionClient
+from live.journal import Journal, JournalSettings, RunInfo, open_journal
+from live.journal.collector import JournalCollector
+from live.journal.postgres import connect
+from live.journal.rows import ROW_TYPES, table_of
 from live.node import NodeThread
 from live.rehearsal import SANDBOX_KEYS, broker_activity, sandbox_environment
+
+BENCH_DAY = date(2024, 12, 31)  # the bench catalog's last session, the one the runs trade
 
 
 class ProbeConfig(StrategyConfig, frozen=True, kw_only=True):
@@ -76,36 +87,126 @@ class OrderProbe(Strategy):
             iid, OrderSide.BUY if buy else OrderSide.SELL, instrument.make_qty(1)))
 
 
-def order_latency(n_symbols: int = 50, minutes: int = 30, http_workers: int = 4) -> dict[str, float]:
-    """The order path and its floor, measured in one run over ``minutes`` bar closes of
-    ``n_symbols`` symbols each (ms, p50/p99/max):
+JOURNAL_TARGET_PCT = 5.0  # issue 11: the journal may change the order path's p99 by at most this
+VARIANTS = ("floor", "full", "journal")  # the order of a round; every other round runs it backwards
+
+
+@dataclass
+class BurstSamples:
+    """One run's per-order latencies (ms); ``broker_ms`` is empty for the floor."""
+
+    latency_ms: np.ndarray
+    decision_ms: np.ndarray
+    broker_ms: np.ndarray
+    closes: int
+
+
+def order_latency(n_symbols: int = 50, minutes: int = 30, rounds: int = 6, http_workers: int = 4,
+                  journal_dir: Path | None = None) -> dict[str, float]:
+    """The order path, its floor and the order path with the journal on, measured in one
+    bench over ``rounds`` rounds; each round runs every variant once over ``minutes`` bar
+    closes of ``n_symbols`` symbols (ms, p50/p99/max over all rounds' orders):
 
     - ``floor_*``: AM frame sent -> order accepted by ``FloorExecutionClient`` (no I/O): the
       feed, the engines, the risk checks and the probe, NautilusTrader's own cost;
     - ``full_*``: AM frame sent -> order received by the Alpaca sandbox, through our
-      ``AlpacaExecutionClient``; ``ratio_p99`` = full p99 / floor p99;
-    - ``*_decision_*``: AM frame sent -> the probe's ``on_bar`` (the feed alone), per run.
+      ``AlpacaExecutionClient``, journal off; ``ratio_p99`` = full p99 / floor p99;
+    - ``journal_*``: the full path with the journal's collector in the node writing to
+      PostgreSQL (an embedded server in ``journal_dir``, default a temporary directory);
+      ``journal_ratio_p99`` = journal p99 / full p99, ``journal_change_pct`` the same in %;
+      ``journal_paired_ratio_median`` the median over rounds of that round's journal p99 /
+      full p99 (the variants of a round ran back to back: one slow round moves it little);
+      ``journal_rows`` what the database committed;
+    - ``*_decision_*``: AM frame sent -> the probe's ``on_bar`` (the feed alone);
+    - ``*_round_p99_min_ms``/``max``: the spread of the rounds' own p99s (the noise).
 
-    The floor runs first, then the full path, each against sandboxes in a spawned process of
-    their own (as remote venues would be), so they do not share the node's interpreter lock."""
+    Variants interleave (floor, full, journal, then journal, full, floor, ...) so a change in
+    the machine's load lands on all of them alike. Each run has fresh sandboxes in a spawned
+    process of their own (as remote venues would be), so they do not share the node's
+    interpreter lock."""
     with tempfile.TemporaryDirectory(prefix="sextant-latency-") as tmp:
-        catalog = Path(tmp) / "catalog"
+        root = Path(tmp)
+        root.chmod(0o711)  # as root, pgserver runs PostgreSQL as its own user
+        catalog = root / "catalog"
         symbols = generate_catalog(catalog, n_symbols=n_symbols, n_days=2, seed=3).symbols()
         ids = [str(instrument_id(s)) for s in symbols]
-        floor = _burst_run(catalog, ids, minutes, floor=True, http_workers=http_workers)
-        full = _burst_run(catalog, ids, minutes, floor=False, http_workers=http_workers)
-    figures = {"orders": full["orders"], "symbols": float(n_symbols), "closes": full["closes"]}
-    for name, run in (("floor", floor), ("full", full)):
-        figures.update({f"{name}_{key}": value for key, value in run.items() if key != "closes"})
+        runs: dict[str, list[BurstSamples]] = {variant: [] for variant in VARIANTS}
+        with open_journal(bench_journal_settings(journal_dir or root / "journal")) as journal:
+            for k in range(rounds):
+                for variant in VARIANTS if k % 2 == 0 else VARIANTS[::-1]:
+                    collector = bench_collector(journal) if variant == "journal" else None
+                    runs[variant].append(_burst_run(catalog, ids, minutes, floor=variant == "floor",
+                                                    http_workers=http_workers, collector=collector))
+                    if collector is not None:
+                        journal.finish(collector)
+            journal_rows = _committed_rows(journal.dsn)
+    figures = {"symbols": float(n_symbols), "rounds": float(rounds),
+               "closes": float(sum(run.closes for run in runs["full"]))}
+    for variant, variant_runs in runs.items():
+        figures.update({f"{variant}_{key}": value for key, value in _summary(variant_runs).items()})
+    figures["orders"] = figures["full_orders"]
     figures["ratio_p99"] = figures["full_p99_ms"] / figures["floor_p99_ms"]
+    figures["journal_ratio_p99"] = figures["journal_p99_ms"] / figures["full_p99_ms"]
+    figures["journal_change_pct"] = (figures["journal_ratio_p99"] - 1.0) * 100.0
+    figures["journal_paired_ratio_median"] = float(np.median(
+        [_p99(on) / _p99(off) for on, off in zip(runs["journal"], runs["full"], strict=True)]))
+    figures["journal_rows"] = float(journal_rows)
     return figures
 
 
-def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_workers: int) -> dict[str, float]:
+def bench_journal_settings(directory: Path) -> JournalSettings:
+    """The bench's journal: PostgreSQL only, its embedded server and spool in ``directory``
+    (never the project's data/), flushed as a live run's default settings say."""
+    return JournalSettings(sinks=("postgres",), data_dir=str(directory / "postgres"),
+                           spool_dir=str(directory / "spool"))
+
+
+def bench_collector(journal: Journal) -> JournalCollector:
+    """The journal's collector for one journal-on run of the bench's probe node."""
+    return journal.collector(RunInfo(trading_day=BENCH_DAY, name="order-path-bench", mode="bench"))
+
+
+def _committed_rows(dsn: str | None) -> int:
+    """Rows the bench's runs left in the journal database, over all its tables."""
+    assert dsn is not None
+    with connect(dsn) as conn:
+        return sum(conn.execute(sql.SQL("SELECT count(*) FROM {}").format(
+            sql.Identifier("journal", table_of(row_type)))).fetchone()[0] for row_type in ROW_TYPES)
+
+
+def _summary(runs: list[BurstSamples]) -> dict[str, float]:
+    """p50/p99/max over every order of ``runs``, and the spread of the runs' own p99s."""
+    latency_ms = np.concatenate([run.latency_ms for run in runs])
+    decision_ms = np.concatenate([run.decision_ms for run in runs])
+    broker_ms = np.concatenate([run.broker_ms for run in runs])
+    round_p99 = [_p99(run) for run in runs]
+    figures = {
+        "orders": float(len(latency_ms)),
+        "p50_ms": float(np.percentile(latency_ms, 50)),
+        "p99_ms": float(np.percentile(latency_ms, 99)),
+        "max_ms": float(latency_ms.max()),
+        "round_p99_min_ms": min(round_p99),
+        "round_p99_max_ms": max(round_p99),
+        "decision_p50_ms": float(np.percentile(decision_ms, 50)),
+        "decision_p99_ms": float(np.percentile(decision_ms, 99)),
+    }
+    if len(broker_ms):  # the sandbox's own queue and work: received -> decided
+        figures.update(broker_p50_ms=float(np.percentile(broker_ms, 50)),
+                       broker_p99_ms=float(np.percentile(broker_ms, 99)))
+    return figures
+
+
+def _p99(run: BurstSamples) -> float:
+    return float(np.percentile(run.latency_ms, 99))
+
+
+def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_workers: int,
+               collector: JournalCollector | None = None) -> BurstSamples:
     """One node between fresh sandboxes over the first ``minutes`` closes of the catalog's
-    last session, with the floor client or the Alpaca one. Latencies are from the newest AM
-    frame sent before each arrival: in the floor client, or at the broker."""
-    day = sessions_ending("2024-12-31", 1)
+    last session, with the floor client or the Alpaca one, and ``collector`` (the journal)
+    among its actors when given. Latencies are from the newest AM frame sent before each
+    arrival: in the floor client, or at the broker."""
+    day = sessions_ending(BENCH_DAY.isoformat(), 1)
     closes = session_minutes(day)[:minutes]
     n_orders = len(ids)
     probe = OrderProbe(ProbeConfig(instrument_ids=ids))
@@ -122,7 +223,7 @@ def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_wo
 
         broker = None if floor else broker_url
         with sandbox_environment(), NodeThread(probe_node, ids, polygon_url, ws_feed, broker, http_workers,
-                                               probe) as node:
+                                               probe, collector) as node:
             remote("wait_for_subscribers")
             _wait_running(node)
             if floor:
@@ -134,30 +235,17 @@ def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_wo
                 events_per_order = 2  # new + fill
             for k, t in enumerate(closes.asi8, start=1):
                 remote("advance", int(t))
-                _wait_quiet(activity, orders=k * n_orders, events=events_per_order * k * n_orders)
+                wait_quiet(activity, orders=k * n_orders, events=events_per_order * k * n_orders)
         frames, received, answered = remote("records")
         remote("stop")
     finally:
         host.join(timeout=30)
     arrived = client.accepted_ns if floor else received
     frame_times = np.array(sorted(frames))
-    latency_ms = _since_frame(frame_times, np.array(arrived))
-    decision_ms = _since_frame(frame_times, np.array(probe.decided_ns))
-    broker_figures = {}
-    if not floor:  # the sandbox's own queue and work: received -> decided
-        broker_ms = (np.array(answered) - np.array(received)) / 1e6
-        broker_figures = {"broker_p50_ms": float(np.percentile(broker_ms, 50)),
-                  "broker_p99_ms": float(np.percentile(broker_ms, 99))}
-    return {
-        "orders": float(len(latency_ms)),
-        "closes": float(len(closes)),
-        "p50_ms": float(np.percentile(latency_ms, 50)),
-        "p99_ms": float(np.percentile(latency_ms, 99)),
-        "max_ms": float(latency_ms.max()),
-        "decision_p50_ms": float(np.percentile(decision_ms, 50)),
-        "decision_p99_ms": float(np.percentile(decision_ms, 99)),
-        **broker_figures,
-    }
+    broker_ms = np.array([]) if floor else (np.array(answered) - np.array(received)) / 1e6
+    return BurstSamples(latency_ms=_since_frame(frame_times, np.array(arrived)),
+                        decision_ms=_since_frame(frame_times, np.array(probe.decided_ns)),
+                        broker_ms=broker_ms, closes=len(closes))
 
 
 def floor_client(node: NodeThread) -> FloorExecutionClient:
@@ -174,8 +262,9 @@ def _since_frame(frame_times: np.ndarray, times: np.ndarray) -> np.ndarray:
 
 
 def probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str | None, http_workers: int,
-                probe: "OrderProbe", loop=None) -> TradingNode:
-    """The bench's node; ``broker_url`` None: the floor client instead of the Alpaca one."""
+               probe: "OrderProbe", collector: JournalCollector | None = None, loop=None) -> TradingNode:
+    """The bench's node; ``broker_url`` None: the floor client instead of the Alpaca one;
+    ``collector``: the journal's actor, added as a live node adds it (before the others)."""
     load = InstrumentProviderConfig(load_ids=frozenset(ids))
     if broker_url is None:
         exec_config, factory = FloorExecClientConfig(), FloorExecClientFactory
@@ -193,6 +282,8 @@ def probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str |
         timeout_connection=30.0, timeout_post_stop=1.0,
     )
     node = TradingNode(config=config, loop=loop)
+    if collector is not None:
+        node.trader.add_actor(collector)
     node.trader.add_strategy(probe)
     node.add_data_client_factory("POLYGON", PolygonLiveDataClientFactory)
     node.add_exec_client_factory(ALPACA, factory)
@@ -200,8 +291,9 @@ def probe_node(ids: list[str], polygon_url: str, ws_feed: str, broker_url: str |
     return node
 
 
-def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
-    """The spawned process: both sandboxes on one simulated clock, driven over a pipe."""
+@contextmanager
+def bench_sandboxes(catalog: str, open_ns: int) -> Iterator[tuple[PolygonSandbox, AlpacaSandbox]]:
+    """Both sandboxes serving ``catalog`` on one simulated clock standing at ``open_ns``."""
     clock = SimClock.manual(pd.Timestamp(open_ns, tz="UTC"))
     polygon = PolygonSandbox(catalog, api_key=SANDBOX_KEYS["POLYGON_API_KEY"], clock=clock)
     market = CatalogMarket(catalog)
@@ -210,6 +302,12 @@ def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
                            secret_key=SANDBOX_KEYS["ALPACA_API_SECRET_KEY"], clock=clock,
                            starting_cash=10_000_000.0)
     with polygon, broker:
+        yield polygon, broker
+
+
+def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
+    """The spawned process: ``bench_sandboxes`` driven over a pipe."""
+    with bench_sandboxes(catalog, open_ns) as (polygon, broker):
         gc.collect()
         gc.freeze()  # the venues' own full collections would stall their intake mid-burst
         conn.send((polygon.base_url, polygon.ws_feed, broker.base_url))
@@ -236,7 +334,7 @@ def _host_sandboxes(catalog: str, open_ns: int, conn: Connection) -> None:
                 raise ValueError(f"unknown sandbox host command {command!r}")
 
 
-def _wait_quiet(activity, orders: int, events: int, timeout: float = 30.0) -> None:
+def wait_quiet(activity, orders: int, events: int, timeout: float = 30.0) -> None:
     """Until ``activity()`` (requests, events) has reached ``orders`` and ``events`` and gone
     quiet. Reads the broker or the floor client's record, never the node's loop: that loop
     is what is being timed."""
