@@ -130,7 +130,10 @@ class JournalCollector(Actor):
         msgbus.subscribe(topic="data.bars.*", handler=self._on_bar)
 
     def on_start(self) -> None:
-        self._loop = asyncio.get_running_loop()  # NautilusTrader starts actors on the node's loop
+        try:  # a live node starts its actors on its loop
+            self._loop = asyncio.get_running_loop()
+        except RuntimeError:  # a backtest engine runs none: rows are built at once
+            self._loop = None
         self._emit_run("started")
         for name, path in sorted(self.config.model_dirs.items()):
             self._emit(ModelVersion, next(self._seq), name=name, version=_version_of(Path(path)), path=path)
