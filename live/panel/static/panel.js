@@ -87,8 +87,11 @@
     return (v < 0 ? "-" : (signed ? "+" : "")) + s;
   }
 
+  // Exchange time: what the session's clock says (a rehearsal's fills carry the replayed day's).
+  const newYork = new Intl.DateTimeFormat("en-US", {timeZone: "America/New_York", hour12: false,
+                                                   hour: "2-digit", minute: "2-digit", second: "2-digit"});
   function clockTime(ns) {
-    return new Date(ns / 1e6).toISOString().substring(11, 19);
+    return newYork.format(new Date(ns / 1e6));
   }
 
   function setText(id, text, cls) {
