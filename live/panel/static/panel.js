@@ -34,7 +34,7 @@
     document.querySelectorAll("[data-field-error]").forEach(function (el) { el.textContent = ""; });
     if (!message) { box.hidden = true; box.textContent = ""; return; }
     box.hidden = false;
-    box.textContent = field ? field + ": " + message : message;
+    box.textContent = field && !message.includes(field) ? field + ": " + message : message;
     if (field) {
       const input = document.querySelector('[name="' + CSS.escape(field) + '"], [data-field="' + CSS.escape(field) + '"]');
       if (input) input.classList.add("invalid");

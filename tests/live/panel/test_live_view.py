@@ -14,6 +14,7 @@ from live.journal.rows import (
     OrderEventRow,
     OrderRow,
     PositionRow,
+    Row,
     RunEvent,
     SignalRow,
 )
@@ -51,9 +52,9 @@ def bar(close: str, ts: int) -> BarRow:
                close=close, volume="100")
 
 
-def traded_day(view: LiveView) -> None:
+def traded_rows() -> list[Row]:
     """A run that bought 10 S000 at 100 with a bracket (stop 98, target 104), marked at 101."""
-    for r in [
+    return [
         row(RunEvent, ts=T0, kind="started", trading_day=date(2024, 12, 27), trader_id="T", name="paper", mode="paper"),
         row(ModelVersion, name="lightgbm", version=3, path="/m/lightgbm/v0003"),
         row(AccountRow, ts_event=T0, account_id="A", currency="USD", total="100000", free="100000", locked="0"),
@@ -68,7 +69,11 @@ def traded_day(view: LiveView) -> None:
             quantity="10", avg_px_open=100.0, realized_pnl="0", unrealized_pnl="0", currency="USD"),
         bar("101.00", T0 + MINUTE),
         row(AccountRow, ts_event=T0, account_id="A", currency="USD", total="99500", free="99000", locked="0"),
-    ]:
+    ]
+
+
+def traded_day(view: LiveView) -> None:
+    for r in traded_rows():
         view.put(r)
 
 
