@@ -25,7 +25,7 @@ class EventHub:
         self.min_interval_secs = min_interval_secs
         self._lock = threading.Lock()
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._subscribers: set[asyncio.Queue] = set()
+        self._subscribers: set[asyncio.Queue[bytes | None]] = set()
         self._latest: dict[str, dict] = {}  # topic -> newest payload (a new page starts from it)
         self._pending: dict[str, dict] = {}  # topic -> payload waiting for its interval
         self._last_sent: dict[str, float] = {}
@@ -70,9 +70,15 @@ class EventHub:
         for queue in self._subscribers:
             queue.put_nowait(message)
 
+    def close_streams(self) -> None:
+        """End every page's stream (panel loop only): a stopping server does not wait for
+        open pages."""
+        for queue in self._subscribers:
+            queue.put_nowait(None)
+
     async def stream(self) -> AsyncIterator[bytes]:
         """One page's messages, from the newest state of every topic on (panel loop only)."""
-        queue: asyncio.Queue[bytes] = asyncio.Queue()
+        queue: asyncio.Queue[bytes | None] = asyncio.Queue()
         with self._lock:  # "_replay": the state as it was, not a new event (no latency to measure)
             for topic, payload in self._latest.items():
                 queue.put_nowait(_message(topic, {**payload, "_replay": True}))
@@ -80,9 +86,12 @@ class EventHub:
         try:
             while True:
                 try:
-                    yield await asyncio.wait_for(queue.get(), _KEEPALIVE_SECS)
+                    message = await asyncio.wait_for(queue.get(), _KEEPALIVE_SECS)
                 except TimeoutError:
-                    yield b": keep-alive\n\n"
+                    message = b": keep-alive\n\n"
+                if message is None:  # the server is stopping
+                    return
+                yield message
         finally:
             self._subscribers.discard(queue)
 

@@ -9,6 +9,7 @@ topics and the control's status to the hub.
 
 import asyncio
 import ipaddress
+import logging
 import threading
 from typing import Self
 
@@ -20,6 +21,16 @@ from live.panel.context import PanelContext
 
 PUBLISH_SECS = 0.1
 STATUS_SECS = 1.0
+
+
+_log = logging.getLogger(__name__)
+
+
+def _report_crash(task: asyncio.Task) -> None:
+    """A publisher that died (a programming error) must not leave the pages silently stale."""
+    if not task.cancelled() and task.exception() is not None:
+        _log.error("the panel's %s stopped: pages no longer update", task.get_coro().__name__,
+                   exc_info=task.exception())
 
 
 class PanelStartError(Exception):
@@ -97,11 +108,14 @@ class PanelServer:
         if self.port == 0:  # an ephemeral port (tests): the one the OS gave
             self.port = self._runner.addresses[0][1]
         self._tasks = [asyncio.create_task(self._publish_view()), asyncio.create_task(self._publish_status())]
+        for task in self._tasks:
+            task.add_done_callback(_report_crash)
 
     async def _stop(self) -> None:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        self.ctx.hub.close_streams()
         if self._runner is not None:
             await self._runner.cleanup()
 
