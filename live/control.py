@@ -108,12 +108,15 @@ class TradingControl:
         entries, weights, halted = self.entries_enabled, dict(self.weights), self.emergency_stopped
 
         def carry_over(strategy: "EnsembleStrategy") -> None:
-            strategy.set_weights(weights)
-            strategy.set_entries_enabled(entries)
+            if weights != strategy.weights:
+                strategy.set_weights(weights)
+            if not entries:
+                strategy.set_entries_enabled(False)
             if halted:
                 strategy.emergency_stop()
 
-        self._on_strategy(carry_over)
+        if (entries, weights, halted) != (True, dict(self.config.strategy.weights), False):
+            self._on_strategy(carry_over)
 
     def broker_url(self) -> str | None:
         """The REST endpoint of the broker account the node trades (None: no node now)."""

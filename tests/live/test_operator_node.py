@@ -48,3 +48,23 @@ def test_close_stop_and_start_the_node_from_the_control(held_position: Day, tmp_
     assert control.status()["node"] == "not running"
     with pytest.raises(ControlRefused, match="no node is running"):
         control.close_position("S000")
+
+
+def test_the_emergency_stop_flattens_at_the_broker_and_a_restarted_node_starts_halted(held_position: Day,  # noqa: F811
+                                                                                      tmp_path: Path):
+    day = held_position
+    clock = SimulatedClock(MIDDAY + pd.Timedelta(minutes=1))
+    control = TradingControl(day.config)
+    with LiveDayPhases(day.config, tmp_path / "runs", clock, control=control) as phases:
+        phases.session(day.plan, until=clock.now())
+        control.set_weights({"lightgbm": 2.0})
+        stopped = control.emergency_stop()
+        assert stopped["flat"] is True and stopped["message"].startswith("broker confirms flat at"), stopped
+        assert held(day.broker) == 0 and control.status()["trading_state"] == "HALTED"
+
+        control.stop_node()
+        control.start_node()  # a new node in the same run: what the operator set carries over
+        status = control.status()
+        assert status["node"] == "running" and status["trading_state"] == "HALTED"
+        assert status["weights"] == {"lightgbm": 2.0} and not status["entries_enabled"]
+        phases.close(day.plan)
