@@ -173,10 +173,12 @@ class LiveView:
 
     def _status_payload(self) -> dict:
         day_pnl = None if self._equity is None or self._start_equity is None else self._equity - self._start_equity
-        age = None if not self._last_bar_arrival_ns else max(0.0, self._clock() - self._last_bar_arrival_ns / 1e9)
+        arrived = self._last_bar_arrival_ns / 1e9 if self._last_bar_arrival_ns else None
+        age = None if arrived is None else max(0.0, self._clock() - arrived)
         return {"run": {k: str(v) for k, v in self._run.items()}, "models": dict(self._models),
                 "equity": self._equity, "start_equity": self._start_equity, "day_pnl": day_pnl,
                 "open_positions": len(self._positions), "bars": self._bars, "last_bar_age_secs": age,
+                "last_bar_ms": None if arrived is None else arrived * 1000.0,  # the page ages it itself
                 "limits": self._limits()}
 
     def _limits(self) -> dict:

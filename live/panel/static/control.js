@@ -23,12 +23,20 @@
                                  understood: form.elements.understood.checked});
   });
 
+  // The last bar's age grows between updates: a silent feed shows as an ever older bar.
+  let lastBarMs = null;
+  function showBarAge() {
+    s.setText("last-bar-age", lastBarMs === null ? "-" : Math.max(0, (Date.now() - lastBarMs) / 1000).toFixed(1) + " s ago");
+  }
+  window.setInterval(showBarAge, 1000);
+
   s.on("status", function (st) {
     s.setText("equity", s.money(st.equity));
     s.setText("day-pnl", s.money(st.day_pnl, true), st.day_pnl > 0 ? "pos" : st.day_pnl < 0 ? "neg" : "");
     s.setText("open-positions", String(st.open_positions));
     s.setText("bars", String(st.bars));
-    s.setText("last-bar-age", st.last_bar_age_secs === null ? "-" : st.last_bar_age_secs.toFixed(1) + " s ago");
+    lastBarMs = st.last_bar_ms;
+    showBarAge();
     s.setText("models", Object.entries(st.models).map(function (m) { return m[0] + " v" + m[1]; }).join(" ") || "-");
     if (st.run && st.run.trading_day) s.setText("trading-day", st.run.trading_day);
   });

@@ -2,12 +2,15 @@
 token opens the panel once; the page's own POSTs carry the CSRF token and a forged one is
 refused; a refusal shows its reason naming the field."""
 
+import re
+import time
 from collections.abc import Iterator
 
 import pytest
 from playwright.sync_api import expect
 
 from live.control import TradingControl
+from live.journal.rows import BarRow
 from live.panel.browser import chromium
 from live.panel.context import PanelContext
 from live.panel.events import EventHub
@@ -60,3 +63,16 @@ def test_the_token_logs_in_once_and_the_pages_posts_carry_the_csrf_token(served)
     assert again.url.startswith(server.base_url + "/login")
     expect(again.locator(".error")).to_contain_text("used already")
     context.close()
+
+
+def test_a_silent_feed_shows_an_ever_older_last_bar(served):
+    """The page ages the last bar itself: no update arrives while the feed is silent."""
+    server, browser = served
+    server.token = server.auth.new_login_token()
+    page = browser.new_context().new_page()
+    page.goto(server.url)
+    arrived = time.time_ns() - 30 * 1_000_000_000
+    server.ctx.view.put(BarRow(run_id="r", seq=1, ts_event=arrived, ts_init=arrived, instrument_id="S000.ALPACA",
+                               open="1", high="1", low="1", close="1", volume="1"))
+    expect(page.locator("#bars")).to_have_text("1")
+    expect(page.locator("#last-bar-age")).to_have_text(re.compile(r"^3\d\.\d s ago$"))
