@@ -33,7 +33,9 @@ class Reason(StrEnum):
     ``EnsembleStrategy._entry_blocked``)."""
 
     BELOW_THRESHOLD = "below_threshold"  # the vote (action hold)
+    EMERGENCY_HALT = "emergency_halt"  # the operator's emergency stop: no entry for the rest of the run
     HALTED = "halted"  # the daily loss limit stopped trading for the day
+    ENTRIES_PAUSED = "entries_paused"  # the operator paused new entries (the panel)
     EXECUTION_DISCONNECTED = "execution_disconnected"  # the venue's order updates are unseen
     OUTSIDE_ENTRY_WINDOW = "outside_entry_window"  # before the session opens or after the entry cutoff
     POSITION_OPEN = "position_open"  # one position per stock: its bracket manages the exit

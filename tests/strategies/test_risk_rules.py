@@ -177,8 +177,8 @@ def test_daily_loss_limit_flattens_and_halts(backtest):
     run = backtest(losing_market([DAY]), rules=WIDE_RULES)
 
     halt = utc(f"{DAY} 15:30")
-    assert run.state_changes == [(halt, TradingState.HALTED)]
-    assert run.engine.kernel.risk_engine.trading_state == TradingState.HALTED
+    assert run.state_changes == [(halt, TradingState.REDUCING)]  # closing orders only
+    assert run.engine.kernel.risk_engine.trading_state == TradingState.REDUCING
     assert run.logged("warning", "daily loss 2.04%")
     for symbol in ("AAA", "BBB"):
         position = run.position(symbol)
@@ -203,7 +203,7 @@ def test_trading_resumes_next_session_after_a_halt(backtest):
     run = backtest(market, rules=WIDE_RULES)
 
     assert run.state_changes == [
-        (utc(f"{DAY} 15:30"), TradingState.HALTED),
+        (utc(f"{DAY} 15:30"), TradingState.REDUCING),
         (utc(f"{NEXT} 14:31"), TradingState.ACTIVE),  # the next session's first signal
     ]
     assert run.engine.kernel.risk_engine.trading_state == TradingState.ACTIVE
