@@ -39,6 +39,7 @@ FLATTEN_ALERT = "flatten-before-close"
 # a trade's exit reason is its closing order's tag (the report cuts trades by it).
 FLATTEN_TAG = "FLATTEN"  # session close, strategy stop, a position carried over a session end
 HALT_TAG = "HALT"  # the daily loss limit
+OPERATOR_TAG = "OPERATOR"  # the control panel: a manual close, the emergency stop
 # Live: the execution client publishes True/False here as it can or cannot see the venue's
 # order updates (the node points it at this topic); no entries while False. A backtest never
 # publishes: its venue is always connected.
@@ -83,6 +84,9 @@ class EnsembleStrategy(Strategy):
         # other signals of the same bar are handled; these orders must count against the caps.
         self._entries_in_flight: dict[ClientOrderId, float] = {}
         self._without_volatility: set[InstrumentId] = set()
+        self.weights = dict(config.weights)  # the operator may change them (set_weights)
+        self._entries_enabled = True
+        self._emergency_stopped = False
         load_calendar()
 
     # -- lifecycle -----------------------------------------------------------------------------
@@ -114,6 +118,8 @@ class EnsembleStrategy(Strategy):
             self._check_daily_loss()
         if self._halted or not self._execution_connected or not (self._session_open < ts <= self._entry_cutoff):
             return
+        if not self._entries_enabled:
+            return  # paused by the operator, or the emergency stop
         iid = data.instrument_id
         if iid not in self._sectors:
             return  # MLSignal subscriptions are not per instrument: ignore stocks we do not trade
@@ -149,7 +155,7 @@ class EnsembleStrategy(Strategy):
         names = self._names_by_models.get(signal.models)
         if names is None:
             names = self._names_by_models[signal.models] = signal.model_names()
-        return ensemble_probability(dict(zip(names, signal.probabilities.tolist())), self.config.weights)
+        return ensemble_probability(dict(zip(names, signal.probabilities.tolist())), self.weights)
 
     def _enter(self, iid: InstrumentId, side: OrderSide, signal: MLSignal) -> None:
         stop_loss = self.rules.stop_distance(signal.volatility, signal.horizon)
@@ -199,7 +205,7 @@ class EnsembleStrategy(Strategy):
         self._session_open, self._session_close = (b.value for b in bounds)
         minute = 60_000_000_000
         self._entry_cutoff = self._session_close - self.rules.no_entry_minutes_before_close * minute
-        if self._halted:
+        if self._halted and not self._emergency_stopped:
             self.msgbus.send(TRADING_STATE_ENDPOINT, TradingState.ACTIVE)
             self._halted = False
         # Anything opened before this session survived a session end without a bar to trigger
@@ -290,3 +296,46 @@ class EnsembleStrategy(Strategy):
             if self._sectors.get(position.instrument_id) == sector:
                 total += abs(position.quantity.as_double() * position.avg_px_open)
         return total
+
+    # -- the operator's commands (live.control, on the node's loop) ----------------------------
+
+    @property
+    def execution_connected(self) -> bool:
+        return self._execution_connected
+
+    def set_entries_enabled(self, enabled: bool) -> None:
+        """New entries on or off from the next signal; open positions keep their brackets."""
+        self._entries_enabled = enabled and not self._emergency_stopped
+        self.log.warning(f"operator: new entries {'on' if self._entries_enabled else 'off'}")
+
+    def set_weights(self, weights: dict[str, float]) -> None:
+        """The ensemble's weights from the next signal (validated by the caller with
+        StrategySettings: ``live.control.TradingControl.set_weights``)."""
+        self.weights = dict(weights)
+        self.log.warning(f"operator: weights {self.weights}")
+
+    def close_symbol(self, symbol: str) -> bool:
+        """Close ``symbol``'s position: cancel its bracket, close at market. False: none open."""
+        iid = next((i for i in self.instrument_ids if i.symbol.value == symbol), None)
+        if iid is None or self.portfolio.is_flat(iid):
+            return False
+        self.cancel_all_orders(iid)
+        self.close_all_positions(iid, tags=[OPERATOR_TAG])
+        return True
+
+    def emergency_stop(self) -> None:
+        """Cancel every order, flatten every position, no entries for the rest of the run. The
+        engine goes REDUCING (closing orders pass, nothing else) until ``halt_if_flat``."""
+        self._emergency_stopped = True
+        self._entries_enabled = False
+        self._halted = True
+        self.log.error("operator: EMERGENCY STOP: cancelling, flattening, halting")
+        self.msgbus.send(TRADING_STATE_ENDPOINT, TradingState.REDUCING)
+        self.flatten("emergency stop", tag=OPERATOR_TAG)
+        self.halt_if_flat()
+
+    def halt_if_flat(self) -> None:
+        """HALTED once nothing is open (HALTED denies even closing orders)."""
+        if self._emergency_stopped and not self.cache.positions_open_count(venue=self.venue) \
+                and not self.cache.orders_open_count(venue=self.venue):
+            self.msgbus.send(TRADING_STATE_ENDPOINT, TradingState.HALTED)

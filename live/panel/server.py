@@ -1,0 +1,112 @@
+"""PanelServer: the panel's aiohttp app on its own event loop in a background thread, so it
+keeps answering while the main thread runs the schedule and the node trades on its own loop.
+
+127.0.0.1 by default; another host needs ``allow_remote=True`` (``--panel-host`` with
+``--panel-allow-remote``) and is warned about: the token is the only thing between the page
+and the account. The loop also runs the publisher: every ~0.1 s it sends the view's changed
+topics and the control's status to the hub.
+"""
+
+import asyncio
+import ipaddress
+import threading
+import warnings
+from typing import Self
+
+from aiohttp import web
+
+from live.panel.app import make_app
+from live.panel.auth import PanelAuth
+from live.panel.context import PanelContext
+
+PUBLISH_SECS = 0.1
+STATUS_SECS = 1.0
+
+
+class PanelHostError(ValueError):
+    """A host other than loopback without the explicit flag."""
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+class PanelServer:
+    def __init__(self, ctx: PanelContext, host: str = "127.0.0.1", port: int = 8000,
+                 allow_remote: bool = False) -> None:
+        if not is_loopback(host):
+            if not allow_remote:
+                raise PanelHostError(f"--panel-host {host} is not loopback: anyone who can reach it and holds the "
+                                     "token commands the account; add --panel-allow-remote to mean it")
+            warnings.warn(f"the panel listens on {host}, beyond this machine: keep the token secret",
+                          stacklevel=2)
+        self.ctx = ctx
+        self.host = host
+        self.port = port
+        self.auth = PanelAuth()
+        self.token = self.auth.new_login_token()
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="sextant-panel", daemon=True)
+        self._runner: web.AppRunner | None = None
+        self._tasks: list[asyncio.Task] = []
+
+    @property
+    def url(self) -> str:
+        """The login URL with the one-time token, as the terminal prints it."""
+        return f"http://{self.host}:{self.port}/login?token={self.token}"
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def __enter__(self) -> Self:
+        self._thread.start()
+        try:
+            asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        except BaseException:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._stop(), self._loop).result(30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join(10)
+        self._loop.close()
+
+    async def _start(self) -> None:
+        self.ctx.hub.bind(asyncio.get_running_loop())
+        self._runner = web.AppRunner(make_app(self.ctx, self.auth), handle_signals=False, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.host, self.port)
+        await site.start()
+        if self.port == 0:  # an ephemeral port (tests): the one the OS gave
+            self.port = self._runner.addresses[0][1]
+        self._tasks = [asyncio.create_task(self._publish_view()), asyncio.create_task(self._publish_status())]
+
+    async def _stop(self) -> None:
+        for task in self._tasks:
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._runner is not None:
+            await self._runner.cleanup()
+
+    async def _publish_view(self) -> None:
+        while True:
+            self.ctx.view.publish_due(self.ctx.hub.publish)
+            await asyncio.sleep(PUBLISH_SECS)
+
+    async def _publish_status(self) -> None:
+        """The node's side of the status, read on the node's loop from a worker thread (a
+        NodeThread.call blocks)."""
+        from live.panel.control_page import status_payload
+
+        while True:
+            self.ctx.hub.publish("control", await asyncio.to_thread(status_payload, self.ctx))
+            await asyncio.sleep(STATUS_SECS)
