@@ -1,0 +1,69 @@
+"""The Data page (/data): the feed monitor (messages/s, gaps, reconnects, backfills, the last
+bar's age; topic "feed" about once a second), the historical catalog's coverage per symbol,
+and an incremental ingest started by hand with its progress (topic "jobs")."""
+
+import asyncio
+from datetime import date, timedelta
+from pathlib import Path
+
+from aiohttp import web
+
+from catalog.errors import CatalogError
+from catalog.sessions import sessions_ending
+from live.operations.coverage import catalog_coverage
+from live.operations.day_jobs import INGEST, ingest_job
+from live.operations.feed import FeedMonitor
+from live.operations.jobs import JobRunningError
+from live.operations.listeners import listener_of
+from live.panel.context import PanelContext
+from live.panel.operations import trading_day
+from live.panel.pages import ok, refused, render_page
+
+
+def coverage_state(catalog: Path | None, day: date) -> dict:
+    """The catalog's coverage up to the session before ``day`` (what pre-open ingests to)."""
+    if catalog is None:
+        return {"catalog": None, "through": None, "symbols": [], "error": "no catalog ('schedule.catalog' unset)"}
+    through = sessions_ending(day - timedelta(days=1), 1).index[-1].date()
+    try:
+        symbols = [c.payload() for c in catalog_coverage(catalog, through=through)]
+    except CatalogError as e:
+        return {"catalog": str(catalog), "through": through.isoformat(), "symbols": [], "error": str(e)}
+    return {"catalog": str(catalog), "through": through.isoformat(), "symbols": symbols, "error": None}
+
+
+def feed_state(ctx: PanelContext) -> dict | None:
+    """The feed monitor's sample (blocking: reads the node), None without a monitor."""
+    feed = listener_of(ctx.row_listeners, FeedMonitor)
+    return None if feed is None else feed.sample()
+
+
+def routes(ctx: PanelContext) -> list[web.RouteDef]:
+    async def page(request: web.Request) -> web.Response:
+        feed, coverage = await asyncio.gather(asyncio.to_thread(feed_state, ctx),
+                                              asyncio.to_thread(coverage_state, ctx.catalog, trading_day(ctx)))
+        job = None if ctx.jobs is None else ctx.jobs.status(INGEST)
+        return render_page(request, "data.html", read_only=ctx.control is None, feed=feed, coverage=coverage,
+                           job=None if job is None else job.payload(),
+                           can_ingest=ctx.config is not None and ctx.catalog is not None)
+
+    async def api_feed(request: web.Request) -> web.Response:
+        return ok(feed=await asyncio.to_thread(feed_state, ctx))
+
+    async def api_coverage(request: web.Request) -> web.Response:
+        return ok(**await asyncio.to_thread(coverage_state, ctx.catalog, trading_day(ctx)))
+
+    async def ingest(request: web.Request) -> web.Response:
+        if ctx.config is None or ctx.catalog is None:
+            return refused(409, "no catalog to ingest into ('schedule.catalog' in the live config)")
+        day = trading_day(ctx)
+        try:
+            status = ctx.jobs.start(ingest_job(ctx.config, ctx.catalog, day))
+        except JobRunningError as e:
+            ctx.record_action("ingest", f"refused: {e}", {})
+            return refused(409, str(e))
+        ctx.record_action("ingest", "started", {"before": day.isoformat(), "catalog": str(ctx.catalog)})
+        return ok(job=status.payload())
+
+    return [web.get("/data", page), web.get("/api/feed", api_feed), web.get("/api/data/coverage", api_coverage),
+            web.post("/api/data/ingest", ingest)]
