@@ -12,12 +12,13 @@ holds no position and no open order, and says when it did (or that it did not in
 """
 
 import asyncio
+import os
 import re
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
 import msgspec
@@ -89,7 +90,6 @@ class TradingControl:
         self.emergency_stopped = False
         self.broker_confirmation: str | None = None
         self.weights: dict[str, float] = dict(config.strategy.weights)
-        self.pending_mode: str | None = None  # applied at the next pre-open
         self.node_stopped_by_operator = False
 
     # -- the node (the phases / the rehearsal) --------------------------------------------------
@@ -212,24 +212,29 @@ class TradingControl:
         self._on_strategy(lambda s: s.set_weights(dict(checked.weights)))
 
     def request_mode(self, mode: str, *, live_flag: bool, understood: bool,
-                     environ: Any = None) -> str:
-        """Ask for paper or live from the next pre-open (never mid-session), with the command
-        line's confirmations (--live, --i-understand-real-money) as two explicit checkboxes;
-        refused with the reason ``live.settings.check_mode`` gives."""
+                     environ: Mapping[str, str] = os.environ) -> str:
+        """Paper or live, with the command line's confirmations (--live,
+        --i-understand-real-money: two explicit checkboxes) and its checks
+        (``live.settings.check_mode``: the config's mode, host and key). The mode is the
+        config file's, as on the command line: a switch the checks allow but the file does
+        not say is refused too (start `sextant run` with that config at the next pre-open)."""
         if mode not in ("paper", "live"):
             raise ControlRefused(f"mode must be paper or live, got {mode!r}", field="mode")
+        if mode == "live" and not (live_flag and understood):
+            missing = " and ".join(flag for flag, given in (("--live", live_flag),
+                                                             ("--i-understand-real-money", understood)) if not given)
+            raise ControlRefused(f"switch to live refused: real money needs {missing}, as on the command line",
+                                 field="live" if not live_flag else "understood")
+        if mode == "paper" and self.config.mode == "live":
+            raise ControlRefused("switch to paper refused: the config says mode: live (the live host and key); "
+                                 "a paper day runs a paper config", field="mode")
         try:
-            kwargs = {} if environ is None else {"environ": environ}
-            check_mode(self.config, live_flag=live_flag or mode == "live", understood=understood, **kwargs)
+            check_mode(self.config, live_flag=mode == "live", understood=understood, environ=environ)
         except LiveConfigError as e:
             raise ControlRefused(f"switch to {mode} refused: {e}", field="mode") from None
-        if mode == self.config.mode:
-            self.pending_mode = None
-            return f"already {mode}"
         if self.rehearsal:
-            raise ControlRefused("switch refused: a rehearsal trades the sandboxes only", field="mode")
-        self.pending_mode = mode
-        return f"{mode} from the next pre-open"
+            raise ControlRefused(f"switch to {mode} refused: a rehearsal trades the sandboxes only", field="mode")
+        return f"already {mode}: the mode is the config file's"
 
     def stop_node(self) -> None:
         """Stop the node (its strategy cancels and flattens); the session waits without one."""
@@ -279,7 +284,7 @@ class TradingControl:
                                                             if self.node_stopped_by_operator else "not running"),
                 **(node or {"feed_connected": False, "broker_connected": False, "trading_state": None,
                             "weights": dict(self.weights)}),
-                "mode": "rehearsal" if self.rehearsal else self.config.mode, "pending_mode": self.pending_mode,
+                "mode": "rehearsal" if self.rehearsal else self.config.mode,
                 "entries_enabled": self.entries_enabled, "emergency_stopped": self.emergency_stopped,
                 "broker_confirmation": self.broker_confirmation,
                 "node_controls": self._lifecycle is not None}

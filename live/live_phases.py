@@ -12,8 +12,8 @@ read back from the journal (the bars it received, its signals, orders and fills)
 backtest over the catalog's bars.
 """
 
-import asyncio
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from contextlib import ExitStack
 from datetime import date, timedelta
 from pathlib import Path
@@ -21,13 +21,14 @@ from typing import Self
 
 import pandas as pd
 
-from adapters.alpaca.common import credentials_from_env
+from adapters.alpaca.common import ALPACA
 from adapters.alpaca.config import AlpacaExecClientConfig
-from adapters.alpaca.http import AlpacaHttpClient
 from adapters.polygon.common import api_key_from_env
+from live.control import ControlRefused, TradingControl, broker_state
 from live.daily_ingest import ingest_recent_sessions
 from live.journal import Journal, RunInfo, open_journal
 from live.journal.collector import JournalCollector
+from live.journal.sinks import Sink
 from live.node import NodeThread, build_node, node_config
 from live.retrain import retrain_after_close
 from live.schedule import DayPlan
@@ -53,8 +54,16 @@ class LiveDayPhases:
     day's node is one run of it, finished at that day's close."""
 
     def __init__(self, config: LiveConfig, out: Path, clock: Clock, retrain: RetrainHook | None = None,
-                 drift: LiveDriftHook | None = None) -> None:
+                 drift: LiveDriftHook | None = None, control: TradingControl | None = None,
+                 also: Sequence[Sink] = ()) -> None:
+        """``control``: the control panel's, given each node (and this, to stop and start
+        it on the operator's request); ``also``: more journal sinks (the panel's)."""
         self.config = config
+        self.control = control
+        self.also = tuple(also)
+        self._lifecycle_lock = threading.RLock()
+        self._plan: DayPlan | None = None
+        self._operator_stopped = False
         self.out = out
         self.clock = clock
         self.retrain = retrain
@@ -66,8 +75,14 @@ class LiveDayPhases:
         self._traded: list[str] | None = None  # this week's screen (None: every symbol)
 
     def __enter__(self) -> Self:
-        self._journal = open_journal(self.config.journal, out_dir=self.out)
+        self._journal = open_journal(self.config.journal, out_dir=self.out, also=self.also)
         return self
+
+    @property
+    def journal(self) -> Journal:
+        """The process's journal (open inside the context)."""
+        assert self._journal is not None
+        return self._journal
 
     def __exit__(self, *exc: object) -> None:
         try:
@@ -86,17 +101,19 @@ class LiveDayPhases:
         return record
 
     def session(self, plan: DayPlan, until: pd.Timestamp) -> dict:
-        resumed = self._node is None
+        resumed = self._node is None and not self._operator_stopped
         if resumed:
             self._start_node(plan)
         while (now := self.clock.now()) < until:
-            if self._node.stopped():
+            node = self._node  # None: the operator stopped it; the session waits without one
+            if node is not None and node.stopped():
                 raise NodeStoppedError(f"the node stopped during the {plan.day} session; see its log")
             self.clock.sleep_until(min(until, now + pd.Timedelta(seconds=_WATCH_SECS)))
         return {"resumed": resumed}
 
     def close(self, plan: DayPlan) -> dict:
         run_id = None if self._collector is None else self._collector.config.run_id
+        self._plan = None  # the operator cannot start a node after the session
         self._stop_node()
         positions = self._broker_positions()
         record = {"flat": not positions, "open_positions": positions}
@@ -120,13 +137,22 @@ class LiveDayPhases:
         return {"ingested_sessions": dict(report.sessions_fetched), "ingest_failures": [str(f) for f in report.failures]}
 
     def _start_node(self, plan: DayPlan) -> None:
+        with self._lifecycle_lock:
+            self._plan = plan
+            self._operator_stopped = False
+            self._start_node_now(plan)
+
+    def _start_node_now(self, plan: DayPlan) -> None:
         run = RunInfo(trading_day=plan.day, name=self.config.name, mode=self.config.mode,
                       model_dirs={name: str(path) for name, path in self.config.model_dirs().items()})
         self._collector = self._journal.collector(run, out_dir=self._run_dir(plan))
         self._traded = self._screen(plan.day)
+        cfg = node_config(self.config)
         self._node = self._stack.enter_context(NodeThread(
-            build_node, self.config, node_config(self.config), warmup_as_of=self.clock.now().isoformat(),
+            build_node, self.config, cfg, warmup_as_of=self.clock.now().isoformat(),
             extra_actors=[self._collector], traded=self._traded))
+        if self.control is not None:
+            self.control.set_node(self._node, cfg.exec_clients[ALPACA], lifecycle=self)
 
     def _screen(self, day: date) -> list[str] | None:
         """The universe's stocks this week's screen passes (None: no screen configured), from
@@ -140,20 +166,34 @@ class LiveDayPhases:
     def _run_dir(self, plan: DayPlan) -> Path:
         return self.out / f"{self.config.name}-{plan.day}"
 
+    def stop_node_for_operator(self) -> None:
+        """The operator's stop (``live.control``): cancel, flatten, no node until started
+        again (the session phase waits out its time)."""
+        with self._lifecycle_lock:
+            self._operator_stopped = True
+            self._stop_node()
+
+    def start_node_for_operator(self) -> None:
+        """The operator's start: a new run of the day's node, which reconciles with Alpaca
+        (the orders and positions it holds are not placed again)."""
+        with self._lifecycle_lock:
+            if self._plan is None:
+                raise ControlRefused("start the node: the day's session is over (the next pre-open starts one)")
+            if self._node is None:
+                self._start_node(self._plan)
+
     def _stop_node(self) -> None:
-        self._stack.close()  # the node stops: cancel, flatten, the collector's last rows
-        self._node = None
-        if self._collector is not None:
-            self._journal.finish(self._collector)
-            self._collector = None
+        with self._lifecycle_lock:
+            if self.control is not None:
+                self.control.set_node(None)
+            self._stack.close()  # the node stops: cancel, flatten, the collector's last rows
+            self._node = None
+            if self._collector is not None:
+                self._journal.finish(self._collector)
+                self._collector = None
 
     def _broker_positions(self) -> dict[str, str]:
         """The account's open positions (symbol -> quantity), as Alpaca reports them."""
         alpaca = AlpacaExecClientConfig(base_url=self.config.alpaca.base_url, stream_url=self.config.alpaca.stream_url,
                                         paper=self.config.mode == "paper")
-        client = AlpacaHttpClient(credentials_from_env(), alpaca)
-        try:
-            positions = asyncio.run(client.get_positions())
-        finally:
-            client.close()
-        return {p["symbol"]: str(p["qty"]) for p in positions if float(p["qty"]) != 0}
+        return broker_state(alpaca)[0]

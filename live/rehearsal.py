@@ -22,11 +22,12 @@ context, the strategy cancels and flattens, the journal is written (``live.node.
 
 import os
 import time
-from collections.abc import Callable, Collection, Iterator
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pandas as pd
 from nautilus_trader.common.actor import Actor
@@ -35,6 +36,7 @@ from nautilus_trader.model.data import Bar, BarType
 from nautilus_trader.model.enums import OrderType
 from nautilus_trader.model.events import OrderEvent
 
+from adapters.alpaca.common import ALPACA
 from adapters.alpaca.config import AlpacaExecClientConfig
 from adapters.alpaca.sandbox import AlpacaSandbox, CatalogMarket
 from adapters.polygon.config import PolygonDataClientConfig
@@ -44,9 +46,12 @@ from catalog.instruments import bar_type, instrument_id
 from catalog.sessions import session_minutes, sessions_ending, trading_sessions
 from catalog.store import MarketCatalog, open_catalog
 from live.journal import RunInfo, open_journal
-from live.journal.sinks import MemorySink
+from live.journal.sinks import MemorySink, Sink
 from live.node import NodeThread, build_node, node_config
 from live.settings import LiveConfig
+
+if TYPE_CHECKING:
+    from live.control import TradingControl
 
 SANDBOX_KEYS = {
     "POLYGON_API_KEY": "rehearsal-polygon-key",
@@ -131,6 +136,9 @@ def rehearse(
     minute_timeout_secs: float = 30.0,
     log_level: str = "ERROR",
     withheld_bars: Collection[tuple[str, int]] = (),
+    control: "TradingControl | None" = None,
+    minute_secs: float = 0.0,
+    also: Sequence[Sink] = (),
 ) -> RehearsalResult:
     """Trade ``day`` of the catalog through both sandboxes; ``on_minute(done, total)``
     reports progress. ``until`` ("HH:MM", New York time) stops the node early, the way an
@@ -138,7 +146,9 @@ def rehearse(
     goes where ``config.journal`` says (``out_dir``: the Parquet sink's directory). Returns
     what the journal recorded, the node's own order events and the broker's orders and
     positions afterwards. ``withheld_bars``: (symbol, bar close ns) the Polygon sandbox loses,
-    as a live feed can."""
+    as a live feed can. ``control``: the operator's (the control panel), given the node while
+    it trades; ``minute_secs``: a pause after each minute, so a person (or a browser test)
+    can watch the day; ``also``: more journal sinks (the panel's)."""
     catalog, sessions = check_rehearsal_day(config, catalog_path, day)
     session_open = sessions["open"].iloc[0]
     minutes = session_minutes(sessions)
@@ -159,7 +169,7 @@ def rehearse(
     pacer = Pacer(PacerConfig(bar_types=[str(bar_type(s)) for s in config.universe]))
     record = MemorySink()
     began = time.perf_counter()
-    with open_journal(config.journal, out_dir=out_dir, also=[record]) as journal, sandbox_environment(), polygon, broker:
+    with open_journal(config.journal, out_dir=out_dir, also=[record, *also]) as journal, sandbox_environment(), polygon, broker:
         model_dirs = {name: str(path) for name, path in config.model_dirs().items()}
         collector = journal.collector(RunInfo(trading_day=sessions.index[0].date(), name=config.name,
                                               mode="rehearsal", model_dirs=model_dirs))
@@ -180,13 +190,21 @@ def rehearse(
         with NodeThread(build_node, config, cfg, warmup_as_of=session_open.isoformat(),
                         extra_actors=[pacer, collector]) as node:
             _wait_until_trading(node, polygon, minute_timeout_secs)
-            for done, t in enumerate(minutes.asi8, start=1):
-                broker.advance_to(pd.Timestamp(t, tz="UTC"))
-                settle(node, pacer, lambda: broker_activity(broker), t, 0, minute_timeout_secs)
-                polygon.advance_to(pd.Timestamp(t, tz="UTC"))
-                settle(node, pacer, lambda: broker_activity(broker), t, expected.get(t, 0), minute_timeout_secs)
-                if on_minute:
-                    on_minute(done, len(minutes))
+            if control is not None:
+                control.set_node(node, cfg.exec_clients[ALPACA])
+            try:
+                for done, t in enumerate(minutes.asi8, start=1):
+                    broker.advance_to(pd.Timestamp(t, tz="UTC"))
+                    settle(node, pacer, lambda: broker_activity(broker), t, 0, minute_timeout_secs)
+                    polygon.advance_to(pd.Timestamp(t, tz="UTC"))
+                    settle(node, pacer, lambda: broker_activity(broker), t, expected.get(t, 0), minute_timeout_secs)
+                    if on_minute:
+                        on_minute(done, len(minutes))
+                    if minute_secs:
+                        time.sleep(minute_secs)
+            finally:
+                if control is not None:
+                    control.set_node(None)
             result = RehearsalResult(day=sessions.index[0].date(), minutes=len(minutes), elapsed_s=0.0,
                                      intents=node.call(collector.intents))
         result.order_events = _order_events(node.node.cache)  # after the stop's cancels and flatten

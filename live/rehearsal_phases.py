@@ -11,19 +11,23 @@ bars are there, and the nightly step reads none after the night's ``as_of``. The
 open for the whole rehearsal (each day's run and the nights' decisions).
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import pandas as pd
 
 from live.journal import Journal, open_journal
+from live.journal.sinks import Sink
 from live.rehearsal import RehearsalResult, rehearse
 from live.retrain import retrain_after_close
 from live.schedule import NEW_YORK, DayPlan
 from live.scheduler import RetrainHook
 from live.settings import LiveConfig
+
+if TYPE_CHECKING:
+    from live.control import TradingControl
 
 # After a rehearsed day: (its result, starting cash, its directory) -> the drift report's
 # summary for the ledger (``live.drift_run``, with the day's backtest ``sextant`` builds).
@@ -60,6 +64,9 @@ class RehearsalDayPhases:
         retrain: RetrainHook | None = None,
         on_minute: Callable[[DayPlan, int, int], None] | None = None,
         drift: DriftHook | None = None,
+        control: "TradingControl | None" = None,
+        minute_secs: float = 0.0,
+        also: Sequence[Sink] = (),
     ) -> None:
         self.config = config
         self.catalog = catalog
@@ -68,6 +75,9 @@ class RehearsalDayPhases:
         self.retrain = retrain
         self.on_minute = on_minute
         self.drift = drift
+        self.control = control  # the control panel's: each day's node while it trades
+        self.minute_secs = minute_secs  # a pause after each minute (a watched rehearsal)
+        self.also = tuple(also)  # the panel's journal sink
         self.summaries: list[RehearsedDaySummary] = []
         self._traded: RehearsalResult | None = None
         self._journal: Journal | None = None
@@ -79,6 +89,12 @@ class RehearsalDayPhases:
     def __exit__(self, *exc: object) -> None:
         self._journal.close()
 
+    @property
+    def journal(self) -> Journal:
+        """The rehearsal's journal (open inside the context)."""
+        assert self._journal is not None
+        return self._journal
+
     def pre_open(self, plan: DayPlan) -> dict:
         return {"models": {name: str(path) for name, path in self.config.model_dirs().items()}}
 
@@ -87,7 +103,8 @@ class RehearsalDayPhases:
         self._traded = rehearse(
             self.config, self.catalog, plan.day, starting_cash=self.cash,
             out_dir=self.out / f"rehearsal-{self.config.name}-{plan.day}", on_minute=report,
-            until=until.tz_convert(NEW_YORK).strftime("%H:%M"))
+            until=until.tz_convert(NEW_YORK).strftime("%H:%M"), control=self.control,
+            minute_secs=self.minute_secs, also=self.also)
         return {"minutes": self._traded.minutes, "elapsed_s": round(self._traded.elapsed_s, 2)}
 
     def close(self, plan: DayPlan) -> dict:

@@ -2,7 +2,7 @@
 keeps answering while the main thread runs the schedule and the node trades on its own loop.
 
 127.0.0.1 by default; another host needs ``allow_remote=True`` (``--panel-host`` with
-``--panel-allow-remote``) and is warned about: the token is the only thing between the page
+``--panel-allow-remote``) (the command line warns): the token is the only thing between the page
 and the account. The loop also runs the publisher: every ~0.1 s it sends the view's changed
 topics and the control's status to the hub.
 """
@@ -10,7 +10,6 @@ topics and the control's status to the hub.
 import asyncio
 import ipaddress
 import threading
-import warnings
 from typing import Self
 
 from aiohttp import web
@@ -23,8 +22,9 @@ PUBLISH_SECS = 0.1
 STATUS_SECS = 1.0
 
 
-class PanelHostError(ValueError):
-    """A host other than loopback without the explicit flag."""
+class PanelStartError(Exception):
+    """The panel cannot serve as asked (a host beyond loopback without the flag, a port in
+    use); the message names the option."""
 
 
 def is_loopback(host: str) -> bool:
@@ -39,12 +39,9 @@ def is_loopback(host: str) -> bool:
 class PanelServer:
     def __init__(self, ctx: PanelContext, host: str = "127.0.0.1", port: int = 8000,
                  allow_remote: bool = False) -> None:
-        if not is_loopback(host):
-            if not allow_remote:
-                raise PanelHostError(f"--panel-host {host} is not loopback: anyone who can reach it and holds the "
-                                     "token commands the account; add --panel-allow-remote to mean it")
-            warnings.warn(f"the panel listens on {host}, beyond this machine: keep the token secret",
-                          stacklevel=2)
+        if not is_loopback(host) and not allow_remote:
+            raise PanelStartError(f"--panel-host {host} is not loopback: anyone who can reach it and holds the "
+                                  "token commands the account; add --panel-allow-remote to mean it")
         self.ctx = ctx
         self.host = host
         self.port = port
@@ -68,6 +65,11 @@ class PanelServer:
         self._thread.start()
         try:
             asyncio.run_coroutine_threadsafe(self._start(), self._loop).result(30)
+        except OSError as e:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+            raise PanelStartError(f"--panel-port {self.port}: cannot listen on {self.host}:{self.port} "
+                                  f"({e.strerror or e}); choose another port") from None
         except BaseException:
             self._loop.call_soon_threadsafe(self._loop.stop)
             self._thread.join(10)
@@ -85,7 +87,11 @@ class PanelServer:
         self._runner = web.AppRunner(make_app(self.ctx, self.auth), handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
-        await site.start()
+        try:
+            await site.start()
+        except OSError:
+            await self._runner.cleanup()
+            raise
         if self.port == 0:  # an ephemeral port (tests): the one the OS gave
             self.port = self._runner.addresses[0][1]
         self._tasks = [asyncio.create_task(self._publish_view()), asyncio.create_task(self._publish_status())]

@@ -16,6 +16,7 @@ from sextant.commands.journal import JOURNAL_ERRORS
 
 if TYPE_CHECKING:
     from backtests.config import BacktestConfig
+    from live.panel.launch import PanelOptions, RunPanel
     from live.scheduler import RetrainHook
     from live.settings import LiveConfig
 
@@ -32,6 +33,13 @@ def run(
     drift: Annotated[bool, typer.Option(help="each day's drift report at its close (live vs its backtest)")] = True,
     drift_config: DriftConfigOpt = None,
     params: ParamsOpt = None,
+    panel: Annotated[bool, typer.Option("--panel", help="the control panel beside the run (prints its URL)")] = False,
+    panel_port: Annotated[int, typer.Option("--panel-port", min=0, max=65535)] = 8000,
+    panel_host: Annotated[str, typer.Option("--panel-host", help="127.0.0.1 unless --panel-allow-remote")] = "127.0.0.1",
+    panel_allow_remote: Annotated[bool, typer.Option("--panel-allow-remote",
+                                                     help="let --panel-host be beyond this machine")] = False,
+    pace: Annotated[float, typer.Option("--pace", min=0.0, help="with --rehearse --panel: seconds per "
+                                        "rehearsed minute, to watch the day")] = 0.2,
 ) -> None:
     """The NYSE day on a schedule: pre-open, session, close (flatten, verified), post-close.
 
@@ -52,10 +60,11 @@ def run(
         fail(str(e))
     retrain = _retrain_config(cfg, config, live=not rehearse)
     writable_dir(out)
+    panel_options = _panel_options(panel_host, panel_port, panel_allow_remote) if panel else None
     if rehearse:
-        _rehearse(cfg, catalog, days, out, retrain, drift, drift_config)
+        _rehearse(cfg, catalog, days, out, retrain, drift, drift_config, panel_options, pace)
     else:
-        _run_live(cfg, out, retrain, drift, drift_config)
+        _run_live(cfg, out, retrain, drift, drift_config, panel_options)
 
 
 def _rehearsal_days(first: str | None, last: str | None) -> tuple[date, date]:
@@ -125,13 +134,14 @@ def retrain_hook(cfg: "LiveConfig", retrain: "BacktestConfig", catalog: Path, wo
 
 
 def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path, retrain, drift: bool,
-              drift_config: Path | None) -> None:
+              drift_config: Path | None, panel: "PanelOptions | None", pace: float) -> None:
     """Every day is checked against the catalog before the first is traded; Ctrl-C stops the
     day in progress like a live stop (cancel, flatten, journal) and exits 130. Each night
     retrains on the rehearsal's catalog when ``models.retrain`` is set; each day's drift report
     is journaled at its close (``sextant journal drift DAY``)."""
     from backtests.config import ConfigError
     from catalog.sessions import trading_sessions
+    from live.panel.server import PanelStartError
     from live.rehearsal import RehearsalError, check_rehearsal_day
     from live.rehearsal_phases import RehearsalDayPhases
     from live.schedule import NEW_YORK
@@ -157,11 +167,14 @@ def _rehearse(cfg, catalog: Path, days: tuple[date, date], out: Path, retrain, d
             after = drift_after_day(cfg, catalog, run_dir, drift_config) if drift else None
             clock = SimulatedClock(pd.Timestamp(days[0], tz=NEW_YORK))
             hook = None if retrain is None else retrain_hook(cfg, retrain, catalog, run_dir)
-            with RehearsalDayPhases(cfg, catalog, run_dir, retrain=hook, on_minute=on_minute, drift=None if after is None else (
-                    lambda result, cash, day_dir: after(result, cash, day_dir)[1])) as phases:
+            with _panel(cfg, panel, rehearsal=True, catalog=catalog, retrain=hook) as watched, \
+                    RehearsalDayPhases(cfg, catalog, run_dir, retrain=hook, on_minute=on_minute, drift=None if after is None else (
+                        lambda result, cash, day_dir: after(result, cash, day_dir)[1]),
+                        **_panel_phases(watched), minute_secs=pace if watched else 0.0) as phases:
+                _attach(watched, phases.journal)
                 Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock, ledger,
                           on_event=_show_event, on_idle=_show_idle).run(*days)
-    except (RehearsalError, CatalogError, ConfigError, *JOURNAL_ERRORS) as e:
+    except (RehearsalError, CatalogError, ConfigError, PanelStartError, *JOURNAL_ERRORS) as e:
         fail(str(e))
     except KeyboardInterrupt:
         console.print(f"rehearsal stopped (Ctrl-C): orders cancelled, positions flattened; journals: {run_dir}")
@@ -198,7 +211,8 @@ def _warn_if_trained_later(cfg, first: date) -> None:
                       f"through {last}: on the rehearsed days from {first} to then its signals see their own future")
 
 
-def _run_live(cfg, out: Path, retrain, drift: bool, drift_config: Path | None) -> None:
+def _run_live(cfg, out: Path, retrain, drift: bool, drift_config: Path | None,
+              panel: "PanelOptions | None") -> None:
     """One scheduler per config: a second is refused while the first holds the lock. Each
     night retrains on the schedule's catalog when ``models.retrain`` is set; each close
     reports the day's drift (``drift``) when the schedule has a catalog and the journal a
@@ -208,6 +222,7 @@ def _run_live(cfg, out: Path, retrain, drift: bool, drift_config: Path | None) -
     from backtests.config import ConfigError
     from live.live_phases import LiveDayPhases, NodeStoppedError
     from live.node import NodeStartError
+    from live.panel.server import PanelStartError
     from live.scheduler import FileLedger, Scheduler, SchedulerLock, SchedulerLockedError, WallClock
 
     state = out / f"scheduler-{cfg.name}"
@@ -219,12 +234,14 @@ def _run_live(cfg, out: Path, retrain, drift: bool, drift_config: Path | None) -
             drift_config = Path(cfg.models.retrain)  # what the nightly champions are trained with
         after = drift_after_live_day(cfg, state, drift_config) if drift else None
         with (SchedulerLock(state / "scheduler.lock"),
-              LiveDayPhases(cfg, out, clock, retrain=hook, drift=after) as phases):
+              _panel(cfg, panel, rehearsal=False, catalog=cfg.schedule.catalog, retrain=hook) as watched,
+              LiveDayPhases(cfg, out, clock, retrain=hook, drift=after, **_panel_phases(watched)) as phases):
+            _attach(watched, phases.journal)
             console.print(f"[bold]{cfg.mode.upper()}[/] schedule for {', '.join(cfg.universe)}; "
                           f"phases: {state / 'phases.jsonl'}; Ctrl-C stops and flattens")
             Scheduler(phases, cfg.schedule, cfg.strategy.risk.flatten_minutes_before_close, clock,
                       FileLedger(state / "phases.jsonl"), on_event=_show_event, on_idle=_show_idle).run()
-    except SchedulerLockedError as e:
+    except (SchedulerLockedError, PanelStartError) as e:
         fail(str(e))
     except (NodeStartError, NodeStoppedError) as e:
         fail(f"the node did not trade: {e}")
@@ -232,6 +249,39 @@ def _run_live(cfg, out: Path, retrain, drift: bool, drift_config: Path | None) -
         fail(str(e))
     except KeyboardInterrupt:
         console.print("stopped: orders cancelled, positions flattened")
+
+
+def _panel_options(host: str, port: int, allow_remote: bool) -> "PanelOptions":
+    from live.panel.launch import PanelOptions
+    from live.panel.server import is_loopback
+
+    if not is_loopback(host) and allow_remote:  # without the flag the server refuses it
+        console.print(f"[yellow]warning:[/] the panel listens on {escape(host)}, beyond this machine: "
+                      "keep the token secret")
+    return PanelOptions(host, port, allow_remote)
+
+
+def _panel(cfg, options: "PanelOptions | None", *, rehearsal: bool, catalog, retrain):
+    """The control panel beside the run (``--panel``), or nothing."""
+    from contextlib import nullcontext
+
+    from live.panel.launch import run_panel
+
+    if options is None:
+        return nullcontext()
+    return run_panel(cfg, options, rehearsal=rehearsal, catalog=None if catalog is None else Path(catalog),
+                     retrain=retrain)
+
+
+def _panel_phases(watched: "RunPanel | None") -> dict:
+    """The phases' arguments that give the panel each node and every journal row."""
+    return {} if watched is None else {"control": watched.control, "also": [watched.sink]}
+
+
+def _attach(watched: "RunPanel | None", journal) -> None:
+    if watched is not None:
+        watched.attach(journal)
+        console.print(f"panel: {watched.server.url}", highlight=False, soft_wrap=True)
 
 
 def _show_event(event) -> None:

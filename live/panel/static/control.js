@@ -35,7 +35,7 @@
   s.on("control", function (payload) {
     const c = payload.control;
     if (c) {
-      s.setText("mode", c.mode + (c.pending_mode ? " (next pre-open: " + c.pending_mode + ")" : ""));
+      s.setText("mode", c.mode);
       s.setText("mode-now", c.mode);
       s.setText("entries", c.entries_enabled ? "on" : "off");
       s.setText("trading-state", c.trading_state || "-", c.trading_state === "HALTED" ? "halted" : "");
