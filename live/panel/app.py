@@ -12,7 +12,7 @@ from live.panel import control_page, data_page, models_page, trading_page
 from live.panel.auth import AUTH, PanelAuth, auth_middleware, start_session
 from live.panel.context import PanelContext
 from live.panel.events import HUB, sse_handler
-from live.panel.operations import operations_publisher
+from live.panel.operations import mount_operations
 from live.panel.pages import CONTEXT, PANEL_TEMPLATES, STATIC_DIR, render_page, template_env
 
 PAGE_MODULES = (control_page, trading_page, models_page, data_page)
@@ -71,5 +71,5 @@ def make_app(ctx: PanelContext, auth: PanelAuth | None = None) -> web.Applicatio
     app.router.add_static("/static/", STATIC_DIR)
     for module in PAGE_MODULES:
         app.router.add_routes(module.routes(ctx))
-    app.cleanup_ctx.append(operations_publisher(ctx))  # the Models and Data pages' topics
+    mount_operations(app, ctx)  # the Models and Data pages' jobs, listeners and topics
     return app

@@ -1,7 +1,8 @@
-"""What the Models and Data pages share on the panel's side: the run's trading day, and the
-background publisher of their topics ("feed" about once a second, "models" when a signal's
-score changed), run on the panel's loop for as long as the app (``operations_publisher``, an
-aiohttp cleanup context: started with the app, cancelled with it)."""
+"""What the Models and Data pages need beside their routes, mounted with the app
+(``mount_operations``): the context's job runner and row listeners (the models' live scores,
+the feed monitor), the run's trading day, and the background publisher of their topics
+("feed" about once a second, "models" when a signal's score changed), run on the panel's loop
+for as long as the app (an aiohttp cleanup context: started with it, cancelled with it)."""
 
 import asyncio
 import contextlib
@@ -12,7 +13,8 @@ import pandas as pd
 from aiohttp import web
 
 from live.operations.feed import FeedMonitor
-from live.operations.listeners import listener_of
+from live.operations.jobs import JobRunner
+from live.operations.listeners import listener_of, operation_listeners
 from live.operations.model_scores import ModelScores
 from live.panel.context import PanelContext
 
@@ -22,6 +24,17 @@ OPERATIONS_SECS = 1.0
 def trading_day(ctx: PanelContext) -> date:
     """The run's trading day (a rehearsal's replayed one), else today in New York."""
     return ctx.view.trading_day() or pd.Timestamp.now(tz="America/New_York").date()
+
+
+def mount_operations(app: web.Application, ctx: PanelContext) -> None:
+    """Give ``ctx`` a job runner and the operations' row listeners unless whoever built it did
+    (the listener list is the one the panel's sink and poller fan out to), and run the
+    publisher with ``app``."""
+    if ctx.jobs is None:
+        ctx.jobs = JobRunner(ctx.hub.publish)
+    if listener_of(ctx.row_listeners, ModelScores) is None:
+        ctx.row_listeners.extend(operation_listeners(ctx.config, ctx.control))
+    app.cleanup_ctx.append(operations_publisher(ctx))
 
 
 def operations_publisher(ctx: PanelContext) -> Callable[[web.Application], AsyncIterator[None]]:
