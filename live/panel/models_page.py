@@ -70,13 +70,11 @@ def routes(ctx: PanelContext) -> list[web.RouteDef]:
         given = (await json_body(request)).get("weights")
         if not isinstance(given, dict) or not given:
             return refused(400, "'weights' must map model names to numbers", "strategy.weights")
-        parsed: dict[str, float] = {}
-        for name, value in given.items():
-            try:
-                parsed[str(name)] = float(value)
-            except (TypeError, ValueError):
-                return refused(400, f"{value!r} is not a number", f"strategy.weights.{name}")
-        return await perform(request, "set weights", lambda: ctx.control.set_weights(parsed), weights=parsed)
+
+        def apply() -> None:
+            ctx.control.set_weights(_numbers(given))
+
+        return await perform(request, "set weights", apply, weights=given)
 
     def registry_command(action: str, command: Callable[[Path, dict], Decision]):
         async def handler(request: web.Request) -> web.Response:
@@ -116,6 +114,17 @@ def routes(ctx: PanelContext) -> list[web.RouteDef]:
         web.post("/api/models/rollback", registry_command("rollback", lambda root, body: rollback(root))),
         web.post("/api/models/retrain", retrain),
     ]
+
+
+def _numbers(weights: dict) -> dict[str, float]:
+    """The form's values as numbers; one that is not is refused naming its field."""
+    parsed = {}
+    for name, value in weights.items():
+        try:
+            parsed[str(name)] = float(value)
+        except (TypeError, ValueError):
+            raise ControlRefused(f"{value!r} is not a number", field=f"strategy.weights.{name}") from None
+    return parsed
 
 
 def _fold(body: dict) -> int:
