@@ -5,7 +5,8 @@ One job of each kind at a time: a second start while one runs is refused (``JobR
 since two ingests into one catalog, or two retrains of one registry, would race for the same
 files. Progress (``done`` of ``total`` and a message) and the outcome go to ``publish(topic,
 payload)`` under the topic ``"jobs"``, so a page watches without polling; nothing here knows
-about the web.
+about the web. Each payload holds every kind's latest status (``{"jobs": {kind: status}}``):
+a hub that keeps only a topic's newest payload still has the outcome of each.
 
 A job's expected failures (the exception types it declares: a vendor refusing, a catalog
 error) end it "failed" with their message. Anything else is a bug: it ends the job "failed"
@@ -83,7 +84,7 @@ class JobRunner:
             self._status[job.kind] = status
             thread = threading.Thread(target=self._run, args=(job,), name=f"job-{job.kind}", daemon=True)
             self._threads[job.kind] = thread
-        self._publish(TOPIC, status.payload())
+        self._publish_all()
         thread.start()
         return status
 
@@ -119,9 +120,16 @@ class JobRunner:
 
     def _update(self, kind: str, **changes: object) -> None:
         with self._lock:
-            status = replace(self._status[kind], **changes)
-            self._status[kind] = status
-        self._publish(TOPIC, status.payload())
+            self._status[kind] = replace(self._status[kind], **changes)
+        self._publish_all()
+
+    def payload(self) -> dict:
+        """The "jobs" topic's payload: every kind's latest status."""
+        with self._lock:
+            return {"jobs": {kind: status.payload() for kind, status in self._status.items()}}
+
+    def _publish_all(self) -> None:
+        self._publish(TOPIC, self.payload())
 
 
 def _now() -> str:

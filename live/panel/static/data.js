@@ -22,14 +22,16 @@
   const ingestButton = document.getElementById("ingest");
   if (ingestButton) ingestButton.addEventListener("click", function () { s.post("/api/data/ingest", {}); });
 
-  s.on("jobs", function (job) {
-    if (job.kind !== "ingest") return;
+  let finished = null;  // the outcome already shown: refresh once per job that ends
+  s.on("jobs", function (payload) {
+    const job = payload.jobs.ingest;
+    if (!job) return;
     const bar = document.getElementById("ingest-progress");
     if (!bar) return;
     bar.max = job.total || 1;
     bar.value = job.state === "done" ? bar.max : job.done;
     s.setText("ingest-state", job.state + ": " + (job.error || job.message), job.state === "failed" ? "neg" : "");
-    if (job.state !== "running") refreshCoverage();
+    if (job.finished && job.finished !== finished) { finished = job.finished; refreshCoverage(); }
   });
 
   s.on("feed", function (f) {

@@ -76,13 +76,15 @@
   const retrainButton = document.getElementById("retrain");
   if (retrainButton) retrainButton.addEventListener("click", function () { s.post("/api/models/retrain", {}); });
 
-  s.on("jobs", function (job) {
-    if (job.kind !== "retrain") return;
+  let finished = null;  // the outcome already shown: refresh once per job that ends
+  s.on("jobs", function (payload) {
+    const job = payload.jobs.retrain;
+    if (!job) return;
     const bar = document.getElementById("retrain-progress");
     bar.max = job.total || 1;
     bar.value = job.state === "done" ? bar.max : job.done;
     s.setText("retrain-state", job.state + ": " + (job.error || job.message), job.state === "failed" ? "neg" : "");
-    if (job.state !== "running") refresh();
+    if (job.finished && job.finished !== finished) { finished = job.finished; refresh(); }
   });
 
   s.on("models", function (scores) {

@@ -26,7 +26,9 @@ class Published(list):
         self.append((topic, payload))
 
     def of(self, kind: str) -> list[dict]:
-        return [p for t, p in self if t == TOPIC and p["kind"] == kind]
+        """The statuses of ``kind`` as published, one per change of it."""
+        seen = [p["jobs"][kind] for t, p in self if t == TOPIC and kind in p["jobs"]]
+        return [s for i, s in enumerate(seen) if i == 0 or s != seen[i - 1]]
 
 
 def test_a_second_job_of_a_kind_is_refused_while_the_first_runs_and_others_run_beside_it():

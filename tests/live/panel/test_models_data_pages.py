@@ -81,7 +81,27 @@ def without_times(path: Path) -> dict:
     return state
 
 
-def test_weights_pin_and_ingest_from_the_pages(market, registry: Path, dsn: str, page: Page,  # noqa: F811
+def nightly_stand_in(plan) -> dict:
+    """A night that had too few sessions to judge (the real step trains for minutes; its
+    journaling and the job around it are what the page runs)."""
+    return {"action": "wait", "reason": f"too few sessions before {plan.day}", "champion": {"fold": 0}}
+
+
+def test_the_read_only_pages_render_without_a_config_a_node_or_a_catalog(page: Page):
+    ctx = PanelContext(config=None, journal=None, control=None, hub=EventHub(), view=LiveView())
+    with PanelServer(ctx, port=0) as panel:
+        page.goto(panel.url)
+        page.goto(f"{panel.base_url}/models")
+        expect(page.locator("#ensembles")).to_contain_text("no ensemble in the registry")
+        expect(page.locator("#weights-apply, #retrain, .pin")).to_have_count(0)
+        page.goto(f"{panel.base_url}/data")
+        expect(page.locator("#coverage-error")).to_contain_text("no catalog")
+        expect(page.locator("#feed-status")).to_have_text("no node running")
+        expect(page.locator("#ingest")).to_have_count(0)
+        page.goto("about:blank")
+
+
+def test_weights_pin_retrain_and_ingest_from_the_pages(market, registry: Path, dsn: str, page: Page,  # noqa: F811
                                                tmp_path: Path, monkeypatch):
     source, _ = market
     monkeypatch.setenv("POLYGON_API_KEY", POLYGON_KEY)
@@ -92,6 +112,7 @@ def test_weights_pin_and_ingest_from_the_pages(market, registry: Path, dsn: str,
         config = live_config(registry, polygon=PolygonSection(base_url=polygon.base_url),
                              schedule=ScheduleSection(catalog=str(dest), ingest_sessions=2))
         ctx = panel_context(config, journal, dest)
+        ctx.retrain = nightly_stand_in
         ctx.view.put(RunEvent(run_id="r", seq=0, ts=0, kind="started", trading_day=DAY, trader_id="T", name="paper",
                               mode="paper"))  # the run's trading day, as a rehearsal of it starts
         with PanelServer(ctx, port=0) as panel:
@@ -122,6 +143,10 @@ def test_weights_pin_and_ingest_from_the_pages(market, registry: Path, dsn: str,
             expect(page.locator("#registry-outcome")).to_contain_text("champion fold 0; the node loads it at the "
                                                                       "next pre-open")
             expect(page.locator('#ensembles tr:last-child td:nth-child(2)')).to_have_text("champion")
+            page.click("#retrain")
+            expect(page.locator("#retrain-state")).to_have_text("done: wait; champion fold 0")
+            expect(page.locator("#retrain-progress")).to_have_attribute("value", "1")
+            expect(page.locator("#journaled td:nth-child(3)")).to_have_text(["wait; champion fold 0"])
             page.screenshot(path=str(tmp_path / "models.png"), full_page=True)
 
             page.goto(f"{panel.base_url}/data")
@@ -141,8 +166,8 @@ def test_weights_pin_and_ingest_from_the_pages(market, registry: Path, dsn: str,
     assert PromotionStore(registry).champion().fold == 0
     decisions = panel_decisions(dsn)
     assert [(subject, details["outcome"].split(":")[0]) for subject, details in decisions] == [
-        ("set weights", "refused"), ("set weights", "refused"), ("set weights", "done"), ("pin", "pin fold 0 (lightgbm v0001)"),
-        ("ingest", "started")]
+        ("set weights", "refused"), ("set weights", "refused"), ("set weights", "done"),
+        ("pin", "pin fold 0 (lightgbm v0001)"), ("retrain", "started"), ("ingest", "started")]
     assert decisions[2][1]["weights"] == {"lightgbm": "0.5"} and "champion fold 0" in decisions[3][1]["outcome"]
 
 
