@@ -115,6 +115,11 @@ class TradingControl:
 
         self._on_strategy(carry_over)
 
+    def broker_url(self) -> str | None:
+        """The REST endpoint of the broker account the node trades (None: no node now)."""
+        with self._lock:
+            return None if self._broker is None else self._broker.base_url
+
     def call_on_node(self, fn: Callable[["TradingNode"], T]) -> T | None:
         """``fn(node)`` on the node's loop; None when no node runs now."""
         with self._lock:
@@ -173,7 +178,7 @@ class TradingControl:
             broker = self._broker
         if broker is None:
             return {"flat": None, "positions": {}, "orders": [],
-                    "message": "no broker account to ask (no node has run yet)"}
+                    "message": "no node is running now, so no broker account to ask; the next node starts halted"}
         deadline = time.monotonic() + self.broker_flat_timeout_secs
         while True:
             positions, orders = broker_state(broker)

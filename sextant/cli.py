@@ -13,6 +13,7 @@ from sextant.commands.catalog import catalog_app
 from sextant.commands.journal import journal_app
 from sextant.commands.live import live
 from sextant.commands.models import models_app
+from sextant.commands.panel import panel
 from sextant.commands.run import run
 from sextant.commands.sandbox import sandbox_app
 from sextant.commands.tune import tune
@@ -28,6 +29,7 @@ app.command()(live)
 app.command()(run)
 app.command()(bench)
 app.command()(tune)
+app.command()(panel)
 
 
 @app.callback()

@@ -18,7 +18,7 @@ COOKIE = "sextant_panel_session"
 CSRF_HEADER = "X-CSRF-Token"
 CSRF_FIELD = "csrf_token"
 _OPEN_PATHS = ("/login", "/static/")
-_SESSION = "panel_session"
+_SESSION = web.RequestKey("panel_session", tuple)
 
 
 class PanelAuth:

@@ -86,6 +86,13 @@ class JournalPoller:
 
 
 def _as_row(row_type: type[Row], record: dict) -> Row:
-    """A database record as the journal's row struct (numerics back to the strings it wrote)."""
-    fields = {k: str(v) if isinstance(v, Decimal) else v for k, v in record.items()}
+    """A database record as the journal's row struct: numerics back to the strings the row
+    held, a JSON column (an order event's details) back to its text."""
+    fields = {}
+    for key, value in record.items():
+        if isinstance(value, Decimal):
+            value = str(value)
+        elif isinstance(value, dict):
+            value = msgspec.json.encode(value).decode()
+        fields[key] = value
     return msgspec.convert(fields, row_type)

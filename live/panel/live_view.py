@@ -9,6 +9,7 @@ fans every row out to the context's listeners. ``JournalPoller`` feeds the same 
 from the database for the read-only panel.
 """
 
+import math
 import threading
 import time
 from collections import deque
@@ -126,8 +127,8 @@ class LiveView:
             case SignalRow():
                 self._signals[row.instrument_id] = {
                     "ts": row.ts_event, "symbol": symbol_of(row.instrument_id), "decision": row.decision,
-                    "confidence": row.confidence, "expected_return": row.expected_return,
-                    "risk_score": row.risk_score, "horizon": row.horizon, "volatility": row.volatility}
+                    "confidence": _finite(row.confidence), "expected_return": _finite(row.expected_return),
+                    "risk_score": row.risk_score, "horizon": row.horizon, "volatility": _finite(row.volatility)}
                 self._mark("signals")
 
     def _reset(self) -> None:
@@ -209,8 +210,13 @@ class LiveView:
         return {"fills": list(reversed(self._fills))}
 
     def _signals_payload(self) -> dict:
-        ranked = sorted(self._signals.values(), key=lambda s: s["confidence"], reverse=True)
+        ranked = sorted(self._signals.values(), key=lambda s: s["confidence"] or 0.0, reverse=True)
         return {"signals": ranked[:TOP_SIGNALS]}
+
+
+def _finite(value: float) -> float | None:
+    """None for NaN (a signal without an outlook yet): JSON has no NaN, and a page shows "-"."""
+    return value if math.isfinite(value) else None
 
 
 class PanelSink:

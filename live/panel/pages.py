@@ -4,8 +4,10 @@ token, and the JSON answers of the panel's APIs (``{"ok": true, ...}`` or a 4xx
 
 import asyncio
 from collections.abc import Callable
+from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import jinja2
 from aiohttp import web
@@ -14,6 +16,7 @@ from live.control import ControlRefused
 from live.panel.auth import csrf_token
 from live.panel.context import PanelContext
 
+_NEW_YORK = ZoneInfo("America/New_York")
 CONTEXT = web.AppKey("panel_context", PanelContext)
 PANEL_TEMPLATES = web.AppKey("panel_templates", jinja2.Environment)
 TEMPLATE_DIR = Path(__file__).parent / "templates"
@@ -21,8 +24,15 @@ STATIC_DIR = Path(__file__).parent / "static"
 
 
 def template_env() -> jinja2.Environment:
-    return jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
-                              undefined=jinja2.StrictUndefined)
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(TEMPLATE_DIR), autoescape=True,
+                             undefined=jinja2.StrictUndefined)
+    env.filters["clock"] = clock
+    return env
+
+
+def clock(ts_ns: int) -> str:
+    """Exchange time of a UTC nanosecond stamp (HH:MM:SS, New York), as panel.js shows it."""
+    return datetime.fromtimestamp(ts_ns / 1e9, _NEW_YORK).strftime("%H:%M:%S")
 
 
 def render_page(request: web.Request, template: str, *, status: int = 200, **context) -> web.Response:

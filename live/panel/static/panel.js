@@ -34,7 +34,7 @@
     document.querySelectorAll("[data-field-error]").forEach(function (el) { el.textContent = ""; });
     if (!message) { box.hidden = true; box.textContent = ""; return; }
     box.hidden = false;
-    box.textContent = field ? field + ": " + message : message;
+    box.textContent = field && !message.includes(field) ? field + ": " + message : message;
     if (field) {
       const input = document.querySelector('[name="' + CSS.escape(field) + '"], [data-field="' + CSS.escape(field) + '"]');
       if (input) input.classList.add("invalid");
@@ -87,8 +87,11 @@
     return (v < 0 ? "-" : (signed ? "+" : "")) + s;
   }
 
+  // Exchange time: what the session's clock says (a rehearsal's fills carry the replayed day's).
+  const newYork = new Intl.DateTimeFormat("en-US", {timeZone: "America/New_York", hour12: false,
+                                                   hour: "2-digit", minute: "2-digit", second: "2-digit"});
   function clockTime(ns) {
-    return new Date(ns / 1e6).toISOString().substring(11, 19);
+    return newYork.format(new Date(ns / 1e6));
   }
 
   function setText(id, text, cls) {

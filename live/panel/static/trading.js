@@ -51,8 +51,8 @@
   });
   s.on("signals", function (p) {
     s.fill("signals", p.signals, [
-      {key: "symbol"}, {key: "decision"}, {key: "confidence", num: true, render: function (r) { return r.confidence.toFixed(3); }},
-      {key: "expected_return", num: true, render: function (r) { return (r.expected_return * 100).toFixed(3) + "%"; }},
+      {key: "symbol"}, {key: "decision"}, {key: "confidence", num: true, render: function (r) { return r.confidence === null ? "-" : r.confidence.toFixed(3); }},
+      {key: "expected_return", num: true, render: function (r) { return r.expected_return === null ? "-" : (r.expected_return * 100).toFixed(3) + "%"; }},
       {key: "risk_score", num: true}, {key: "horizon", num: true},
     ]);
   });
