@@ -141,3 +141,22 @@ def test_the_label_rule_is_the_one_the_models_were_trained_on(tmp_path: Path):
     assert label_rule_of({"old": tmp_path / "old"}) == LabelRule()
     with pytest.raises(ValueError, match="different labels"):
         label_rule_of({"a": tmp_path / "a", "old": tmp_path / "old"})
+
+
+def test_a_panel_reads_the_champion_s_label_and_never_pins_one(market, tmp_path: Path):
+    import shutil
+
+    from live.operations.listeners import champion_label_rule
+    from models.promotion import PromotionStore, find_ensembles
+    from models.registry import ModelRegistry
+    from tests.live.conftest import live_config
+
+    _, models = market
+    root = tmp_path / "models"
+    shutil.copytree(models, root)
+    config = live_config(root)
+    assert champion_label_rule(config) == LabelRule() and not PromotionStore(root).has_champion()
+    meta = json.loads((root / "lightgbm" / "v0001" / "meta.json").read_text())
+    (root / "lightgbm" / "v0001" / "meta.json").write_text(json.dumps({**meta, "labels": {"horizon": 30, "cost": 0.0}}))
+    PromotionStore(root).pin(find_ensembles(ModelRegistry(root))[0], "test")
+    assert champion_label_rule(config) == LabelRule(horizon=30, cost=0.0)
