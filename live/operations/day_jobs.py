@@ -40,14 +40,17 @@ def ingest_job(config: LiveConfig, catalog: Path, day: date) -> Job:
 
     def run(progress: Progress) -> dict:
         api_key = api_key_from_env()
-        counted = _SessionCount(symbols, progress)
+        counted = _SessionCount(symbols, config.schedule.ingest_sessions, progress)
         report = ingest_recent_sessions(catalog, symbols, day, config.schedule.ingest_sessions,
                                         base_url=config.polygon.base_url, api_key=api_key,
                                         sectors=dict(config.sectors), on_progress=counted)
         if report.failures:
             raise IngestIncompleteError("; ".join(str(f) for f in report.failures))
+        bars = sum(report.bars_written.values())
+        progress(counted.total, counted.total, f"{sum(report.sessions_fetched.values())} symbol-sessions fetched "
+                                               f"({bars:,} bars), {sum(report.sessions_skipped.values())} already held")
         return {"sessions_fetched": dict(report.sessions_fetched), "sessions_skipped": dict(report.sessions_skipped),
-                "bars_written": sum(report.bars_written.values())}
+                "bars_written": bars}
 
     return Job(INGEST, run, expected=(MissingApiKeyError, CatalogError, BarSourceError, IngestIncompleteError))
 
@@ -69,17 +72,16 @@ def retrain_job(config: LiveConfig, retrain: RetrainHook, journal: Journal, day:
 
 class _SessionCount:
     """``ingest_bars``' per-symbol progress (called from its worker threads) as one count of
-    sessions over every symbol."""
+    sessions over every symbol (``sessions_each`` per symbol)."""
 
-    def __init__(self, symbols: list[str], progress: Progress) -> None:
+    def __init__(self, symbols: list[str], sessions_each: int, progress: Progress) -> None:
         self._done = dict.fromkeys(symbols, 0)
-        self._per_symbol = 0
+        self.total = sessions_each * len(symbols)
         self._progress = progress
         self._lock = threading.Lock()
 
     def __call__(self, symbol: str, done: int, total: int) -> None:
         with self._lock:
             self._done[symbol] = done
-            self._per_symbol = total
             finished = sum(self._done.values())
-        self._progress(finished, self._per_symbol * len(self._done), f"{symbol}: {done}/{total} sessions")
+        self._progress(finished, self.total, f"{symbol}: {done}/{total} sessions")

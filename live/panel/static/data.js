@@ -19,6 +19,8 @@
     ]);
   }
 
+  refreshCoverage();  // the page came with the coverage as last read
+
   const ingestButton = document.getElementById("ingest");
   if (ingestButton) ingestButton.addEventListener("click", function () { s.post("/api/data/ingest", {}); });
 

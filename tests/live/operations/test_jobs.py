@@ -89,6 +89,7 @@ def test_the_ingest_job_brings_the_sessions_before_the_day_from_polygon_with_pro
     assert status.result["sessions_fetched"] == {s: config.schedule.ingest_sessions for s in SYMBOLS}
     total = config.schedule.ingest_sessions * len(SYMBOLS)
     assert (status.done, status.total) == (total, total)
+    assert status.message == f"{total} symbol-sessions fetched ({status.result['bars_written']:,} bars), 0 already held"
     done = [p["done"] for p in published.of(INGEST) if p["state"] == "running" and p["total"]]
     assert done == sorted(done) and done[-1] == total  # counted up to the whole
     assert set(MarketCatalog(dest).sectors()) == set(SYMBOLS)

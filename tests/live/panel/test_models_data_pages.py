@@ -151,7 +151,7 @@ def test_weights_pin_retrain_and_ingest_from_the_pages(market, registry: Path, d
             page.goto(f"{panel.base_url}/data")
             expect(page.locator("#coverage-error")).to_contain_text("does not exist")
             page.click("#ingest")
-            expect(page.locator("#ingest-state")).to_contain_text("done: S00", timeout=60_000)
+            expect(page.locator("#ingest-state")).to_contain_text("done: 4 symbol-sessions fetched", timeout=60_000)
             expect(page.locator("#ingest-progress")).to_have_attribute("value", str(2 * len(SYMBOLS)))
             expect(page.locator("#coverage tr")).to_have_count(len(SYMBOLS))
             expect(page.locator('#coverage tr[data-symbol="S000"] td:nth-child(6)')).to_have_text("2 / 2")
