@@ -66,16 +66,16 @@ class EventHub:
         if payload is None:
             return
         self._last_sent[topic] = time.monotonic()
-        message = f"event: {topic}\ndata: {json.dumps(payload, default=str)}\n\n".encode()
+        message = _message(topic, payload)
         for queue in self._subscribers:
             queue.put_nowait(message)
 
     async def stream(self) -> AsyncIterator[bytes]:
         """One page's messages, from the newest state of every topic on (panel loop only)."""
         queue: asyncio.Queue[bytes] = asyncio.Queue()
-        with self._lock:
+        with self._lock:  # "_replay": the state as it was, not a new event (no latency to measure)
             for topic, payload in self._latest.items():
-                queue.put_nowait(f"event: {topic}\ndata: {json.dumps(payload, default=str)}\n\n".encode())
+                queue.put_nowait(_message(topic, {**payload, "_replay": True}))
         self._subscribers.add(queue)
         try:
             while True:
@@ -85,6 +85,10 @@ class EventHub:
                     yield b": keep-alive\n\n"
         finally:
             self._subscribers.discard(queue)
+
+
+def _message(topic: str, payload: dict) -> bytes:
+    return f"event: {topic}\ndata: {json.dumps(payload, default=str)}\n\n".encode()
 
 
 async def sse_handler(request: web.Request) -> web.StreamResponse:

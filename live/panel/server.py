@@ -49,6 +49,7 @@ class PanelServer:
         self.token = self.auth.new_login_token()
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, name="sextant-panel", daemon=True)
+        self.app: web.Application | None = None
         self._runner: web.AppRunner | None = None
         self._tasks: list[asyncio.Task] = []
 
@@ -84,7 +85,8 @@ class PanelServer:
 
     async def _start(self) -> None:
         self.ctx.hub.bind(asyncio.get_running_loop())
-        self._runner = web.AppRunner(make_app(self.ctx, self.auth), handle_signals=False, access_log=None)
+        self.app = make_app(self.ctx, self.auth)
+        self._runner = web.AppRunner(self.app, handle_signals=False, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port)
         try:

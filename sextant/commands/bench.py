@@ -17,11 +17,11 @@ def bench(
     catalog: Annotated[Path | None, typer.Option("--catalog", help="existing catalog (default: build one)")] = None,
     symbols: Annotated[int, typer.Option(min=1, help="symbols of the catalog it builds")] = 10,
     days: Annotated[int, typer.Option(min=1, help="sessions of the catalog it builds")] = 260,
-    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), features, polygon (market data), live (order path), journal (PostgreSQL sink), tune, zoo (every model's fit and inference) or inference (full ensemble, 50 symbols per bar close)")] = "all",
+    part: Annotated[str, typer.Option(help="all, engine (backtest/ML), features, polygon (market data), live (order path), journal (PostgreSQL sink), tune, zoo (every model's fit and inference), inference (full ensemble, 50 symbols per bar close) or panel (control panel page loads and live updates in Chromium, 50-symbol rehearsal)")] = "all",
 ) -> None:
     """Measure engine, backtest, feature, inference, market-data, order-path and tuning performance."""
-    if part not in ("all", "engine", "features", "polygon", "live", "journal", "tune", "zoo", "inference"):
-        fail(f"--part must be all, engine, features, polygon, live, journal, tune, zoo or inference, not {part!r}")
+    if part not in ("all", "engine", "features", "polygon", "live", "journal", "tune", "zoo", "inference", "panel"):
+        fail(f"--part must be all, engine, features, polygon, live, journal, tune, zoo, inference or panel, not {part!r}")
     if part in ("all", "engine"):
         from backtests.bench import run_bench
 
@@ -58,6 +58,10 @@ def bench(
         from live.inference_bench import run_inference_bench
 
         run_inference_bench(console)
+    if part in ("all", "panel"):
+        from live.panel.bench import run_panel_bench
+
+        run_panel_bench(console)
 
 
 def _bench_order_path() -> None:

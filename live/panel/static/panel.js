@@ -23,7 +23,7 @@
     listening.add(topic);
     source.addEventListener(topic, function (event) {
       const payload = JSON.parse(event.data);
-      if (typeof payload._ts === "number") latencies.push(Date.now() - payload._ts);
+      if (typeof payload._ts === "number" && !payload._replay) latencies.push(Date.now() - payload._ts);
       (handlers[topic] || []).forEach(function (fn) { fn(payload); });
     });
   }

@@ -102,6 +102,9 @@ def operate(panel, recorder: Recorder, facts: dict, shots: Path) -> None:
         expect(page.locator("#entries")).to_have_text("on", timeout=WAIT_MS)
         recorder.wait_for(lambda rows: entries_after(rows, resumed), "an entry after resuming")
 
+        panel.control.set_weights({"lightgbm": 2.0})  # the Models page's edit, applied on the node
+        facts["weights_on_node"] = panel.control.status()["weights"]
+
         page.check("input[name=mode][value=live]")
         page.check("input[name=live]")
         page.check("input[name=understood]")
@@ -182,6 +185,10 @@ def test_pausing_entries_stops_new_entries_and_resuming_brings_them_back(session
     assert any(at < facts["paused_ns"] for at in entries)  # it was entering before the pause
     assert not [at for at in entries if facts["paused_ns"] < at < facts["resumed_ns"]]
     assert any(facts["resumed_ns"] < at < facts["stopped_ns"] for at in entries)
+
+
+def test_a_valid_weight_edit_reaches_the_running_strategy(session):
+    assert session["facts"]["weights_on_node"] == {"lightgbm": 2.0}
 
 
 def test_switching_to_live_from_the_paper_config_is_refused_with_the_reason(session):
