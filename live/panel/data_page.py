@@ -16,6 +16,7 @@ from catalog.errors import CatalogError
 from catalog.sessions import sessions_ending
 from live.operations.coverage import catalog_coverage
 from live.operations.day_jobs import INGEST, ingest_job
+from live.operations.feed import TOPIC as FEED_TOPIC
 from live.operations.feed import FeedMonitor
 from live.operations.jobs import JobRunningError
 from live.operations.listeners import listener_of
@@ -46,7 +47,8 @@ def routes(ctx: PanelContext) -> list[web.RouteDef]:
     last_read: dict[tuple[Path | None, date], dict] = {}  # the coverage as /api/data/coverage last read it
 
     async def page(request: web.Request) -> web.Response:
-        feed = await asyncio.to_thread(feed_state, ctx)
+        # the publisher's newest sample: a page load does not wait on a busy node's loop
+        feed = ctx.hub.latest(FEED_TOPIC) or await asyncio.to_thread(feed_state, ctx)
         coverage = last_read.get((ctx.catalog, trading_day(ctx)), {
             "catalog": None if ctx.catalog is None else str(ctx.catalog), "through": None, "symbols": [],
             "error": None})
