@@ -4,9 +4,11 @@ and an incremental ingest started by hand with its progress (topic "jobs").
 
 Reading the coverage opens every symbol's bar files (a quarter of a second for 50 symbols), so
 the page is served with the coverage read last and the script reads it afresh at once
-(/api/data/coverage), as it does when an ingest ends."""
+(/api/data/coverage), as it does when an ingest ends; a read is reused for
+``COVERAGE_FRESH_SECS`` unless an ingest ended since (pages opened in a row read it once)."""
 
 import asyncio
+import time
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -23,6 +25,8 @@ from live.operations.listeners import listener_of
 from live.panel.context import PanelContext
 from live.panel.operations import trading_day
 from live.panel.pages import ok, refused, render_page
+
+COVERAGE_FRESH_SECS = 10.0
 
 
 def coverage_state(catalog: Path | None, day: date) -> dict:
@@ -44,14 +48,19 @@ def feed_state(ctx: PanelContext) -> dict | None:
 
 
 def routes(ctx: PanelContext) -> list[web.RouteDef]:
-    last_read: dict[tuple[Path | None, date], dict] = {}  # the coverage as /api/data/coverage last read it
+    # (catalog, trading day) -> (when read, the last ingest's end then, the coverage)
+    last_read: dict[tuple[Path | None, date], tuple[float, str | None, dict]] = {}
+
+    def last_ingest_end() -> str | None:
+        job = None if ctx.jobs is None else ctx.jobs.status(INGEST)
+        return None if job is None else job.finished
 
     async def page(request: web.Request) -> web.Response:
         # the publisher's newest sample: a page load does not wait on a busy node's loop
         feed = ctx.hub.latest(FEED_TOPIC) or await asyncio.to_thread(feed_state, ctx)
-        coverage = last_read.get((ctx.catalog, trading_day(ctx)), {
-            "catalog": None if ctx.catalog is None else str(ctx.catalog), "through": None, "symbols": [],
-            "error": None})
+        read = last_read.get((ctx.catalog, trading_day(ctx)))
+        coverage = read[2] if read else {"catalog": None if ctx.catalog is None else str(ctx.catalog),
+                                         "through": None, "symbols": [], "error": None}
         job = None if ctx.jobs is None else ctx.jobs.status(INGEST)
         return render_page(request, "data.html", read_only=ctx.control is None, feed=feed, coverage=coverage,
                            job=None if job is None else job.payload(),
@@ -61,9 +70,11 @@ def routes(ctx: PanelContext) -> list[web.RouteDef]:
         return ok(feed=await asyncio.to_thread(feed_state, ctx))
 
     async def api_coverage(request: web.Request) -> web.Response:
-        key = (ctx.catalog, trading_day(ctx))
-        last_read[key] = await asyncio.to_thread(coverage_state, *key)
-        return ok(**last_read[key])
+        key, ingested = (ctx.catalog, trading_day(ctx)), last_ingest_end()
+        read = last_read.get(key)
+        if read is None or read[1] != ingested or time.monotonic() - read[0] > COVERAGE_FRESH_SECS:
+            read = last_read[key] = (time.monotonic(), ingested, await asyncio.to_thread(coverage_state, *key))
+        return ok(**read[2])
 
     async def ingest(request: web.Request) -> web.Response:
         if ctx.config is None or ctx.catalog is None:
