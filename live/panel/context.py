@@ -39,10 +39,17 @@ class PanelContext:
         if self.view not in self.row_listeners:
             self.row_listeners.insert(0, self.view)
 
+    def control_payload(self) -> dict:
+        """The hub topic "control": what the operator set and the node's side (``control``
+        None: read-only), with the actions so far. Blocks on the node's loop: call it off the
+        panel's loop."""
+        return {"control": None if self.control is None else self.control.status(), "actions": self.view.actions()}
+
     def record_action(self, action: str, outcome: str, details: dict) -> None:
         """Journal an operator action (kind "panel", subject ``action``) with its time and
-        outcome, and publish it on the hub topic "actions". A journal without a database
-        (Parquet only) keeps it in the run's view and the page only."""
+        outcome, and publish it on the hub topic "actions". Its trading day is the current
+        run's (before any run: today's, New York). A journal without a database (Parquet
+        only) keeps it in the run's view and the page only."""
         now = datetime.now(_NEW_YORK)
         entry = {"action": action, "outcome": outcome, "at": now.isoformat(timespec="seconds"), **details}
         if self.journal is not None and self.journal.dsn is not None:

@@ -1,25 +1,22 @@
 """The Control page (/): trading on/off, the node, paper/live, the emergency stop, and the
 day's status (feed, broker stream, engine state, models, equity, day P&L, positions)."""
 
+import asyncio
+
 from aiohttp import web
 
 from live.panel.context import PanelContext
 from live.panel.pages import json_body, ok, perform, refused, render_page
 
 
-def status_payload(ctx: PanelContext) -> dict:
-    """The "control" topic: what the operator set and the node's side (None: read-only)."""
-    return {"control": None if ctx.control is None else ctx.control.status(), "actions": ctx.view.actions()}
-
-
 def routes(ctx: PanelContext) -> list[web.RouteDef]:
     async def page(request: web.Request) -> web.Response:
-        return render_page(request, "control.html", status=200, view=ctx.view.snapshot("status"),
-                           control=status_payload(ctx)["control"], actions=ctx.view.actions(),
-                           read_only=ctx.control is None)
+        control = await asyncio.to_thread(ctx.control_payload)
+        return render_page(request, "control.html", view=ctx.view.snapshot("status"), read_only=ctx.control is None,
+                           **control)
 
     async def api_status(request: web.Request) -> web.Response:
-        return ok(status=ctx.view.snapshot("status"), **status_payload(ctx))
+        return ok(status=ctx.view.snapshot("status"), **await asyncio.to_thread(ctx.control_payload))
 
     async def entries(request: web.Request) -> web.Response:
         enabled = (await json_body(request)).get("enabled")
@@ -55,7 +52,5 @@ def routes(ctx: PanelContext) -> list[web.RouteDef]:
 
 async def _then_status(ctx: PanelContext, response: web.Response) -> web.Response:
     """Pages see the command's effect at once, not at the next status tick."""
-    import asyncio
-
-    ctx.hub.publish("control", await asyncio.to_thread(status_payload, ctx))
+    ctx.hub.publish("control", await asyncio.to_thread(ctx.control_payload))
     return response

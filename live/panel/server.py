@@ -113,8 +113,6 @@ class PanelServer:
     async def _publish_status(self) -> None:
         """The node's side of the status, read on the node's loop from a worker thread (a
         NodeThread.call blocks)."""
-        from live.panel.control_page import status_payload
-
         while True:
-            self.ctx.hub.publish("control", await asyncio.to_thread(status_payload, self.ctx))
+            self.ctx.hub.publish("control", await asyncio.to_thread(self.ctx.control_payload))
             await asyncio.sleep(STATUS_SECS)

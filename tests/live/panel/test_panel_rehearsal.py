@@ -153,9 +153,10 @@ def session(market, server, tmp_path_factory):  # noqa: F811
         operator = pool.submit(operate, panel, recorder, facts, shots)
 
         def watched_pace(_done: int, _total: int) -> None:
-            """A minute every ~0.1 s while the operator works, then the rest of the day at full speed."""
+            """A minute every ~0.2 s while the operator works (the day outlasts a slow machine's
+            operator), then the rest of the day at full speed."""
             if not operator.done():
-                time.sleep(0.1)
+                time.sleep(0.2)
 
         result = rehearse(cfg, catalog, DAY, control=panel.control, also=[panel.sink], on_minute=watched_pace)
         operator.result(60)  # the operator's failure, if any, fails the fixture here
