@@ -108,14 +108,14 @@ class FeedMonitor:
         now = self._monotonic()
         polygon = clients["polygon"]
         rate = None
-        if polygon is not None:
-            base = self._rate_base
-            if base is not None and polygon["messages"] >= base[1] and now > base[0]:
-                rate = (polygon["messages"] - base[1]) / (now - base[0])
-            self._rate_base = (now, polygon["messages"])
-        else:
-            self._rate_base = None
         with self._lock:
+            if polygon is not None:
+                base = self._rate_base
+                if base is not None and polygon["messages"] >= base[1] and now > base[0]:
+                    rate = (polygon["messages"] - base[1]) / (now - base[0])
+                self._rate_base = (now, polygon["messages"])
+            else:
+                self._rate_base = None
             gaps = self._gaps()
             last_arrival, newest, day = self._last_arrival_ns, self._newest_ns, self._day
         return {"node": polygon is not None or clients["alpaca"] is not None, "polygon": polygon,

@@ -42,7 +42,12 @@ def coverage_state(catalog: Path | None, day: date) -> dict:
 
 
 def feed_state(ctx: PanelContext) -> dict | None:
-    """The feed monitor's sample (blocking: reads the node), None without a monitor."""
+    """The publisher's newest sample (a page load does not wait on a busy node's loop, nor
+    moves the messages/s baseline); before its first, a sample of the monitor's own (blocking:
+    reads the node). None without a monitor."""
+    latest = ctx.hub.latest(FEED_TOPIC)
+    if latest is not None:
+        return latest
     feed = listener_of(ctx.row_listeners, FeedMonitor)
     return None if feed is None else feed.sample()
 
@@ -56,8 +61,7 @@ def routes(ctx: PanelContext) -> list[web.RouteDef]:
         return None if job is None else job.finished
 
     async def page(request: web.Request) -> web.Response:
-        # the publisher's newest sample: a page load does not wait on a busy node's loop
-        feed = ctx.hub.latest(FEED_TOPIC) or await asyncio.to_thread(feed_state, ctx)
+        feed = await asyncio.to_thread(feed_state, ctx)
         read = last_read.get((ctx.catalog, trading_day(ctx)))
         coverage = read[2] if read else {"catalog": None if ctx.catalog is None else str(ctx.catalog),
                                          "through": None, "symbols": [], "error": None}
