@@ -87,9 +87,9 @@ def routes(ctx: PanelContext) -> list[web.RouteDef]:
         try:
             status = ctx.jobs.start(ingest_job(ctx.config, ctx.catalog, day))
         except JobRunningError as e:
-            ctx.record_action("ingest", f"refused: {e}", {})
+            await asyncio.to_thread(ctx.record_action, "ingest", f"refused: {e}", {})
             return refused(409, str(e))
-        ctx.record_action("ingest", "started", {"before": day.isoformat(), "catalog": str(ctx.catalog)})
+        await asyncio.to_thread(ctx.record_action, "ingest", "started", {"before": day.isoformat(), "catalog": str(ctx.catalog)})
         return ok(job=status.payload())
 
     return [web.get("/data", page), web.get("/api/feed", api_feed), web.get("/api/data/coverage", api_coverage),

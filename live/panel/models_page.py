@@ -100,9 +100,9 @@ def routes(ctx: PanelContext) -> list[web.RouteDef]:
         try:
             status = ctx.jobs.start(job)
         except JobRunningError as e:
-            ctx.record_action("retrain", f"refused: {e}", {})
+            await asyncio.to_thread(ctx.record_action, "retrain", f"refused: {e}", {})
             return refused(409, str(e))
-        ctx.record_action("retrain", "started", {"day": trading_day(ctx).isoformat()})
+        await asyncio.to_thread(ctx.record_action, "retrain", "started", {"day": trading_day(ctx).isoformat()})
         return ok(job=status.payload())
 
     return [
