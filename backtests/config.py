@@ -12,6 +12,7 @@ from msgspec import Meta
 
 from catalog.synthetic import SIGNAL_STRENGTH_MAX, SIGNAL_STRENGTH_MIN
 from models.ensemble import STACK_NAME, EnsembleConfig
+from models.labels import DEFAULT_COST
 from models.names import NAME_PATTERN
 from models.outlook import DEFAULT_HORIZON, DEFAULT_VOLATILITY_FEATURE
 from models.pipeline import FeatureSpec
@@ -62,7 +63,7 @@ class CatalogConfig(_Section):
 
 class LabelConfig(_Section):
     horizon: PositiveInt = DEFAULT_HORIZON  # bars ahead the label looks
-    cost: Annotated[float, Meta(ge=0.0)] = 0.001  # round-trip cost a move must beat
+    cost: Annotated[float, Meta(ge=0.0)] = DEFAULT_COST  # round-trip cost a move must beat
 
 
 class HorizonConfig(_Section):

@@ -73,13 +73,13 @@ def describe_catalog(path: str | Path) -> CatalogInfo:
     return CatalogInfo(path=catalog.path, series=tuple(series), synthetic=synthetic)
 
 
-def _session_dates(ts: pd.DatetimeIndex) -> np.ndarray:
+def session_dates(ts: pd.DatetimeIndex) -> np.ndarray:
     """Eastern date of each bar-close time (a bar closing at midnight belongs to the day before)."""
     return (ts - pd.Timedelta(1, "ns")).tz_convert(EXCHANGE_TZ).tz_localize(None).normalize().to_numpy()
 
 
 def _series(symbol: str, sector: str, timeframe: str, ts: pd.DatetimeIndex, provenance: str) -> SeriesInfo:
-    dates = _session_dates(ts)
+    dates = session_dates(ts)
     first, last = pd.Timestamp(dates[0]), pd.Timestamp(dates[-1])
     sessions = trading_sessions(first, last)
     if timeframe == "1m":

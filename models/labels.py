@@ -7,9 +7,30 @@ rather than silently absorbing the overnight gap.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass
+
 import numpy as np
 
 from models.features import ny_day
+from models.outlook import DEFAULT_HORIZON
+
+DEFAULT_COST = 0.001  # the round-trip cost a move must beat (backtests.config.LabelConfig)
+
+
+@dataclass(frozen=True)
+class LabelRule:
+    """What ``direction_labels`` is called with: bars ahead, and the cost a move must beat."""
+
+    horizon: int = DEFAULT_HORIZON
+    cost: float = DEFAULT_COST
+
+
+def trained_label_rule(meta: Mapping) -> LabelRule:
+    """The labels a saved model was trained on: its registry meta's ``labels`` (the train
+    step records the run's); a model saved without them was trained on the defaults."""
+    labels = meta.get("labels") or {}
+    return LabelRule(horizon=int(labels.get("horizon", DEFAULT_HORIZON)), cost=float(labels.get("cost", DEFAULT_COST)))
 
 
 def direction_labels(

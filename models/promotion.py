@@ -295,6 +295,15 @@ def champion_or_pin_newest(registry: ModelRegistry, names: list[str]) -> tuple[E
     return store.champion(), decision
 
 
+PINNED_BY_HAND = "pinned by hand"
+
+
+def pin_by_hand(store: PromotionStore, ensemble: Ensemble) -> Decision:
+    """``sextant models pin`` (and the panel's pin): ``ensemble`` becomes the champion without
+    an evaluation; live loads it at the next pre-open."""
+    return store.pin(ensemble, PINNED_BY_HAND)
+
+
 def promote_by_hand(store: PromotionStore, ensemble: Ensemble, *, force: bool) -> Decision:
     """``sextant models promote``: promote ``ensemble`` on its latest evaluation's evidence.
     A guard that says no (or no evaluation at all) refuses unless ``force``; a forced

@@ -191,6 +191,7 @@ class PolygonDataClient(KeepsConnectError, LiveMarketDataClient):
         self._acknowledged: set[str] = set()
         self._rng = random.Random()
         self.backfilled_bars = 0  # bars delivered from REST after reconnects
+        self.messages = 0  # stream messages parsed (a frame holds several): the feed's rate
         self._stream = PolygonStream(
             api_key,
             config,
@@ -281,6 +282,7 @@ class PolygonDataClient(KeepsConnectError, LiveMarketDataClient):
         """Every frame of the stream comes here (``received_ns`` stamped on receipt). Public
         so the benchmark drives the very path the socket does, minus the socket."""
         parsed = self._parser.parse(raw, received_ns)
+        self.messages += len(parsed.data) + len(parsed.statuses) + parsed.skipped
         offer = self._bars.offer
         handle = self._handle_data
         for topic, obj in parsed.data:

@@ -8,13 +8,14 @@ every POST 409.
 
 from aiohttp import web
 
-from live.panel import control_page, trading_page
+from live.panel import control_page, data_page, models_page, trading_page
 from live.panel.auth import AUTH, PanelAuth, auth_middleware, start_session
 from live.panel.context import PanelContext
 from live.panel.events import HUB, sse_handler
+from live.panel.operations import mount_operations
 from live.panel.pages import CONTEXT, PANEL_TEMPLATES, STATIC_DIR, render_page, template_env
 
-PAGE_MODULES = (control_page, trading_page)
+PAGE_MODULES = (control_page, trading_page, models_page, data_page)
 _HEADERS = {
     "Content-Security-Policy": "default-src 'self'; frame-ancestors 'none'; form-action 'self'",
     "X-Frame-Options": "DENY",
@@ -70,4 +71,5 @@ def make_app(ctx: PanelContext, auth: PanelAuth | None = None) -> web.Applicatio
     app.router.add_static("/static/", STATIC_DIR)
     for module in PAGE_MODULES:
         app.router.add_routes(module.routes(ctx))
+    mount_operations(app, ctx)  # the Models and Data pages' jobs, listeners and topics
     return app

@@ -23,6 +23,7 @@ from models.promotion import (
     PromotionStore,
     ensemble_of,
     find_ensembles,
+    pin_by_hand,
     promote_by_hand,
 )
 from models.registry import ModelNotFoundError, ModelRegistry
@@ -117,7 +118,7 @@ def models_promote(name: NameArg, version: VersionArg, registry: RegistryOpt = D
 def models_pin(name: NameArg, version: VersionArg, registry: RegistryOpt = DEFAULT_REGISTRY) -> None:
     """Make the ensemble of NAME VERSION the champion without an evaluation (what live loads)."""
     reg = _registry(registry)
-    decision = PromotionStore(reg.root).pin(_ensemble(reg, name, version), "pinned by hand")
+    decision = pin_by_hand(PromotionStore(reg.root), _ensemble(reg, name, version))
     console.print(escape(_decision_line(decision)))
 
 
