@@ -69,6 +69,13 @@ class PanelServer:
         """The login URL with the one-time token, as the terminal prints it."""
         return f"http://{self.host}:{self.port}/login?token={self.token}"
 
+    def renew_login(self) -> str:
+        """A fresh login URL (the previous token stops working, used or not): the token is
+        spent at the first login, and a person whose session is gone (another browser,
+        cookies cleared) must not have to restart a trading day to get back in."""
+        self.token = self.auth.new_login_token()
+        return self.url
+
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"

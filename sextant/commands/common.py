@@ -7,13 +7,17 @@ broadly: anything else is a programming error and keeps its traceback.
 """
 
 import os
+import signal
 from pathlib import Path
-from typing import Annotated, NoReturn
+from typing import TYPE_CHECKING, Annotated, NoReturn
 
 import pandas as pd
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+if TYPE_CHECKING:
+    from live.panel.server import PanelServer
 
 console = Console()
 
@@ -46,3 +50,15 @@ def writable_dir(path: Path, option: str = "--out") -> Path:
 def ny(ns: int | None, fmt: str = "%m-%d %H:%M") -> str:
     """A UTC nanosecond stamp in New York time (how US-equity people read times)."""
     return pd.Timestamp(ns, tz="UTC").tz_convert("America/New_York").strftime(fmt) if ns else "-"
+
+
+def announce_panel(server: "PanelServer", label: str = "panel") -> None:
+    """Print the panel's one-time login URL, and a fresh one whenever the process gets
+    SIGUSR1 (``kill -USR1 <pid>``): the printed token works once."""
+    console.print(f"{label}: {server.url}", highlight=False, soft_wrap=True)
+    console.print(f"  (a new login URL: kill -USR1 {os.getpid()})", highlight=False)
+
+    def renew(_signum: int, _frame: object) -> None:
+        console.print(f"{label}: {server.renew_login()}", highlight=False, soft_wrap=True)
+
+    signal.signal(signal.SIGUSR1, renew)

@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 
-from sextant.commands.common import console, fail
+from sextant.commands.common import announce_panel, console, fail
 from sextant.commands.journal import JOURNAL_ERRORS, DataDirOpt, DsnOpt
 
 
@@ -39,7 +39,7 @@ def panel(
     try:
         with (open_journal(settings, dsn=dsn, must_exist=True) as journal,
               journal_panel(journal, PanelOptions(host, port, allow_remote), config=cfg, day=watched) as server):
-            console.print(f"panel (read-only): {server.url}", highlight=False, soft_wrap=True)
+            announce_panel(server, "panel (read-only)")
             threading.Event().wait()
     except (PanelStartError, *JOURNAL_ERRORS) as e:
         fail(str(e))

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.progress import Progress
 
 from catalog.errors import CalendarRangeError, CatalogError
-from sextant.commands.common import ParamsOpt, console, fail, writable_dir
+from sextant.commands.common import ParamsOpt, announce_panel, console, fail, writable_dir
 from sextant.commands.drift import DriftConfigOpt, drift_after_day, drift_after_live_day
 from sextant.commands.journal import JOURNAL_ERRORS
 
@@ -281,7 +281,7 @@ def _panel_phases(watched: "RunPanel | None") -> dict:
 def _attach(watched: "RunPanel | None", journal) -> None:
     if watched is not None:
         watched.attach(journal)
-        console.print(f"panel: {watched.server.url}", highlight=False, soft_wrap=True)
+        announce_panel(watched.server)
 
 
 def _show_event(event) -> None:

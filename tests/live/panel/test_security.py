@@ -75,6 +75,16 @@ def test_the_token_works_once_and_gives_an_httponly_samesite_cookie(server):
     assert requests.get(server.base_url + "/login?token=guessed", timeout=5).status_code == 401
 
 
+def test_a_renewed_login_url_works_once_and_the_old_token_stops(server):
+    old = server.url
+    first = logged_in(server)  # the printed token, spent
+    renewed = server.renew_login()  # what SIGUSR1 prints
+    assert renewed != old and requests.get(old, allow_redirects=False, timeout=5).status_code == 401
+    assert requests.get(renewed, allow_redirects=False, timeout=5).status_code == 302
+    assert requests.get(renewed, allow_redirects=False, timeout=5).status_code == 401
+    assert first.get(server.base_url + "/", allow_redirects=False, timeout=5).status_code == 200  # sessions stay
+
+
 def test_every_post_needs_the_sessions_csrf_token(server):
     session = logged_in(server)
     url = server.base_url + "/api/control/entries"
