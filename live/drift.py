@@ -20,7 +20,9 @@ Reasons come from a fixed vocabulary (``Reason``), most specific first:
   arrived after the day was stored, or the catalog dropped it);
 - "fill rule": a bracket leg filled differently: the backtest venue visits the nearer of
   high/low first on a bar touching both legs, the sandbox takes the stop first (see
-  tests/live/test_parity.py);
+  tests/live/test_parity.py); or the same fill one tick apart: the backtest venue's slippage
+  model (``venue.slippage_probability``) moves a market fill by a tick, the sandbox fills at
+  the bar's close;
 - "sizing from equity": the same entry at another quantity after an earlier fill differed
   (the strategy sizes from the account's equity);
 - "unexplained": none of the above. These are flagged: they break the one rule.
@@ -41,6 +43,7 @@ from models.features import CALENDAR_NAMES
 Reason = Literal["model differs", "missing bar live", "late bar", "fill rule", "sizing from equity", "unexplained"]
 Kind = Literal["signal", "order", "fill", "pnl"]
 BRACKET_LEGS = frozenset({"STOP_LOSS", "TAKE_PROFIT"})
+SLIPPAGE_TICK = 0.01  # dollars: the backtest venue's slippage moves a US stock's fill by one cent
 PROBABILITY_TOLERANCE = 1e-6
 PNL_TOLERANCE = 0.01  # dollars
 _INTENT_FIELDS = ("side", "quantity", "type", "price", "trigger_price", "tags")
@@ -277,12 +280,18 @@ def _fill_differences(live: Sequence[Fill], backtest: Sequence[Fill], models_dif
                 reason = "model differs"
             elif instrument in first_missing:
                 reason = "missing bar live"
-            elif legs and legs <= BRACKET_LEGS:
+            elif legs and legs <= BRACKET_LEGS or _one_tick_apart(mine, other):
                 reason = "fill rule"
             else:
                 reason = "unexplained"
             out.append(Difference(kind="fill", key=f"{instrument} #{n}", reason=reason, detail=detail))
     return out
+
+
+def _one_tick_apart(mine: Fill | None, other: Fill | None) -> bool:
+    """The same fill but for the backtest's slippage tick."""
+    return (mine is not None and other is not None and (mine.side, mine.qty) == (other.side, other.qty)
+            and abs(mine.px - other.px) <= SLIPPAGE_TICK + 1e-9)
 
 
 def _text(value: object) -> str:

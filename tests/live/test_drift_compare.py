@@ -81,6 +81,16 @@ def test_a_bracket_leg_filled_otherwise_is_the_fill_rule_and_a_later_quantity_is
     assert reasons == {("fill", "fill rule"), ("order", "sizing from equity"), ("pnl", "fill rule")}
 
 
+def test_a_market_fill_one_tick_apart_is_the_backtest_venues_slippage():
+    backtest = day(intents=[intent(A, MINUTE)], fills=[Fill(A, "BUY", 10, 100.01)])
+    live = day(intents=[intent(A, MINUTE)], fills=[Fill(A, "BUY", 10, 100.0)])
+    (difference,) = [d for d in compare_day(live, backtest) if d.kind == "fill"]
+    assert difference.reason == "fill rule"
+    two_ticks = day(intents=[intent(A, MINUTE)], fills=[Fill(A, "BUY", 10, 100.02)])
+    (difference,) = [d for d in compare_day(live, two_ticks) if d.kind == "fill"]
+    assert difference.reason == "unexplained"
+
+
 def test_an_extra_live_order_with_the_same_bars_is_unexplained():
     backtest = day()
     live = day(intents=[intent(B, 2 * MINUTE)])
