@@ -53,8 +53,8 @@ def test_the_daily_loss_limit_flattens_at_the_broker_and_stops_entries_on_a_live
     before, at = minutes[halt - 1], minutes[halt]
     assert before["positions"] and before["open_orders"], before  # positions with brackets to flatten
     # the halting minute settled: the flatten's orders passed the live risk engine and filled
-    assert at["state"] == "REDUCING"
     assert at["positions"] == {} and at["open_orders"] == [], at
+    assert at["state"] == "REDUCING"
     # nothing afterwards: no order reaches the broker, the state holds, the account stays flat
     assert all(m["state"] == "REDUCING" for m in minutes[halt:])
     assert all(m["positions"] == {} and m["orders"] == at["orders"] for m in minutes[halt:])
