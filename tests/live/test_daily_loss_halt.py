@@ -66,4 +66,4 @@ def test_the_daily_loss_limit_flattens_at_the_broker_and_stops_entries_on_a_live
     after = [d for d in result.decisions if d["ts_event"] >= halted_at]
     assert after and all((d["action"], d["reason"]) == ("skip", "halted") for d in after)
     closes = [f for f in result.fills if f["ts_event"] >= halted_at - 60_000_000_000]
-    assert {f["instrument_id"] for f in closes} == {"S000.ALPACA", "S001.ALPACA"}
+    assert sorted(f["instrument_id"] for f in closes) == ["S000.ALPACA", "S001.ALPACA"]  # one close a position
