@@ -88,6 +88,8 @@ class OrderProbe(Strategy):
 
 
 JOURNAL_TARGET_PCT = 5.0  # issue 11: the journal may change the order path's p99 by at most this
+# between bursts: just over the journal's default flush interval (200 ms), see order_latency
+BAR_GAP_SECS = 0.3
 VARIANTS = ("floor", "full", "journal")  # the order of a round; every other round runs it backwards
 
 
@@ -102,7 +104,7 @@ class BurstSamples:
 
 
 def order_latency(n_symbols: int = 50, minutes: int = 30, rounds: int = 6, http_workers: int = 4,
-                  journal_dir: Path | None = None) -> dict[str, float]:
+                  journal_dir: Path | None = None, bar_gap_secs: float = BAR_GAP_SECS) -> dict[str, float]:
     """The order path, its floor and the order path with the journal on, measured in one
     bench over ``rounds`` rounds; each round runs every variant once over ``minutes`` bar
     closes of ``n_symbols`` symbols (ms, p50/p99/max over all rounds' orders):
@@ -120,6 +122,12 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, rounds: int = 6, http_
     - ``*_decision_*``: AM frame sent -> the probe's ``on_bar`` (the feed alone);
     - ``*_round_p99_min_ms``/``max``: the spread of the rounds' own p99s (the noise).
 
+    ``bar_gap_secs``: the pause after a burst has settled before the next bar closes, every
+    variant alike. Live, bars close a minute apart and the journal writes between them (rows
+    built 5-100 ms after the burst, flushed every ``flush_interval_ms``); back-to-back bursts
+    (gap 0) would time the journal's flush of one burst against the next, a cadence no live
+    day has. The default is just over the flush interval: a minute, compressed.
+
     Variants interleave (floor, full, journal, then journal, full, floor, ...) so a change in
     the machine's load lands on all of them alike. Each run has fresh sandboxes in a spawned
     process of their own (as remote venues would be), so they do not share the node's
@@ -136,7 +144,8 @@ def order_latency(n_symbols: int = 50, minutes: int = 30, rounds: int = 6, http_
                 for variant in VARIANTS if k % 2 == 0 else VARIANTS[::-1]:
                     collector = bench_collector(journal) if variant == "journal" else None
                     runs[variant].append(_burst_run(catalog, ids, minutes, floor=variant == "floor",
-                                                    http_workers=http_workers, collector=collector))
+                                                    http_workers=http_workers, collector=collector,
+                                                    bar_gap_secs=bar_gap_secs))
                     if collector is not None:
                         journal.finish(collector)
             journal_rows = _committed_rows(journal.dsn)
@@ -201,7 +210,7 @@ def _p99(run: BurstSamples) -> float:
 
 
 def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_workers: int,
-               collector: JournalCollector | None = None) -> BurstSamples:
+               collector: JournalCollector | None = None, bar_gap_secs: float = 0.0) -> BurstSamples:
     """One node between fresh sandboxes over the first ``minutes`` closes of the catalog's
     last session, with the floor client or the Alpaca one, and ``collector`` (the journal)
     among its actors when given. Latencies are from the newest AM frame sent before each
@@ -236,6 +245,7 @@ def _burst_run(catalog: Path, ids: list[str], minutes: int, floor: bool, http_wo
             for k, t in enumerate(closes.asi8, start=1):
                 remote("advance", int(t))
                 wait_quiet(activity, orders=k * n_orders, events=events_per_order * k * n_orders)
+                time.sleep(bar_gap_secs)
         frames, received, answered = remote("records")
         remote("stop")
     finally:

@@ -68,10 +68,10 @@ def _bench_order_path() -> None:
     """AM frame sent by the Polygon sandbox -> order at the venue, for NautilusTrader's floor
     (an execution client without I/O), our full path, and our full path with the journal
     writing to PostgreSQL, interleaved in one run (live/bench.py)."""
-    from live.bench import JOURNAL_TARGET_PCT, order_latency
+    from live.bench import BAR_GAP_SECS, JOURNAL_TARGET_PCT, order_latency
 
     console.print("Order path: 50 symbols closing a bar at once, 30 closes a run; rounds of the floor, the full "
-                  "path with the journal off and on, interleaved ...")
+                  f"path with the journal off and on, interleaved; bars {BAR_GAP_SECS:g} s apart ...")
     r = order_latency()
     table = Table(title=f"sextant bench: live order path (TradingNode between the two sandboxes, "
                         f"{r['rounds']:.0f} rounds, {r['closes']:.0f} bursts a variant)")
