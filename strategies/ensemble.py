@@ -17,7 +17,7 @@ from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.currencies import USD
 from nautilus_trader.model.data import Bar, BarType, DataType
 from nautilus_trader.model.enums import AccountType, OrderSide, TradingState
-from nautilus_trader.model.events import OrderRejected, PositionClosed
+from nautilus_trader.model.events import OrderRejected, PositionClosed, PositionOpened
 from nautilus_trader.model.identifiers import ClientOrderId, InstrumentId, Venue
 from nautilus_trader.trading.strategy import Strategy
 
@@ -152,6 +152,12 @@ class EnsembleStrategy(Strategy):
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self.log.warning(f"order {event.client_order_id} rejected: {event.reason}; carrying on")
+
+    def on_position_opened(self, event: PositionOpened) -> None:
+        if self._halted:  # an entry a live risk engine still held in its queue when the halt came
+            self.log.warning(f"{event.instrument_id} opened while halted: closing it")
+            self.cancel_all_orders(event.instrument_id)
+            self.close_all_positions(event.instrument_id, tags=[HALT_TAG])
 
     def on_position_closed(self, event: PositionClosed) -> None:
         self._check_daily_loss()

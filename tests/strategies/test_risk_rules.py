@@ -196,6 +196,19 @@ def test_daily_loss_limit_flattens_and_halts(backtest):
     assert not run.open_positions() and not run.open_orders()
 
 
+def test_an_entry_still_in_flight_when_the_halt_comes_is_closed_as_it_opens(backtest):
+    market = losing_market([DAY])
+    market.signal("CCC", f"{DAY} 15:29", 0.9)  # its order reaches the venue after the halt
+    run = backtest(market, rules=WIDE_RULES, latency_ms=90_000)
+
+    halt = run.state_changes[0][0]
+    late = run.position("CCC")
+    closing = run.engine.cache.order(late.closing_order_id)
+    assert at(late.ts_opened) > halt and late.is_closed and closing.tags == [HALT_TAG]
+    assert at(late.ts_closed) - at(late.ts_opened) <= pd.Timedelta(minutes=3)  # not at the session's close
+    assert not run.open_positions() and not run.open_orders()
+
+
 def test_trading_resumes_next_session_after_a_halt(backtest):
     market = losing_market([DAY, NEXT])
     market.signal("CCC", f"{NEXT} 15:00", 0.9)
