@@ -393,7 +393,9 @@ class EnsembleStrategy(Strategy):
         self.halt_if_flat()
 
     def halt_if_flat(self) -> None:
-        """HALTED once nothing is open (HALTED denies even closing orders)."""
-        if self._emergency_stopped and not self.cache.positions_open_count(venue=self.venue) \
-                and not self.cache.orders_open_count(venue=self.venue):
+        """HALTED once nothing is open or in flight (HALTED denies even closing orders: an
+        entry still in flight that fills later is closed as it opens, which needs REDUCING)."""
+        cache = self.cache
+        if self._emergency_stopped and not cache.positions_open_count(venue=self.venue) \
+                and not cache.orders_open_count(venue=self.venue) and not cache.orders_inflight_count(venue=self.venue):
             self.msgbus.send(TRADING_STATE_ENDPOINT, TradingState.HALTED)
