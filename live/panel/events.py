@@ -105,11 +105,11 @@ async def sse_handler(request: web.Request) -> web.StreamResponse:
     hub: EventHub = request.app[HUB]
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", "Cache-Control": "no-store",
                                            "X-Accel-Buffering": "no"})
-    await response.prepare(request)
     try:
+        await response.prepare(request)
         async for message in hub.stream():
             await response.write(message)
-    except ConnectionResetError:  # the page went away
+    except ConnectionResetError:  # the page went away (also while its stream was starting)
         pass
     return response
 
