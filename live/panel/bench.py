@@ -18,6 +18,7 @@ the same.
 
 import tempfile
 import time
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -35,27 +36,9 @@ from strategies.settings import StrategySettings
 PAGE_LOAD_TARGET_MS = 300.0
 UPDATE_TARGET_MS = 1000.0
 PAGES = ("/", "/trading", "/models", "/data")
-BENCH_DAY_INDEX = -1  # the catalog's last session: the six before it warm the models up
-
-
-def _market(root: Path, n_symbols: int) -> tuple[Path, Path, list[str], str]:
-    """A generated catalog and a LightGBM fitted on it, in a registry."""
-    from backtests.config import BacktestConfig, CatalogConfig
-    from backtests.train import build_panel
-    from catalog.jobs import generate_catalog
-    from catalog.store import MarketCatalog
-    from models.registry import ModelRegistry
-    from models.zoo import build_model
-
-    catalog = generate_catalog(root / "catalog", n_symbols=n_symbols, n_days=7, seed=11, signal_strength=0.3)
-    symbols = catalog.symbols()
-    panel, _ = build_panel(MarketCatalog(catalog.path), symbols, BacktestConfig(catalog=CatalogConfig(path=catalog.path)))
-    model = build_model("lightgbm", {"n_estimators": 30}, name="lightgbm")
-    model.fit(panel, panel.usable_rows(require_label=True), seed=0)
-    sessions = sorted({str(d) for d in catalog.read_bars(symbols[0]).index.tz_convert("America/New_York").date})
-    ModelRegistry(root / "models").save(model, {"train_start": sessions[0], "train_end": sessions[-1], "fold": 0,
-                                                "metrics": {}, "data_hash": "bench", "universe": symbols})
-    return catalog.path, root / "models", symbols, sessions[BENCH_DAY_INDEX]
+# (root, n_symbols) -> (catalog, registry, symbols, the session to trade): what `sextant` hands
+# the bench (backtests.bench_market.lightgbm_market; live does not fit models itself)
+MarketBuilder = Callable[[Path, int], tuple[Path, Path, list[str], str]]
 
 
 def _measure(panel: RunPanel, loads: int, watch_secs: float) -> dict:
@@ -84,12 +67,12 @@ def _measure(panel: RunPanel, loads: int, watch_secs: float) -> dict:
     return {"load_ms": load_ms, "update_ms": latencies}
 
 
-def panel_bench(n_symbols: int = 50, loads: int = 20, watch_secs: float = 15.0, until: str = "12:30",
-                console: Console | None = None) -> dict:
+def panel_bench(market: MarketBuilder, n_symbols: int = 50, loads: int = 20, watch_secs: float = 15.0,
+                until: str = "12:30", console: Console | None = None) -> dict:
     say = console.print if console else (lambda *_: None)
     with tempfile.TemporaryDirectory(prefix="sextant-panel-bench-") as tmp:
         say(f"panel bench: a {n_symbols}-symbol catalog and a LightGBM fitted on it ...")
-        catalog, models, symbols, day = _market(Path(tmp), n_symbols)
+        catalog, models, symbols, day = market(Path(tmp), n_symbols)
         config = LiveConfig(universe=symbols, models=ModelsSection(registry=str(models)),
                             strategy=StrategySettings(entry_threshold=0.51, weights={"lightgbm": 1.0}),
                             journal=JournalSettings(sinks=()))
@@ -120,8 +103,8 @@ def panel_bench(n_symbols: int = 50, loads: int = 20, watch_secs: float = 15.0, 
     }
 
 
-def run_panel_bench(console: Console) -> dict:
-    r = panel_bench(console=console)
+def run_panel_bench(console: Console, market: MarketBuilder) -> dict:
+    r = panel_bench(market, console=console)
     table = Table(title=f"sextant bench: control panel beside a {r['symbols']}-symbol rehearsal "
                         f"({r['minutes']} minutes, {r['signals']:,} signals, {r['orders']} orders, {r['fills']} fills)")
     for col, justify in (("figure", "left"), ("p50 ms", "right"), ("p99 ms", "right"), ("max ms", "right"),

@@ -55,13 +55,14 @@ def bench(
 
         run_zoo_bench(console)
     if part in ("all", "inference"):
-        from live.inference_bench import run_inference_bench
+        from backtests.inference_bench import run_inference_bench
 
         run_inference_bench(console)
     if part in ("all", "panel"):
+        from backtests.bench_market import lightgbm_market
         from live.panel.bench import run_panel_bench
 
-        run_panel_bench(console)
+        run_panel_bench(console, lightgbm_market)
 
 
 def _bench_order_path() -> None:

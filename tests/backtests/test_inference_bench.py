@@ -2,7 +2,7 @@
 it claims: one MLSignal per symbol per close, the features seam, every model's one batched
 call, the meta-learner and the horizon models timed (figures are for `sextant bench --part inference`, not asserted)."""
 
-from live.inference_bench import TARGET_P99_MS, inference_latency
+from backtests.inference_bench import TARGET_P99_MS, inference_latency
 from models.zoo import MODEL_KINDS
 
 
