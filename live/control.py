@@ -231,17 +231,17 @@ class TradingControl:
         if mode == "live" and not (live_flag and understood):
             missing = " and ".join(flag for flag, given in (("--live", live_flag),
                                                              ("--i-understand-real-money", understood)) if not given)
-            raise ControlRefused(f"switch to live refused: real money needs {missing}, as on the command line",
+            raise ControlRefused(f"switch to live: real money needs {missing}, as on the command line",
                                  field="live" if not live_flag else "understood")
         if mode == "paper" and self.config.mode == "live":
-            raise ControlRefused("switch to paper refused: the config says mode: live (the live host and key); "
+            raise ControlRefused("switch to paper: the config says mode: live (the live host and key); "
                                  "a paper day runs a paper config", field="mode")
         try:
             check_mode(self.config, live_flag=mode == "live", understood=understood, environ=environ)
         except LiveConfigError as e:
-            raise ControlRefused(f"switch to {mode} refused: {e}", field="mode") from None
+            raise ControlRefused(f"switch to {mode}: {e}", field="mode") from None
         if self.rehearsal:
-            raise ControlRefused(f"switch to {mode} refused: a rehearsal trades the sandboxes only", field="mode")
+            raise ControlRefused(f"switch to {mode}: a rehearsal trades the sandboxes only", field="mode")
         return f"already {mode}: the mode is the config file's"
 
     def stop_node(self) -> None:
