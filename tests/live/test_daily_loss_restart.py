@@ -75,7 +75,7 @@ class Restart:
             self.polygon.advance_to(t)
             deadline = time.monotonic() + 30
             while len({d["instrument_id"] for d in self.decisions() if d["ts_event"] == t.value}) < 2:
-                assert time.monotonic() < deadline, f"no decisions of {t}: {dict((k, len(v)) for k, v in self.journal.tables.items())} {self.decisions()[-4:]}"
+                assert time.monotonic() < deadline, f"no decisions of {t}; journal tables: {sorted(self.journal.tables)}"
                 time.sleep(0.02)
             quiet, last_seen = 0, None
             while quiet < 5:
