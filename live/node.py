@@ -43,7 +43,12 @@ from adapters.polygon.factories import PolygonLiveDataClientFactory
 from catalog.instruments import instrument_id
 from live.settings import LiveConfig
 from strategies.actor import SignalActor, SignalActorConfig
-from strategies.ensemble import EXECUTION_STATUS_TOPIC, EnsembleStrategy, EnsembleStrategyConfig
+from strategies.ensemble import (
+    DAY_START_TOPIC,
+    EXECUTION_STATUS_TOPIC,
+    EnsembleStrategy,
+    EnsembleStrategyConfig,
+)
 from strategies.risk import install_trading_state_endpoint
 
 _CALL_TIMEOUT_SECS = 60.0
@@ -81,8 +86,9 @@ def node_config(
         instrument_provider=InstrumentProviderConfig(load_ids=ids),
         instrument_sectors=dict(config.sectors) or None,
     )
-    # the strategy refuses entries while the execution client cannot see order updates
-    alpaca = msgspec.structs.replace(alpaca, status_topic=EXECUTION_STATUS_TOPIC)
+    # the strategy refuses entries while the execution client cannot see order updates, and
+    # counts the day's loss from the broker's previous close (across a restart too)
+    alpaca = msgspec.structs.replace(alpaca, status_topic=EXECUTION_STATUS_TOPIC, day_start_topic=DAY_START_TOPIC)
     return TradingNodeConfig(
         trader_id=config.trader_id,
         logging=LoggingConfig(log_level=log_level),

@@ -12,6 +12,7 @@ published by the SignalActor). Live, it also says what it did with each signal o
 trades (``strategies.decisions``: entered, or why not), for the journal.
 """
 
+import msgspec
 import pandas as pd
 from nautilus_trader.config import StrategyConfig
 from nautilus_trader.model.currencies import USD
@@ -46,6 +47,11 @@ OPERATOR_TAG = "OPERATOR"  # the control panel: a manual close, the emergency st
 # order updates (the node points it at this topic); no entries while False. A backtest never
 # publishes: its venue is always connected.
 EXECUTION_STATUS_TOPIC = "sextant.execution.connected"
+# Live: the execution client publishes the broker's start-of-day equity (its equity at the
+# previous close) here as JSON {"session_open_ns", "last_equity"}, and keeps the latest in the
+# cache under the same key (adapters.alpaca.day_start). A backtest never publishes: its day
+# starts at the equity of the session's first signal.
+DAY_START_TOPIC = "sextant.execution.day_start"
 
 
 _DEFAULTS = StrategySettings()
@@ -82,6 +88,7 @@ class EnsembleStrategy(Strategy):
         self._flatten_by_bar = False
         self._entry_cutoff = 0
         self._day_start_equity = 0.0
+        self._broker_day_start: tuple[int, float] | None = None  # (session open ns, equity)
         self._halted = False
         self._last_check_ns = 0
         self._execution_connected = True
@@ -107,6 +114,10 @@ class EnsembleStrategy(Strategy):
             self.subscribe_bars(self._bar_types[iid])
         self.subscribe_data(DataType(MLSignal))
         self.msgbus.subscribe(topic=EXECUTION_STATUS_TOPIC, handler=self._on_execution_status)
+        self.msgbus.subscribe(topic=DAY_START_TOPIC, handler=self._on_day_start)
+        published = self.cache.get(DAY_START_TOPIC)  # read at connect, before this strategy started
+        if published is not None:
+            self._on_day_start(published)
 
     def on_stop(self) -> None:
         self.cancel_all_orders_everywhere()
@@ -149,6 +160,15 @@ class EnsembleStrategy(Strategy):
             self.log.warning("execution client connected again: new entries resume")
         else:
             self.log.error("execution client disconnected (order updates unseen): no new entries until it is back")
+
+    def _on_day_start(self, message: bytes) -> None:
+        """The broker's start-of-day equity of a session: the day's start from that session's
+        roll on (at once when it is the session in progress), so a node restarted mid-day
+        counts the day's loss from the previous close, not from its own reduced equity."""
+        start = msgspec.json.decode(message)
+        self._broker_day_start = (start["session_open_ns"], start["last_equity"])
+        if start["session_open_ns"] == self._session_open:
+            self._day_start_equity = start["last_equity"]
 
     def on_order_rejected(self, event: OrderRejected) -> None:
         self.log.warning(f"order {event.client_order_id} rejected: {event.reason}; carrying on")
@@ -267,7 +287,8 @@ class EnsembleStrategy(Strategy):
         # brackets manage it, as they did before the restart.
         if self._opened_before(self._session_open):
             self.flatten("position carried over a session boundary")
-        self._day_start_equity = self._equity()
+        broker = self._broker_day_start  # never a stale one: it must be this session's
+        self._day_start_equity = broker[1] if broker is not None and broker[0] == self._session_open else self._equity()
         self.clock.cancel_timers()
         self._flatten_at = self._session_close - self.rules.flatten_minutes_before_close * minute
         self._flattened = False

@@ -41,6 +41,11 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
     trade_updates stream is lost (order updates go unseen; ``is_connected`` turns False too)
     and True once it is back and reconciled, so a strategy can refuse new entries meanwhile.
 
+    ``day_start_topic``: a message-bus topic (and cache key) on which the client publishes
+    the account's ``last_equity`` with the session it starts, whenever it reads the account
+    (``adapters.alpaca.day_start``), so a daily-loss rule counts from the previous close
+    across a restart.
+
     ``instrument_sectors``: symbol -> sector for the instruments the provider builds (Alpaca
     assets carry no sector; the live node passes the catalog's). Unlisted symbols get the
     UNKNOWN sector.
@@ -62,6 +67,7 @@ class AlpacaExecClientConfig(LiveExecClientConfig, frozen=True):
     reconnect_max_delay_secs: float = 30.0
     reconcile_on_reconnect: bool = True
     status_topic: str | None = None
+    day_start_topic: str | None = None
     instrument_sectors: dict[str, str] | None = None
 
     def __post_init__(self) -> None:

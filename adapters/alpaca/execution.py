@@ -64,6 +64,7 @@ from nautilus_trader.model.orders import Order
 
 from adapters.alpaca.common import ALPACA, ALPACA_VENUE, AlpacaCredentials
 from adapters.alpaca.config import AlpacaExecClientConfig
+from adapters.alpaca.day_start import day_start_message
 from adapters.alpaca.http import (
     AlpacaApiError,
     AlpacaError,
@@ -815,6 +816,20 @@ class AlpacaExecutionClient(KeepsConnectError, LiveExecutionClient):
         positions = [decode(p, AlpacaPosition) for p in await self._http.get_positions()]
         balances, margins = account_balances(account, positions)
         self.generate_account_state(balances, margins, True, self._clock.timestamp_ns())
+        await self._publish_day_start(account)
+
+    async def _publish_day_start(self, account: AlpacaAccount) -> None:
+        """The account's ``last_equity`` with the session it starts, on ``day_start_topic``
+        and in the cache under that key (``day_start``: why, and the message)."""
+        topic = self._config.day_start_topic
+        if topic is None or account.last_equity is None:
+            return
+        clock = await self._http.get_clock()  # after the account: see day_start
+        message = day_start_message(account.last_equity, str(clock["timestamp"]))
+        if message is None:
+            return
+        self._cache.add(topic, message)
+        self._msgbus.publish(topic=topic, msg=message)
 
     def _refresh_account_soon(self) -> None:
         """After fills the balance moved; one refresh at a time, one more if fills came in

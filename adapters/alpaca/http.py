@@ -201,6 +201,9 @@ class AlpacaHttpClient:
     async def get_positions(self) -> list[dict]:
         return await self._request("GET /positions", self._sdk.get_all_positions)
 
+    async def get_clock(self) -> dict:
+        return await self._request("GET /clock", self._sdk.get_clock)
+
     async def get_position(self, symbol: str) -> dict | None:
         """The open position in ``symbol``; None when flat (Alpaca answers 404)."""
         try:

@@ -86,6 +86,7 @@ class AlpacaAccount(msgspec.Struct, kw_only=True):
     status: str = "ACTIVE"
     cash: Decimal
     equity: Decimal
+    last_equity: Decimal | None = None  # the equity at the previous trading day's close
     buying_power: Decimal | None = None
     initial_margin: Decimal = Decimal(0)
     maintenance_margin: Decimal = Decimal(0)
