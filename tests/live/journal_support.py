@@ -33,14 +33,18 @@ def server() -> Iterator[tuple[str, object]]:
     shutil.rmtree(root, ignore_errors=True)
 
 
-@pytest.fixture
-def dsn(server) -> str:
-    """A new, empty database on the module's server."""
-    base, _ = server
-    name = f"journal_{next(_names)}"
+def new_database(base: str, name: str | None = None) -> str:
+    """The DSN of a new, empty database ``name`` (default: a fresh one) on the server at ``base``."""
+    name = name or f"journal_{next(_names)}"
     with psycopg.connect(base, autocommit=True) as conn:
         conn.execute(f"CREATE DATABASE {name}")
     return psycopg.conninfo.make_conninfo(base, dbname=name)
+
+
+@pytest.fixture
+def dsn(server) -> str:
+    """A new, empty database on the module's server."""
+    return new_database(server[0])
 
 
 def stop_server(handle) -> None:

@@ -23,6 +23,7 @@ from live.journal.spool import Spool
 from strategies.signals import MLSignal
 from tests.live.journal_support import (  # noqa: F401 - fixtures
     dsn,
+    new_database,
     seqs,
     server,
     signal_row,
@@ -147,11 +148,7 @@ def test_a_writer_killed_with_sigkill_keeps_everything_up_to_its_last_flush(dsn,
 def test_spools_are_kept_per_database_so_one_is_never_replayed_into_another(server, tmp_path):  # noqa: F811
     """A run against database A that ends with a spool must not be replayed into B."""
     base, _ = server
-    names = ("spool_a", "spool_b")
-    with psycopg.connect(base, autocommit=True) as conn:
-        for name in names:
-            conn.execute(f"CREATE DATABASE {name}")
-    a, b = (psycopg.conninfo.make_conninfo(base, dbname=name) for name in names)
+    a, b = new_database(base, "spool_a"), new_database(base, "spool_b")
     assert database_key(a) != database_key(b)
     leftover = Spool(tmp_path / "spool" / database_key(a) / "crashed.spool")
     leftover.append([signal_row("crashed", 1)])

@@ -17,7 +17,7 @@ from live.journal import JournalSettings, open_journal
 from live.rehearsal import rehearse
 from sextant.cli import app
 from tests.live.conftest import live_config
-from tests.live.journal_support import dsn, server, start_server, stop_server  # noqa: F401 - fixtures
+from tests.live.journal_support import dsn, new_database, server, start_server, stop_server  # noqa: F401 - fixtures
 
 DAY = "2024-12-30"
 
@@ -27,9 +27,7 @@ def journaled(market, server, tmp_path_factory):  # noqa: F811
     """The first 90 minutes of DAY rehearsed with the PostgreSQL journal only."""
     catalog, models = market
     base, _ = server
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE rehearsed")
-    db = psycopg.conninfo.make_conninfo(base, dbname="rehearsed")
+    db = new_database(base, "rehearsed")
     settings = JournalSettings(sinks=("postgres",), dsn=db,
                                spool_dir=str(tmp_path_factory.mktemp("spool")))
     result = rehearse(live_config(models, journal=settings), catalog, DAY, until="11:00")
@@ -157,9 +155,7 @@ def test_a_database_outage_mid_session_loses_and_duplicates_nothing(market, serv
     the rows of those minutes wait in the spool and reach the database once."""
     catalog, models = market
     base, handle = server
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE outage")
-    db = psycopg.conninfo.make_conninfo(base, dbname="outage")
+    db = new_database(base, "outage")
     settings = JournalSettings(sinks=("postgres",), dsn=db, spool_dir=str(tmp_path / "spool"),
                                flush_interval_ms=20)
 

@@ -27,7 +27,7 @@ from live.rehearsal import SANDBOX_KEYS, rehearse
 from strategies.risk import RiskRules
 from strategies.settings import StrategySettings
 from tests.live.conftest import live_config
-from tests.live.journal_support import server  # noqa: F401 - fixture
+from tests.live.journal_support import new_database, server  # noqa: F401 - fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -137,9 +137,7 @@ def broker_account(control) -> tuple[list, list]:
 def session(market, server, tmp_path_factory):  # noqa: F811
     catalog, models = market
     base, _ = server
-    with psycopg.connect(base, autocommit=True) as conn:
-        conn.execute("CREATE DATABASE panel_rehearsal")
-    db = psycopg.conninfo.make_conninfo(base, dbname="panel_rehearsal")
+    db = new_database(base, "panel_rehearsal")
     settings = JournalSettings(sinks=("postgres",), dsn=db, spool_dir=str(tmp_path_factory.mktemp("spool")))
     # tight brackets: positions open and close every few minutes, so there is always a next entry
     cfg = live_config(models, journal=settings, strategy=StrategySettings(
