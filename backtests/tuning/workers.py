@@ -14,10 +14,13 @@ import multiprocessing
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from pathlib import Path
 
 import optuna
-from optuna.storages import RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback, fail_stale_trials
+from optuna.storages._rdb import models as rdb_models
+from optuna.storages._rdb.storage import _create_scoped_session
 from optuna.trial import TrialState
 
 from backtests.tuning.config import TuneConfig
@@ -65,6 +68,7 @@ def run_workers(config: TuneConfig, study_name: str, storage_url: str, out_root:
     context = multiprocessing.get_context("spawn")  # no fork after torch/LightGBM threads started
     started = 0  # workers started so far: each gets its own sampler seed
     while True:
+        heartbeat_orphans(storage, study)
         fail_stale_trials(study)  # a dead worker's trial: FAIL, and a retry queued
         progress = study_progress(study)
         on_progress(progress)
@@ -86,6 +90,24 @@ def run_workers(config: TuneConfig, study_name: str, storage_url: str, out_root:
             time.sleep(POLL_SECONDS)
         for proc in procs:
             proc.join()
+
+
+def heartbeat_orphans(storage: RDBStorage, study: optuna.Study) -> None:
+    """A first heartbeat for each RUNNING trial that never sent one and started more than the
+    grace period ago. A worker killed between creating its trial and its heartbeat thread's
+    first write leaves such a trial, and optuna's ``fail_stale_trials`` only judges trials that
+    have a heartbeat: the study would wait on it for ever. With this one it goes stale a grace
+    period later and takes the usual path (failed, retried). A live worker writes its first
+    heartbeat as its trial starts, long before the grace period is over."""
+    grace = timedelta(seconds=storage.grace_period)
+    now = datetime.now()  # optuna stamps datetime_start with the local naive time
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if trial.datetime_start is None or now - trial.datetime_start < grace:
+            continue
+        with _create_scoped_session(storage.scoped_session) as session:
+            beats = session.query(rdb_models.TrialHeartbeatModel).filter_by(trial_id=trial._trial_id).count()
+        if not beats:
+            storage.record_heartbeat(trial._trial_id)
 
 
 def _worker(config: TuneConfig, study_name: str, storage_url: str, out_root: Path, n_trials: int,
