@@ -85,8 +85,9 @@ class EventHub:
         self._subscribers.add(queue)
         try:
             while True:
-                try:
-                    message = await asyncio.wait_for(queue.get(), _KEEPALIVE_SECS)
+                try:  # not wait_for: Python 3.11's can swallow the cancel of a closing page
+                    async with asyncio.timeout(_KEEPALIVE_SECS):
+                        message = await queue.get()
                 except TimeoutError:
                     message = b": keep-alive\n\n"
                 if message is None:  # the server is stopping

@@ -357,8 +357,9 @@ class StreamHub:
     async def wait_for_change(self, timeout: float) -> None:
         """Sleep up to ``timeout`` real seconds, less if subscriptions change."""
         self._changed.clear()
-        try:
-            await asyncio.wait_for(self._changed.wait(), timeout)
+        try:  # not wait_for: Python 3.11's swallows a cancel that lands as the event is set
+            async with asyncio.timeout(timeout):
+                await self._changed.wait()
         except TimeoutError:
             pass  # nothing changed: the caller re-reads the clock either way
 

@@ -15,6 +15,9 @@ import pytest
 from massive.exceptions import AuthError
 
 from adapters.polygon.sandbox import Fault, PolygonSandbox, SimClock
+from adapters.polygon.sandbox.bars import CatalogBars
+from adapters.polygon.sandbox.faults import FaultSchedule
+from adapters.polygon.sandbox.stream import StreamHub
 from catalog.store import MarketCatalog
 
 OPEN = pd.Timestamp("2024-12-30 14:30", tz="UTC")  # 09:30 ET, a session of the small catalog
@@ -269,6 +272,27 @@ def test_paced_clock_publishes_each_close_in_order(small_catalog: Path) -> None:
     assert all(b - a == 60_000 for a, b in itertools.pairwise(ends))
     assert all(r.n_messages == 1 for r in sandbox.frames_sent)
     assert ends[-1] * 1_000_000 <= clock.now_ns()
+
+
+def test_the_paced_publisher_stops_when_a_subscription_changes_as_the_sandbox_stops(
+    small_catalog: Path,
+) -> None:
+    """A client leaving wakes the publisher in the same instant the sandbox cancels it;
+    Python 3.11's asyncio.wait_for swallowed that cancel and the sandbox never stopped."""
+    hub = StreamHub(CatalogBars(small_catalog), FaultSchedule(), "test-key", OPEN.value, lambda n: None)
+
+    async def scenario() -> bool:
+        waiting = asyncio.create_task(hub.wait_for_change(30.0))
+        await asyncio.sleep(0.01)
+        hub._notify()  # what a closing connection's handler does
+        waiting.cancel()
+        try:
+            await waiting
+        except asyncio.CancelledError:
+            return True
+        return False
+
+    assert asyncio.run(scenario()), "the cancel was swallowed"
 
 
 def test_close_listeners_hear_every_close_before_its_frame(small_catalog) -> None:

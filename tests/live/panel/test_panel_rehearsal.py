@@ -7,6 +7,7 @@ handlers), so the operator (Playwright) works from a thread of its own; every wa
 on what the page shows or the journal's rows, never on a fixed sleep.
 """
 
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -73,8 +74,9 @@ def entries_after(rows: list[tuple[int, object]], after_ns: int) -> list[OrderRo
     return [r for at, r in rows if isinstance(r, OrderRow) and "ENTRY" in r.tags and at > after_ns]
 
 
-def operate(panel, recorder: Recorder, facts: dict, shots: Path) -> None:
-    """The operator's session, in the order a person would do it."""
+def operate(panel, recorder: Recorder, facts: dict, shots: Path, watching: threading.Event) -> None:
+    """The operator's session, in the order a person would do it; ``watching`` is set once
+    the trading page is open (the day starts then, so the first trade comes after)."""
     base = panel.server.base_url
     with chromium() as browser:
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -85,6 +87,7 @@ def operate(panel, recorder: Recorder, facts: dict, shots: Path) -> None:
 
         page.goto(base + "/trading")
         empty = page.locator("#positions tr").count()
+        watching.set()
         navigations = []
         page.on("framenavigated", lambda frame: navigations.append(frame.url))
         page.locator("#positions tr").first.wait_for(timeout=WAIT_MS)
@@ -148,7 +151,14 @@ def session(market, server, tmp_path_factory):  # noqa: F811
             run_panel(cfg, PanelOptions(port=0), rehearsal=True, catalog=catalog, retrain=None) as panel:
         panel.attach(journal)
         panel.ctx.row_listeners.append(recorder)
-        operator = pool.submit(operate, panel, recorder, facts, shots)
+        watching = threading.Event()
+        operator = pool.submit(operate, panel, recorder, facts, shots, watching)
+        deadline = time.monotonic() + 2 * WAIT_MS / 1000
+        while not watching.wait(0.2):  # a slow browser start must not miss the first trade
+            if operator.done():
+                operator.result()  # the operator's failure, raised here
+            if time.monotonic() > deadline:
+                raise TimeoutError("the operator never opened the trading page")
 
         def watched_pace(_done: int, _total: int) -> None:
             """A minute every ~0.2 s while the operator works (the day outlasts a slow machine's
