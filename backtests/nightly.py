@@ -61,6 +61,7 @@ from models.promotion import (
     find_ensembles,
     finite_or_none,
     next_fold,
+    retrain_lock,
     utc_now,
 )
 from models.registry import ModelRegistry
@@ -112,17 +113,18 @@ def retrain_and_evaluate(config: BacktestConfig, catalog: MarketCatalog, registr
     """One night (module docstring): the decision, with the challenger trained tonight as
     ``trained``. ``work_dir``: the evaluation backtests' signals and engine reports. A night
     run again (a restarted scheduler) finds its ensemble already trained on the window and
-    trains no twin."""
-    champion_or_pin_newest(registry, list(config.signal_columns()))
-    inputs = NightlyInputs.prepare(config, catalog, as_of)
-    start, end = train_window(inputs)
-    columns = set(config.signal_columns())
-    done = [e for e in find_ensembles(registry)
-            if (e.train_start_ns, e.train_end_ns) == (start, end) and columns <= set(e.versions)]
-    trained = done[-1] if done else train_challenger(inputs, registry, work_dir)
-    if config.promotion.policy == "always":
-        return promote_unjudged(registry, trained, inputs.as_of)
-    return judge_challenger(inputs, registry, work_dir, trained=trained)
+    trains no twin. One at a time per registry (``retrain_lock``: RegistryBusyError)."""
+    with retrain_lock(registry, as_of):
+        champion_or_pin_newest(registry, list(config.signal_columns()))
+        inputs = NightlyInputs.prepare(config, catalog, as_of)
+        start, end = train_window(inputs)
+        columns = set(config.signal_columns())
+        done = [e for e in find_ensembles(registry)
+                if (e.train_start_ns, e.train_end_ns) == (start, end) and columns <= set(e.versions)]
+        trained = done[-1] if done else train_challenger(inputs, registry, work_dir)
+        if config.promotion.policy == "always":
+            return promote_unjudged(registry, trained, inputs.as_of)
+        return judge_challenger(inputs, registry, work_dir, trained=trained)
 
 
 def promote_unjudged(registry: ModelRegistry, trained: Ensemble, as_of: str) -> Decision:

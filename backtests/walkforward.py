@@ -22,7 +22,7 @@ from backtests.trade import TradeResult, trade
 from backtests.train import TrainResult, train
 from catalog.instruments import parse_symbol
 from catalog.jobs import generate_catalog
-from catalog.store import EmptyCatalogError, MarketCatalog, open_catalog
+from catalog.store import EmptyCatalogError, MarketCatalog, holds_anything, open_catalog
 
 
 @dataclass
@@ -69,7 +69,7 @@ def ensure_catalog(config: BacktestConfig, console: Console, generate_missing: b
     does not exist or is an empty directory is generated from ``catalog.generate``; without it
     (a path the user typed) it is an error, since a typo must not backtest a made-up market."""
     path = config.catalog.path
-    if not generate_missing or (path.is_dir() and any(path.iterdir())):
+    if not generate_missing or holds_anything(path):
         catalog = open_catalog(path)
         if not catalog.instruments():
             raise EmptyCatalogError(f"catalog {catalog.path} exists but holds no instruments")

@@ -3,6 +3,8 @@
 Commands catch ``CatalogError`` for a clean one-line message; anything else that escapes the
 catalog is a bug and keeps its traceback."""
 
+from catalog.file_lock import LockHeldError
+
 
 class CatalogError(Exception):
     """A catalog cannot serve or accept what was asked; the message names the path or symbol."""
@@ -53,3 +55,7 @@ class MarketTooLargeError(CatalogError, ValueError):
 class InvalidSectorError(CatalogError, ValueError):
     """A sector name given by the user that the risk rules could not group by (empty, control
     characters, too long); refused before anything is written."""
+
+
+class CatalogBusyError(CatalogError, LockHeldError):
+    """Another ingest or import is writing the catalog (``writer_lock``); the message names it."""

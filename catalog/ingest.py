@@ -31,7 +31,7 @@ import pandas as pd
 from catalog.errors import IngestManifestError, InvalidBarsError
 from catalog.instruments import UNKNOWN_SECTOR, bar_spec, parse_symbol
 from catalog.sessions import trading_sessions
-from catalog.store import MarketCatalog
+from catalog.store import MarketCatalog, writer_lock
 
 MANIFEST_NAME = "sextant-ingest.json"
 MANIFEST_VERSION = 1
@@ -179,6 +179,7 @@ def ingest_bars(
     sectors: dict[str, str] | None = None,
     chunk_sessions: int | None = None,
     source_settings: Mapping[str, Any] | None = None,
+    wait_secs: float = 0.0,
 ) -> IngestReport:
     """Bring ``symbols``' ``timeframe`` bars of the NYSE sessions in [start, end] into the
     catalog, fetching only sessions not already ingested.
@@ -190,7 +191,10 @@ def ingest_bars(
     its own, anything else is UNKNOWN. ``source_settings`` (plain JSON values) are bound to
     the catalog's ``timeframe`` bars on the first run; a later run asking for other settings
     is refused (``IngestManifest.claim_settings``). ``chunk_sessions`` (sessions per fetch) defaults to
-    ``DAILY_CHUNK_SESSIONS`` for 1d and ``INTRADAY_CHUNK_SESSIONS`` otherwise."""
+    ``DAILY_CHUNK_SESSIONS`` for 1d and ``INTRADAY_CHUNK_SESSIONS`` otherwise. One writer at a
+    time (``writer_lock``): another one running, this waits up to ``wait_secs`` for it, then
+    refuses (CatalogBusyError); the manifest is read once the lock is held, so what the other
+    one fetched is not fetched again."""
     check_request(start, end, timeframe)
     if chunk_sessions is None:
         chunk_sessions = DAILY_CHUNK_SESSIONS if timeframe == "1d" else INTRADAY_CHUNK_SESSIONS
@@ -200,6 +204,23 @@ def ingest_bars(
     sessions = [d.date() for d in trading_sessions(start, end).index]
     catalog_path = Path(catalog_path)
     catalog_path.mkdir(parents=True, exist_ok=True)
+    with writer_lock(catalog_path, f"an ingest of {len(unique)} symbols' {timeframe} bars", wait_secs):
+        return _ingest(catalog_path, unique, sessions, timeframe, source, max_workers, on_progress, sectors,
+                       chunk_sessions, source_settings)
+
+
+def _ingest(
+    catalog_path: Path,
+    unique: list[str],
+    sessions: list[date],
+    timeframe: str,
+    source: BarSource,
+    max_workers: int,
+    on_progress: ProgressCallback | None,
+    sectors: dict[str, str] | None,
+    chunk_sessions: int,
+    source_settings: Mapping[str, Any] | None,
+) -> IngestReport:
     manifest = IngestManifest(catalog_path)
     if source_settings is not None:
         manifest.claim_settings(timeframe, source_settings)

@@ -8,7 +8,7 @@ from pathlib import Path
 from catalog.csv_import import read_minute_csv
 from catalog.errors import CatalogExistsError
 from catalog.instruments import parse_sector, parse_symbol
-from catalog.store import MarketCatalog
+from catalog.store import MarketCatalog, holds_anything, writer_lock
 from catalog.synthetic import generate_market
 
 Progress = Callable[[str, int], None]
@@ -33,7 +33,7 @@ def generate_catalog(
     target = Path(path)
     if target.exists() and not target.is_dir():
         raise CatalogExistsError(f"catalog path {target} is a file, not a directory")
-    if _holds_anything(target) and not replace:
+    if holds_anything(target) and not replace:
         raise CatalogExistsError(
             f"catalog {target} already holds data; generating into it would mix two markets. "
             "Use --replace to replace everything in it, or another --catalog"
@@ -61,10 +61,6 @@ def generate_catalog(
 def _sibling(target: Path, purpose: str) -> Path:
     """A hidden, unused name beside ``target`` (same filesystem, so renames are atomic)."""
     return target.parent / f".{target.name}.{purpose}-{uuid.uuid4().hex[:12]}"
-
-
-def _holds_anything(path: Path) -> bool:
-    return path.is_dir() and any(path.iterdir())
 
 
 def _swap_in(staging: Path, target: Path) -> None:
@@ -99,4 +95,6 @@ def import_csv(
     symbol = parse_symbol(symbol)
     sector = None if sector is None else parse_sector(sector)
     frame = read_minute_csv(csv_path, regular_session_only=regular_session_only)
-    return MarketCatalog(catalog_path).write_bars(symbol, frame, sector=sector)
+    Path(catalog_path).mkdir(parents=True, exist_ok=True)
+    with writer_lock(catalog_path, f"an import of {symbol} from {csv_path}"):
+        return MarketCatalog(catalog_path).write_bars(symbol, frame, sector=sector)

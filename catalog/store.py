@@ -34,11 +34,13 @@ from nautilus_trader.persistence.catalog import ParquetDataCatalog
 from nautilus_trader.persistence.funcs import class_to_filename, urisafe_identifier
 
 from catalog.errors import (
+    CatalogBusyError,
     DamagedCatalogError,
     EmptyCatalogError,
     InvalidBarsError,
     MissingCatalogError,
 )
+from catalog.file_lock import FileLock
 from catalog.instruments import (
     UNKNOWN_SECTOR,
     bar_type,
@@ -49,6 +51,7 @@ from catalog.instruments import (
 )
 
 SYNTHETIC_MARKER = "sextant-synthetic.json"
+WRITER_LOCK = ".writer.lock"
 BAR_COLUMNS = ["open", "high", "low", "close", "volume"]
 
 
@@ -66,12 +69,27 @@ def open_catalog(path: str | Path) -> "MarketCatalog":
         )
     if not path.is_dir():
         raise MissingCatalogError(f"catalog {path} is a file, not a catalog directory")
-    if not any(path.iterdir()):
+    if not holds_anything(path):
         raise MissingCatalogError(
             f"catalog {path} is an empty directory; fill it with `sextant catalog generate`, `import-csv` "
             "or `ingest` first"
         )
     return MarketCatalog(path)
+
+
+def holds_anything(path: Path) -> bool:
+    """Whether a directory holds more than the lock file a writer leaves (a failed first ingest
+    leaves only that: still an empty catalog)."""
+    return path.is_dir() and any(p.name != WRITER_LOCK for p in path.iterdir())
+
+
+def writer_lock(path: str | Path, purpose: str, wait_secs: float = 0.0) -> FileLock:
+    """One ingest or import into a catalog at a time: each merges into the stored files and
+    rewrites the ingest manifest, so two at once could each drop what the other wrote. Held by
+    another writer (another process, or the panel's ingest while the scheduler's runs), it
+    waits up to ``wait_secs``, then CatalogBusyError names that writer."""
+    return FileLock(Path(path) / WRITER_LOCK, f"{purpose} into catalog {path}", busy=CatalogBusyError,
+                    wait_secs=wait_secs)
 
 
 class MarketCatalog:

@@ -22,10 +22,12 @@ def ingest_recent_sessions(
     api_key: str,
     sectors: dict[str, str] | None = None,
     on_progress: ProgressCallback | None = None,
+    wait_secs: float = 0.0,
 ) -> IngestReport:
     """Bring the ``n_sessions`` sessions before ``day`` of ``symbols``' 1-minute bars into
     ``catalog`` (regular session, split-adjusted: the settings the catalog's ingests share).
-    ``on_progress(symbol, sessions_done, sessions_total)``: ``ingest_bars``'."""
+    ``on_progress(symbol, sessions_done, sessions_total)`` and ``wait_secs`` (for another
+    writer of the catalog): ``ingest_bars``'."""
     sessions = sessions_ending(day - timedelta(days=1), n_sessions)
     config = PolygonHistoricalConfig(base_url=base_url.rstrip("/"))
     client = PolygonHttpClient(api_key, config)
@@ -33,4 +35,5 @@ def ingest_recent_sessions(
         catalog, symbols, sessions.index[0].date(), sessions.index[-1].date(), "1m",
         PolygonBarSource(client, config.regular_session_only), sectors=sectors, on_progress=on_progress,
         source_settings={"adjusted": config.adjusted, "regular_session_only": config.regular_session_only},
+        wait_secs=wait_secs,
     )

@@ -24,6 +24,7 @@ import pandas as pd
 from adapters.alpaca.common import ALPACA
 from adapters.alpaca.config import AlpacaExecClientConfig
 from adapters.polygon.common import api_key_from_env
+from catalog.errors import CatalogBusyError
 from live.control import ControlRefused, TradingControl, broker_state
 from live.daily_ingest import ingest_recent_sessions
 from live.journal import Journal, RunInfo, open_journal
@@ -38,6 +39,7 @@ from live.settings import LiveConfig
 from models.universe import week_start
 
 _WATCH_SECS = 1.0
+INGEST_WAIT_SECS = 600.0  # for another ingest into the schedule's catalog (the operator's) to finish
 
 # After a live day: (the journal, the day's run id, the day, the run's directory) -> the drift
 # report's summary for the ledger (``live.drift_run.report_live_day``, built by ``sextant``).
@@ -130,10 +132,17 @@ class LiveDayPhases:
         return ingested | retrain_after_close(self.retrain, plan, self._journal)
 
     def _ingest(self, before: date, sessions: int) -> dict:
-        """The ``sessions`` sessions before ``before`` that the schedule's catalog lacks."""
-        report = ingest_recent_sessions(
-            self.config.schedule.catalog, self.config.universe, before, sessions,
-            base_url=self.config.polygon.base_url, api_key=api_key_from_env(), sectors=dict(self.config.sectors))
+        """The ``sessions`` sessions before ``before`` that the schedule's catalog lacks. An
+        ingest the operator started (the panel) is waited for; one that outlasts the wait is
+        recorded as this ingest's failure and the day goes on with the catalog as it is, as
+        with a vendor's failures."""
+        try:
+            report = ingest_recent_sessions(
+                self.config.schedule.catalog, self.config.universe, before, sessions,
+                base_url=self.config.polygon.base_url, api_key=api_key_from_env(), sectors=dict(self.config.sectors),
+                wait_secs=INGEST_WAIT_SECS)
+        except CatalogBusyError as e:
+            return {"ingested_sessions": {}, "ingest_failures": [str(e)]}
         return {"ingested_sessions": dict(report.sessions_fetched), "ingest_failures": [str(f) for f in report.failures]}
 
     def _start_node(self, plan: DayPlan) -> None:

@@ -15,7 +15,6 @@ restart after the close still verifies the broker is flat). One runner at a time
 ``SchedulerLock``.
 """
 
-import fcntl
 import json
 import os
 import time
@@ -23,10 +22,11 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import date, timedelta
 from pathlib import Path
-from typing import IO, Literal, Protocol, Self
+from typing import Literal, Protocol
 
 import pandas as pd
 
+from catalog.file_lock import FileLock, LockHeldError
 from live.schedule import (
     NEW_YORK,
     DayPlan,
@@ -134,43 +134,17 @@ class FileLedger:
             os.fsync(f.fileno())
 
 
-class SchedulerLockedError(Exception):
+class SchedulerLockedError(LockHeldError):
     """Another scheduler holds the lock; the message names its pid and the lock file."""
 
 
-class SchedulerLock:
-    """An exclusive ``flock`` on a file holding the owner's pid. The kernel drops the lock
-    when its process dies (even by kill -9), so a stale file never blocks a restart."""
+class SchedulerLock(FileLock):
+    """One scheduler at a time per state directory (``catalog.file_lock``: a killed one
+    never blocks its restart)."""
 
     def __init__(self, path: Path) -> None:
-        self.path = path
-        self._file: IO[str] | None = None
-
-    def __enter__(self) -> Self:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        f = self.path.open("a+")
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            owner = f.read().strip() or "unknown"
-            f.close()
-            raise SchedulerLockedError(
-                f"another scheduler (pid {owner}) is running with the lock {self.path}; stop it first "
-                "(one scheduler at a time)") from None
-        f.seek(0)
-        f.truncate()
-        f.write(f"{os.getpid()}\n")
-        f.flush()
-        self._file = f
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._file is not None
-        self._file.truncate(0)
-        fcntl.flock(self._file, fcntl.LOCK_UN)
-        self._file.close()
-        self._file = None
+        super().__init__(path, "another scheduler", busy=SchedulerLockedError,
+                         remedy="stop it first (one scheduler at a time)")
 
 
 Outcome = Literal["done", "missed", "skipped"]

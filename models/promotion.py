@@ -30,10 +30,12 @@ import msgspec
 import pandas as pd
 from msgspec import Meta
 
+from catalog.file_lock import FileLock, LockHeldError
 from models.horizons import HORIZONS_DIR
 from models.registry import ModelNotFoundError, ModelRegistry
 
 PROMOTION_FILE = "promotion.json"
+RETRAIN_LOCK = ".retrain.lock"
 Metric = Literal["sharpe", "return", "auc"]
 # promotion.metric -> the evidence's metric key (the backtest's names, plus the AUC)
 METRIC_KEYS: dict[str, str] = {"sharpe": "sharpe", "return": "total_return", "auc": "auc"}
@@ -45,6 +47,19 @@ class PromotionError(Exception):
 
 class NoChampionError(PromotionError):
     """The registry has no pinned champion."""
+
+
+class RegistryBusyError(PromotionError, LockHeldError):
+    """Another retrain of the registry is running (``retrain_lock``); the message names it."""
+
+
+def retrain_lock(registry: ModelRegistry, as_of: dt.date) -> FileLock:
+    """One nightly retrain of a registry at a time: the operator's (the panel, `sextant models
+    retrain`) and the scheduler's post-close would each train a twin challenger and judge the
+    same one twice. The second is refused (RegistryBusyError names the first); the champion
+    stays, and the first one's decision is the night's."""
+    return FileLock(registry.root / RETRAIN_LOCK, f"a retrain of registry {registry.root} as of {as_of}",
+                    busy=RegistryBusyError)
 
 
 class PromotionConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):

@@ -28,7 +28,13 @@ from backtests.nightly import (
 )
 from catalog.jobs import generate_catalog
 from catalog.store import EmptyCatalogError, MarketCatalog
-from models.promotion import Decision, PromotionStore, find_ensembles
+from models.promotion import (
+    Decision,
+    PromotionStore,
+    RegistryBusyError,
+    find_ensembles,
+    retrain_lock,
+)
 from models.registry import ModelRegistry
 from strategies.signals import MLSignal
 
@@ -179,6 +185,17 @@ def test_a_night_before_enough_sessions_refuses_to_train(registries, markets, tm
     with pytest.raises(EmptyCatalogError, match=r"trains on 4 sessions .* only 2 exist through 2024-12-16"):
         retrain_and_evaluate(config(), markets["planted"], registry, dt.date(2024, 12, 16), tmp_path / "work")
     assert len(find_ensembles(registry)) == 2
+
+
+def test_a_retrain_while_another_runs_on_the_registry_is_refused_naming_it(registries, markets, tmp_path):
+    """The operator's retrain (the panel, `sextant models retrain`) and the scheduler's
+    post-close would each train a twin and judge the same challenger twice."""
+    registry = copied(registries, "random-then-planted", tmp_path)
+    history = PromotionStore(registry.root).history()
+    with retrain_lock(registry, dt.date(2024, 12, 23)), pytest.raises(
+            RegistryBusyError, match=r"a retrain of registry .* as of 2024-12-23 \(pid \d+, since .*one at a time"):
+        retrain_and_evaluate(config(), markets["planted"], registry, dt.date(2024, 12, 23), tmp_path / "work")
+    assert len(find_ensembles(registry)) == 2 and PromotionStore(registry.root).history() == history
 
 
 @pytest.mark.slow

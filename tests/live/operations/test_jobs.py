@@ -10,7 +10,7 @@ import psycopg
 import pytest
 
 from adapters.polygon.sandbox import PolygonSandbox
-from catalog.store import MarketCatalog
+from catalog.store import MarketCatalog, writer_lock
 from live.journal import JournalSettings, open_journal
 from live.operations.day_jobs import INGEST, RETRAIN, ingest_job, retrain_job
 from live.operations.jobs import TOPIC, Job, JobRunner, JobRunningError
@@ -104,6 +104,23 @@ def test_the_ingest_job_fails_naming_what_it_could_not_fetch(market, tmp_path: P
         runner.start(ingest_job(config, tmp_path / "catalog", date(2024, 12, 27)))
         status = runner.wait(INGEST, 60)
     assert status.state == "failed" and "S000" in status.error and "re-run to resume" in status.error
+
+
+def test_the_ingest_job_while_the_schedulers_ingest_writes_the_catalog_fails_naming_it(market, tmp_path: Path,
+                                                                                        monkeypatch):
+    """The scheduler's pre-open ingest (another thread of `sextant run`) holds the catalog:
+    the operator's ingest is refused before it fetches anything, and says whose turn it is."""
+    source, models = market
+    dest = tmp_path / "catalog"
+    monkeypatch.setenv("POLYGON_API_KEY", "key")
+    runner = JobRunner(Published())
+    with PolygonSandbox(source, api_key="key") as polygon, writer_lock(dest, "the pre-open's ingest"):
+        config = live_config(models, polygon=PolygonSection(base_url=polygon.base_url))
+        runner.start(ingest_job(config, dest, date(2024, 12, 27)))
+        status = runner.wait(INGEST, 60)
+        fetched = [r for r in polygon.requests if "/aggs/" in r.path]
+    assert status.state == "failed" and "the pre-open's ingest into catalog" in status.error, status.error
+    assert fetched == []
 
 
 def test_the_retrain_job_runs_the_hook_for_the_day_and_journals_its_decision(market, dsn):  # noqa: F811
