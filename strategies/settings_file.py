@@ -80,6 +80,7 @@ def convert(raw: Any, kind: type[T], source: str, at: str = "") -> T:
     try:
         return msgspec.convert(raw, kind, dec_hook=_decode_path)
     except msgspec.ValidationError as e:
+        e = _with_mapping_keys(e, raw, kind)
         message = describe(e, at)
         if str(e).startswith("Invalid enum value") and (choices := _choices(kind, _error_path(e))):
             message += f"; one of: {', '.join(map(str, choices))}"
@@ -108,8 +109,59 @@ def describe(error: msgspec.ValidationError, at: str = "") -> str:
 def _error_path(error: msgspec.ValidationError) -> list[str | int]:
     """``$.features.timeframes[0]`` as ["features", "timeframes", 0]."""
     found = re.search(r" - at `\$(?P<path>[^`]*)`$", str(error))
-    parts = re.findall(r"\.([^.\[]+)|\[(\d+)\]", found["path"]) if found else []
+    return _path_parts(found["path"]) if found else []
+
+
+def _path_parts(path: str) -> list[str | int]:
+    parts = re.findall(r"\.([^.\[]+)|\[(\d+)\]", path)
     return [name or int(index) for name, index in parts]
+
+
+def _with_mapping_keys(error: msgspec.ValidationError, raw: Any, kind: type) -> msgspec.ValidationError:
+    """msgspec places a bad value of a mapping at ``$.weights[...]``, not at its key; the key
+    is the entry that, alone in the mapping, fails the same way (a user must be told which
+    weight is wrong, not that one is)."""
+    text = str(error)
+    while found := re.search(r" - at `\$(?P<head>[^`]*?)\[\.\.\.\](?P<tail>[^`]*)`$", text):
+        parts = _path_parts(found["head"])
+        mapping = _at(raw, parts)
+        if not isinstance(mapping, dict):
+            break
+        culprit = next((key for key, value in mapping.items()
+                        if _fails_alike(_replaced(raw, parts, {key: value}), kind, text)), None)
+        if culprit is None:
+            break
+        text = f"{text[:found.start()]} - at `${found['head']}.{culprit}{found['tail']}`"
+    return msgspec.ValidationError(text)
+
+
+def _at(raw: Any, parts: list[str | int]) -> Any:
+    for part in parts:
+        if isinstance(raw, dict) and part in raw:
+            raw = raw[part]
+        elif isinstance(raw, list) and isinstance(part, int) and part < len(raw):
+            raw = raw[part]
+        else:
+            return None
+    return raw
+
+
+def _replaced(raw: Any, parts: list[str | int], value: Any) -> Any:
+    """A copy of ``raw`` with ``value`` at ``parts`` (only the containers on the way copied)."""
+    if not parts:
+        return value
+    head, rest = parts[0], parts[1:]
+    copy = dict(raw) if isinstance(raw, dict) else list(raw)
+    copy[head] = _replaced(raw[head], rest, value)
+    return copy
+
+
+def _fails_alike(raw: Any, kind: type, text: str) -> bool:
+    try:
+        msgspec.convert(raw, kind, dec_hook=_decode_path)
+    except msgspec.ValidationError as e:
+        return str(e) == text
+    return False
 
 
 def _choices(kind: type, path: list[str | int]) -> tuple | None:

@@ -173,6 +173,11 @@ def test_top_level_must_be_a_mapping(tmp_path, text):
         ("venue: {slippage_probability: 1.5}\n", "'venue.slippage_probability'"),
         ("venue: {starting_cash: 0}\n", "'venue.starting_cash'"),
         ("strategy: {weights: {lightgbm: -1, xgboost: 1, lstm: 1}}\n", "'strategy.weights.lightgbm': must be between 0"),
+        # a bad value of a mapping: msgspec says "weights[...]", the message names the key
+        ("strategy: {weights: {lightgbm: 1, xgboost: high, lstm: 1}}\n",
+         "'strategy.weights.xgboost': expected `float`, got `str`"),
+        ("strategy: {weights: {lightgbm: true, xgboost: 1, lstm: 1}}\n",
+         "'strategy.weights.lightgbm': expected `float`, got `bool`"),
         ("universe: []\n", "'universe': expected `array` of length >= 1"),
         # names become directories under --out
         ("name: ../../trav\n", "'name': expected `str` that is 1-100 letters"),
