@@ -137,9 +137,7 @@ def _with_mapping_keys(error: msgspec.ValidationError, raw: Any, kind: type) -> 
 
 def _at(raw: Any, parts: list[str | int]) -> Any:
     for part in parts:
-        if isinstance(raw, dict) and part in raw:
-            raw = raw[part]
-        elif isinstance(raw, list) and isinstance(part, int) and part < len(raw):
+        if isinstance(raw, dict) and part in raw or isinstance(raw, list) and isinstance(part, int) and part < len(raw):
             raw = raw[part]
         else:
             return None
