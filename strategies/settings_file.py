@@ -137,7 +137,9 @@ def _with_mapping_keys(error: msgspec.ValidationError, raw: Any, kind: type) -> 
 
 def _at(raw: Any, parts: list[str | int]) -> Any:
     for part in parts:
-        if isinstance(raw, dict) and part in raw or isinstance(raw, list) and isinstance(part, int) and part < len(raw):
+        held = (isinstance(raw, dict) and part in raw
+                or isinstance(raw, list) and isinstance(part, int) and part < len(raw))
+        if held:
             raw = raw[part]
         else:
             return None
