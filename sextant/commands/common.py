@@ -29,7 +29,8 @@ ParamsOpt = Annotated[Path | None, typer.Option(
 
 def fail(message: str) -> NoReturn:
     """A user's mistake: print the message, no traceback, exit 2."""
-    console.print(f"[bold red]error:[/] {escape(message)}")  # a message's [brackets] are text
+    # one line however narrow the terminal: a path in it stays whole to copy; [brackets] are text
+    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     raise typer.Exit(code=2)
 
 

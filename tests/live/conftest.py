@@ -1,6 +1,7 @@
 """A small catalog with a model registry fitted on it, for tests that run the live node's
 real SignalActor and EnsembleStrategy (rehearsals, the CLI)."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,6 +12,7 @@ from catalog.jobs import generate_catalog
 from catalog.store import MarketCatalog
 from live.journal import JournalSettings
 from live.settings import LiveConfig, ModelsSection
+from models.promotion import PROMOTION_FILE
 from models.registry import ModelRegistry
 from models.zoo import build_model
 from strategies.settings import StrategySettings
@@ -35,6 +37,14 @@ def market(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         "universe": SYMBOLS,
     })
     return catalog, root / "models"
+
+
+def unpinned_copy(models: Path, dest: Path) -> Path:
+    """The market's registry at ``dest`` as a first run finds it, nothing pinned: a node built
+    on the shared registry pins its newest ensemble there, so what it holds depends on which
+    tests ran before."""
+    shutil.copytree(models, dest, ignore=shutil.ignore_patterns(PROMOTION_FILE, ".*.lock"))
+    return dest
 
 
 def live_config(models: Path, **fields) -> LiveConfig:

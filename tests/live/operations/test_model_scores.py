@@ -144,16 +144,13 @@ def test_the_label_rule_is_the_one_the_models_were_trained_on(tmp_path: Path):
 
 
 def test_a_panel_reads_the_champion_s_label_and_never_pins_one(market, tmp_path: Path):
-    import shutil
-
     from live.operations.listeners import champion_label_rule
     from models.promotion import PromotionStore, find_ensembles
     from models.registry import ModelRegistry
-    from tests.live.conftest import live_config
+    from tests.live.conftest import live_config, unpinned_copy
 
     _, models = market
-    root = tmp_path / "models"
-    shutil.copytree(models, root)
+    root = unpinned_copy(models, tmp_path / "models")
     config = live_config(root)
     assert champion_label_rule(config) == LabelRule() and not PromotionStore(root).has_champion()
     meta = json.loads((root / "lightgbm" / "v0001" / "meta.json").read_text())

@@ -35,7 +35,7 @@ from live.settings import PolygonSection
 from models.promotion import PromotionStore
 from models.registry import ModelRegistry
 from sextant.cli import app
-from tests.live.conftest import SYMBOLS, live_config
+from tests.live.conftest import SYMBOLS, live_config, unpinned_copy
 from tests.live.journal_support import dsn, server  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(300)]
@@ -48,8 +48,7 @@ def registry(market, tmp_path: Path) -> Path:
     """The market's registry with a second fold (the same model saved again), so there is a
     challenger to pin; a copy, since pins change it."""
     _, models = market
-    root = tmp_path / "models"
-    shutil.copytree(models, root)
+    root = unpinned_copy(models, tmp_path / "models")
     reg = ModelRegistry(root)
     model, meta = reg.load("lightgbm", 1)
     reg.save(model, {**{k: meta[k] for k in ("train_start", "train_end", "metrics", "data_hash", "universe")},
