@@ -95,6 +95,5 @@ def import_csv(
     symbol = parse_symbol(symbol)
     sector = None if sector is None else parse_sector(sector)
     frame = read_minute_csv(csv_path, regular_session_only=regular_session_only)
-    Path(catalog_path).mkdir(parents=True, exist_ok=True)
     with writer_lock(catalog_path, f"an import of {symbol} from {csv_path}"):
         return MarketCatalog(catalog_path).write_bars(symbol, frame, sector=sector)

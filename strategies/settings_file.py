@@ -80,11 +80,11 @@ def convert(raw: Any, kind: type[T], source: str, at: str = "") -> T:
     try:
         return msgspec.convert(raw, kind, dec_hook=_decode_path)
     except msgspec.ValidationError as e:
-        e = _with_mapping_keys(e, raw, kind)
-        message = describe(e, at)
-        if str(e).startswith("Invalid enum value") and (choices := _choices(kind, _error_path(e))):
+        named = _with_mapping_keys(e, raw, kind)
+        message = describe(named, at)
+        if str(named).startswith("Invalid enum value") and (choices := _choices(kind, _error_path(named))):
             message += f"; one of: {', '.join(map(str, choices))}"
-        raise SettingsFileError(f"{source}: {message}") from e
+        raise SettingsFileError(f"{source}: {message}") from e  # msgspec's own error stays the cause
 
 
 def describe(error: msgspec.ValidationError, at: str = "") -> str:
